@@ -1,0 +1,57 @@
+"""novabench: benchmark local LLMs from YAML suites into DuckDB and self-contained HTML reports.
+
+from pathlib import Path
+from novabench import Store, load_suite, render_all, run_suite
+
+store = Store("reports/novabench.duckdb")
+outcome = run_suite(load_suite("suites/one_sentence.yaml"), store)
+render_all(store, outcome.run_id, Path("reports"))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# Public name -> module. Imported on first use, so `novabench validate` does not pay for plotly.
+_EXPORTS = {
+    "HostUnreachableError": "novabench.errors",
+    "NovabenchError": "novabench.errors",
+    "RunNotFoundError": "novabench.errors",
+    "StoreError": "novabench.errors",
+    "SuiteError": "novabench.errors",
+    "render_all": "novabench.report",
+    "render_history": "novabench.report",
+    "render_index": "novabench.report",
+    "render_run": "novabench.report",
+    "RunOutcome": "novabench.runner",
+    "run_suite": "novabench.runner",
+    "Store": "novabench.store",
+    "Suite": "novabench.suite",
+    "load_suite": "novabench.suite",
+    "parse_suite": "novabench.suite",
+}
+
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:
+    from novabench.errors import (
+        HostUnreachableError,
+        NovabenchError,
+        RunNotFoundError,
+        StoreError,
+        SuiteError,
+    )
+    from novabench.report import render_all, render_history, render_index, render_run
+    from novabench.runner import RunOutcome, run_suite
+    from novabench.store import Store
+    from novabench.suite import Suite, load_suite, parse_suite
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'novabench' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

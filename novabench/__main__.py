@@ -1,0 +1,5 @@
+"""`python -m novabench`."""
+
+from novabench.cli import main
+
+main()

@@ -1,0 +1,220 @@
+"""Ollama's native API: version, installed models, and /api/chat streamed (NDJSON) into a result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import httpx
+
+from novabench.backends import ChatRequest, ModelInfo, TextCallback
+from novabench.errors import HostUnreachableError, RequestError
+from novabench.metrics import RequestResult
+
+CONNECT_TIMEOUT_S = 10.0
+INFO_TIMEOUT_S = 30.0
+# Server fields copied as they are; Ollama omits any that are zero (ollama-api.md §0).
+SERVER_FIELDS = {
+    "prompt_eval_count": "prompt_eval_count",
+    "prompt_eval_duration": "prompt_eval_duration_ns",
+    "eval_count": "eval_count",
+    "eval_duration": "eval_duration_ns",
+    "load_duration": "load_duration_ns",
+    "total_duration": "total_duration_ns",
+}
+
+
+def canonical_name(name: str) -> str:
+    """How Ollama matches model names: case-insensitive, with an implicit ':latest' tag."""
+    name = name.strip().lower()
+    last = name.rsplit("/", 1)[-1]
+    return name if ":" in last else f"{name}:latest"
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """Why a connection failed, as a user would say it (from the OS error beneath)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(seen, socket.gaierror):
+            return "host name not found"
+        if isinstance(seen, httpx.ConnectTimeout | httpx.PoolTimeout | TimeoutError):
+            return "connection timed out"
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
+class OllamaBackend:
+    """A client for one Ollama host."""
+
+    def __init__(self, host: str, max_connections: int = 1024) -> None:
+        self.host = host.rstrip("/")
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+        self._client = httpx.AsyncClient(
+            base_url=self.host,
+            timeout=httpx.Timeout(INFO_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            limits=limits,
+            trust_env=False,  # a proxy from the environment must not sit between us and the server
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _get_json(self, path: str) -> Any:
+        try:
+            response = await self._client.get(path)
+        except httpx.TransportError as exc:
+            raise HostUnreachableError(self.host, describe_connect_error(exc)) from exc
+        if response.status_code >= 400:
+            raise RequestError(
+                f"{self.host}{path} answered HTTP {response.status_code}: "
+                f"{_error_text(response.text)}",
+                response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
+
+    async def version(self) -> str:
+        body = await self._get_json("/api/version")
+        return str(body.get("version", "unknown")) if isinstance(body, dict) else "unknown"
+
+    async def list_models(self) -> dict[str, ModelInfo]:
+        """Installed models by canonical name."""
+        body = await self._get_json("/api/tags")
+        models: dict[str, ModelInfo] = {}
+        for entry in (body or {}).get("models") or []:
+            details = entry.get("details") or {}
+            name = entry.get("name") or entry.get("model") or ""
+            size = entry.get("size")
+            models[canonical_name(name)] = ModelInfo(
+                name=name,
+                digest=entry.get("digest") or None,
+                size_bytes=size if isinstance(size, int) else None,
+                family=details.get("family") or None,
+                parameter_size=details.get("parameter_size") or None,
+                quantization=details.get("quantization_level") or None,
+                details=details,
+            )
+        return models
+
+    async def chat(
+        self, request: ChatRequest, result: RequestResult, on_text: TextCallback | None = None
+    ) -> None:
+        """Stream one /api/chat request, recording timings and server fields into `result`.
+
+        Never raises for a failed request: the failure is recorded in `result.error`.
+        """
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": request.messages,
+            "stream": True,
+        }
+        if request.options:
+            body["options"] = request.options
+        if request.keep_alive is not None:
+            body["keep_alive"] = request.keep_alive
+        sent = time.perf_counter()
+        try:
+            async with asyncio.timeout(request.timeout_s):
+                await self._stream_chat(body, request, result, sent, on_text)
+        except TimeoutError:
+            result.error = f"no complete response within timeout_s={request.timeout_s:g}"
+        except RequestError as exc:
+            result.error = str(exc)
+            result.http_status = exc.http_status
+        except httpx.TransportError as exc:
+            if result.chunk_count:
+                result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
+            else:
+                reason = describe_connect_error(exc)
+                result.error = f"cannot reach Ollama at {self.host} ({reason})"
+        finally:
+            result.e2e_s = time.perf_counter() - sent
+            if result.error is None and result.done_reason is None:
+                result.error = "stream ended without a done line"
+
+    async def _stream_chat(
+        self,
+        body: dict[str, Any],
+        request: ChatRequest,
+        result: RequestResult,
+        sent: float,
+        on_text: TextCallback | None,
+    ) -> None:
+        timeout = httpx.Timeout(
+            request.timeout_s, connect=min(CONNECT_TIMEOUT_S, request.timeout_s)
+        )
+        content: list[str] = []
+        thinking: list[str] = []
+        try:
+            async with self._client.stream(
+                "POST", "/api/chat", json=body, timeout=timeout
+            ) as response:
+                result.http_status = response.status_code
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise RequestError(
+                        self._http_error(request.model, response), response.status_code
+                    )
+                async for line in response.aiter_lines():
+                    arrived = time.perf_counter() - sent
+                    if not line.strip():
+                        continue
+                    result.chunk_count += 1
+                    result.response_bytes += len(line)
+                    try:
+                        chunk = json.loads(line)
+                    except ValueError:
+                        raise RequestError(f"malformed line from server: {line[:80]!r}") from None
+                    if not isinstance(chunk, dict):
+                        raise RequestError(f"malformed line from server: {line[:80]!r}")
+                    if chunk.get("error"):
+                        raise RequestError(f"server error mid-stream: {chunk['error']}")
+                    message = chunk.get("message") or {}
+                    piece = message.get("content") or ""
+                    thought = message.get("thinking") or ""
+                    if piece or thought:
+                        if result.ttft_s is None:
+                            result.ttft_s = arrived
+                        result.token_offsets_s.append(arrived)
+                        if piece:
+                            content.append(piece)
+                            if on_text is not None:
+                                on_text(piece)
+                        if thought:
+                            thinking.append(thought)
+                    if chunk.get("done"):
+                        result.done_reason = chunk.get("done_reason") or ""
+                        for wire, name in SERVER_FIELDS.items():
+                            value = chunk.get(wire)
+                            if isinstance(value, int | float):
+                                setattr(result, name, int(value))
+                        break
+        finally:
+            result.response_text = "".join(content)
+            result.thinking_text = "".join(thinking)
+
+    def _http_error(self, model: str, response: httpx.Response) -> str:
+        if response.status_code == 404 and "not found" in response.text:
+            return f"model {model!r} not found on {self.host}"
+        return f"HTTP {response.status_code}: {_error_text(response.text)}"
+
+
+def _error_text(text: str) -> str:
+    """The message of an Ollama error body, or the raw text shortened."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    text = text.strip()
+    return (text[:200] + "…") if len(text) > 200 else (text or "(empty body)")

@@ -1,0 +1,288 @@
+"""The `novabench` command: parse arguments, call the library, turn errors into one line."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from novabench import __version__
+from novabench.backends.ollama import OllamaBackend
+from novabench.errors import NovabenchError, SuiteError
+from novabench.progress import LiveObserver, LogObserver
+from novabench.report import render_all, render_history, render_index, render_run
+from novabench.runner import NullObserver, RunObserver, RunOutcome, run_suite
+from novabench.stats import summarize
+from novabench.store import DEFAULT_DB, Store
+from novabench.suite import DEFAULT_HOST, load_suite, normalize_host
+from novabench.text import terminal_safe
+
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int) -> None:
+    for line in message.splitlines() or [message]:
+        click.echo(f"Error: {line}", err=True)
+    sys.exit(code)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn library errors into `Error: ...` lines and their exit codes, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except NovabenchError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", EXIT_INTERRUPTED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The DuckDB history file.",
+)
+out_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for HTML reports [default: the database's folder].",
+)
+
+
+def _out(db_path: Path, out_dir: Path | None) -> Path:
+    return out_dir if out_dir is not None else db_path.parent
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="novabench")
+def cli() -> None:
+    """Benchmark local LLMs: run YAML suites against Ollama, keep history, write HTML reports."""
+
+
+@cli.command()
+@click.argument("suite_path", metavar="SUITE", type=click.Path(path_type=Path))
+@db_option
+@out_option
+@click.option("--quiet", "-q", is_flag=True, help="Print errors and the final summary only.")
+@click.option("--no-report", is_flag=True, help="Store results but write no HTML.")
+@friendly_errors
+def run(
+    suite_path: Path, db_path: Path, out_dir: Path | None, quiet: bool, no_report: bool
+) -> None:
+    """Run SUITE once, append the results to the database and write the reports.
+
+    Exit codes: 0 every request succeeded, 1 some failed, 2 bad suite, 3 host unreachable,
+    130 interrupted.
+    """
+    suite = load_suite(suite_path)
+    store = Store(db_path)
+    observer: RunObserver
+    if quiet:
+        outcome = run_suite(suite, store, NullObserver())
+    elif sys.stderr.isatty():
+        with LiveObserver() as observer:
+            outcome = run_suite(suite, store, observer)
+    else:
+        outcome = run_suite(suite, store, LogObserver())
+    _print_summary(store, outcome)
+    if not no_report:
+        paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
+        click.echo(f"report: {paths[0]}")
+    sys.exit(outcome.exit_code)
+
+
+def _print_summary(store: Store, outcome: RunOutcome) -> None:
+    console = _console()
+    table = Table(title=f"run {outcome.run_id} ({outcome.status})", title_justify="left")
+    for header in ("mode", "model", "n", "errors", "TTFT p50 ms", "TTFT p95 ms", "gen tok/s p50"):
+        table.add_column(header, justify="left" if header in ("mode", "model") else "right")
+    for row in summarize(store.results(outcome.run_id)):
+        table.add_row(
+            row["mode"],
+            Text(terminal_safe(row["model"])),
+            str(row["n"]),
+            str(row["errors"]),
+            _num(row["ttft_ms_median"]),
+            _num(row["ttft_ms_p95"]),
+            _num(row["eval_tokens_per_s_median"], 1),
+        )
+    console.print(table)
+    if outcome.speedup is not None:
+        console.print(
+            f"parallel {outcome.wall_s_by_mode['parallel']:.2f} s vs sequential "
+            f"{outcome.wall_s_by_mode['sequential']:.2f} s: speedup {outcome.speedup:.2f}x"
+        )
+    for failed in outcome.failed[:5]:
+        console.print(
+            Text(f"failed: {failed.model} {failed.prompt_id}: {terminal_safe(failed.error or '')}")
+        )
+    if len(outcome.failed) > 5:
+        console.print(f"... and {len(outcome.failed) - 5} more failed requests")
+
+
+def _console() -> Console:
+    """stdout; wide enough in a pipe or a cron mail that tables are not folded."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+@cli.command()
+@click.argument(
+    "suite_paths", metavar="SUITE...", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
+def validate(suite_paths: tuple[Path, ...]) -> None:
+    """Check suite files without running them; one line per problem, exit code 2 if any."""
+    problems: list[str] = []
+    for path in suite_paths:
+        try:
+            suite = load_suite(path)
+        except SuiteError as exc:
+            problems.extend(exc.problems)
+            continue
+        click.echo(
+            f"{path}: ok ({len(suite.models)} models, {len(suite.prompts)} prompts, "
+            f"modes {', '.join(suite.modes)}, {suite.repetitions} repetitions)"
+        )
+    if problems:
+        _fail("\n".join(problems), SuiteError.exit_code)
+
+
+@cli.command()
+@click.argument("run_id", required=False)
+@click.option("--latest", is_flag=True, help="The most recent run.")
+@db_option
+@out_option
+@friendly_errors
+def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None) -> None:
+    """Write the HTML report of RUN_ID (or --latest) from the database alone."""
+    if not run_id and not latest:
+        raise click.UsageError("give a RUN_ID or --latest")
+    store = Store(_existing(db_path))
+    run_id = store.latest_run_id() if latest or not run_id else run_id
+    store.get_run(run_id)
+    out = _out(db_path, out_dir)
+    click.echo(f"report: {render_run(store, run_id, out)}")
+    render_index(store, out)
+
+
+@cli.command()
+@db_option
+@out_option
+@friendly_errors
+def history(db_path: Path, out_dir: Path | None) -> None:
+    """Write history.html and index.html from every run in the database.
+
+    Run pages that are missing (runs made with --no-report, or pages deleted) are written too,
+    so every link in the index leads somewhere.
+    """
+    store = Store(_existing(db_path))
+    out = _out(db_path, out_dir)
+    for listed in store.list_runs():
+        if not (out / "runs" / f"{listed['run_id']}.html").exists():
+            click.echo(f"report: {render_run(store, listed['run_id'], out)}")
+    click.echo(f"history: {render_history(store, out)}")
+    click.echo(f"index: {render_index(store, out)}")
+
+
+@cli.command()
+@db_option
+@click.option("--suite", "suite_name", default=None, help="Only runs of this suite name.")
+@friendly_errors
+def runs(db_path: Path, suite_name: str | None) -> None:
+    """List the runs in the database, newest first."""
+    store = Store(_existing(db_path))
+    table = Table()
+    for header in (
+        "run id",
+        "started (UTC)",
+        "suite",
+        "status",
+        "host",
+        "ollama",
+        "requests",
+        "errors",
+    ):
+        table.add_column(header)
+    for run_row in store.list_runs(suite_name):
+        table.add_row(
+            run_row["run_id"],
+            f"{run_row['started_at']:%Y-%m-%d %H:%M:%S}",
+            Text(terminal_safe(run_row["suite_name"])),
+            run_row["status"],
+            run_row["host"],
+            run_row["ollama_version"] or "—",
+            str(run_row["requests"]),
+            str(run_row["errors"]),
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default=None,
+    help=f"Ollama URL [default: $OLLAMA_HOST, else {DEFAULT_HOST}].",
+)
+@friendly_errors
+def models(host: str | None) -> None:
+    """List the models an Ollama host has installed."""
+    try:
+        url = normalize_host(host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--host") from None
+
+    async def fetch() -> tuple[str, list[Any]]:
+        backend = OllamaBackend(url)
+        try:
+            return await backend.version(), list((await backend.list_models()).values())
+        finally:
+            await backend.aclose()
+
+    version, infos = asyncio.run(fetch())
+    table = Table(title=f"{url} (Ollama {version})", title_justify="left")
+    for header in ("model", "size GB", "family", "parameters", "quantization", "digest"):
+        table.add_column(header)
+    for info in infos:
+        size = f"{info.size_bytes / 1e9:.2f}" if info.size_bytes else "—"
+        table.add_row(
+            Text(terminal_safe(info.name)),
+            size,
+            info.family or "—",
+            info.parameter_size or "—",
+            info.quantization or "—",
+            (info.digest or "—")[:12],
+        )
+    _console().print(table)
+
+
+def _existing(db_path: Path) -> Path:
+    if not db_path.exists():
+        raise NovabenchError(f"{db_path}: no such database: 'novabench run SUITE' creates it")
+    return db_path
+
+
+def main() -> None:
+    cli(prog_name="novabench")

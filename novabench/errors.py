@@ -1,0 +1,49 @@
+"""Domain exceptions. The library raises these; only cli.py turns them into exit codes."""
+
+from __future__ import annotations
+
+
+class NovabenchError(Exception):
+    """Base class for every error novabench reports to a user as one line."""
+
+    exit_code = 1
+
+
+class SuiteError(NovabenchError):
+    """A suite file is missing, unreadable or invalid; `problems` holds one line per problem."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class HostUnreachableError(NovabenchError):
+    """The Ollama server cannot be reached at all."""
+
+    exit_code = 3
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(
+            f"cannot reach Ollama at {url} ({reason}): "
+            "start it with 'ollama serve' or set OLLAMA_HOST"
+        )
+
+
+class RequestError(NovabenchError):
+    """One request failed (HTTP error, mid-stream error, broken stream): an error row."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        self.http_status = http_status
+        super().__init__(message)
+
+
+class StoreError(NovabenchError):
+    """The results database cannot be opened, migrated or queried."""
+
+
+class RunNotFoundError(NovabenchError):
+    """A run id (or --latest) names no run in the database."""

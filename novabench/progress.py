@@ -1,0 +1,140 @@
+"""Showing a run as it goes: a live rich display in a terminal, plain log lines otherwise (cron)."""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from datetime import UTC, datetime
+from typing import IO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from novabench.metrics import RequestResult, derive
+from novabench.text import one_line, terminal_safe
+
+TAIL_CHARS = 400
+
+
+def describe_result(result: RequestResult) -> str:
+    """One plain line about a finished request (model output never appears in it)."""
+    what = f"{result.mode} {result.model} {result.prompt_id} #{result.repetition + 1}"
+    if result.is_warmup:
+        what += " (warm-up)"
+    if result.error is not None:
+        return f"{what}: FAILED: {terminal_safe(result.error)}"
+    figures = derive(vars(result))
+    parts = [f"ttft {figures['ttft_ms']:.0f} ms" if figures["ttft_ms"] is not None else "no tokens"]
+    if figures["eval_tokens_per_s"] is not None:
+        parts.append(f"{figures['eval_tokens_per_s']:.1f} tok/s")
+    parts.append(f"e2e {figures['e2e_ms']:.0f} ms")
+    return f"{what}: " + ", ".join(parts)
+
+
+class LogObserver:
+    """One timestamped line per event, for cron and pipes."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+
+    def _log(self, message: str) -> None:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        print(f"{stamp} {message}", file=self.stream, flush=True)
+
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+        self._log(f"run {run_id} started: {sum(plan.values())} requests")
+
+    def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
+        pass
+
+    def text_received(self, mode: str, model: str, piece: str) -> None:
+        pass
+
+    def request_finished(self, result: RequestResult) -> None:
+        self._log(describe_result(result))
+
+    def phase_finished(self, mode: str, wall_s: float) -> None:
+        self._log(f"{mode} phase done in {wall_s:.2f} s")
+
+
+class _StreamTails:
+    """The latest streamed text of each (mode, model), rendered as a table on every refresh."""
+
+    def __init__(self) -> None:
+        self.tails: dict[tuple[str, str], deque[str]] = {}
+        self.current: dict[tuple[str, str], str] = {}
+
+    def start(self, mode: str, model: str, label: str) -> None:
+        self.tails[(mode, model)] = deque(maxlen=200)
+        self.current[(mode, model)] = label
+
+    def add(self, mode: str, model: str, piece: str) -> None:
+        self.tails.setdefault((mode, model), deque(maxlen=200)).append(piece)
+
+    def __rich__(self) -> Table:
+        table = Table(show_header=False, box=None, expand=True, pad_edge=False)
+        table.add_column(style="bold cyan", no_wrap=True, ratio=1)
+        table.add_column(no_wrap=True, overflow="ellipsis", ratio=4)
+        for (mode, model), pieces in self.tails.items():
+            label = f"{model} · {self.current.get((mode, model), '')}"
+            # Text(), not markup: model output must not be parsed as rich markup either.
+            table.add_row(Text(label), Text(one_line("".join(pieces), TAIL_CHARS)))
+        return table
+
+
+class LiveObserver:
+    """Per-model progress bars and the tokens as they stream in."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self.tails = _StreamTails()
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+        self.live = Live(
+            Group(self.progress, self.tails), console=self.console, refresh_per_second=8
+        )
+
+    def __enter__(self) -> LiveObserver:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+        self.console.print(Text(f"run {run_id}"), style="bold")
+        for (mode, model), total in plan.items():
+            label = Text(f"{mode:<10} {terminal_safe(model)}")
+            self.tasks[(mode, model)] = self.progress.add_task(str(label), total=total)
+
+    def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
+        self.tails.start(mode, model, prompt_id + (" (warm-up)" if is_warmup else ""))
+
+    def text_received(self, mode: str, model: str, piece: str) -> None:
+        self.tails.add(mode, model, piece)
+
+    def request_finished(self, result: RequestResult) -> None:
+        task = self.tasks.get((result.mode, result.model))
+        if task is not None:
+            self.progress.advance(task)
+        if result.error is not None:
+            self.console.print(Text(describe_result(result)), style="red")
+
+    def phase_finished(self, mode: str, wall_s: float) -> None:
+        self.console.print(Text(f"{mode} phase done in {wall_s:.2f} s"))

@@ -1,0 +1,470 @@
+"""Self-contained HTML pages (Jinja2 + inlined Plotly) rendered from the store alone."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import plotly.io as pio
+import plotly.offline
+import yaml
+from jinja2 import Environment, PackageLoader, Undefined
+from markupsafe import Markup
+
+from novabench import __version__
+from novabench.report import charts
+from novabench.stats import summarize, with_figures
+from novabench.store import Store, utcnow
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+MODE_ORDER = ("sequential", "parallel")
+
+# (key in a stats.summarize() summary, heading, unit, which end is best, what it means)
+SUMMARY_COLUMNS = (
+    ("ttft_ms_median", "TTFT median", "ms", "low", "time to first token, client clock"),
+    ("ttft_ms_p95", "TTFT p95", "ms", "low", "95th percentile of time to first token"),
+    (
+        "eval_tokens_per_s_median",
+        "Generation",
+        "tok/s",
+        "high",
+        "median generation rate, server clock: eval_count / eval_duration",
+    ),
+    (
+        "prompt_tokens_per_s_median",
+        "Prompt",
+        "tok/s",
+        "high",
+        "median prompt processing rate, server clock: prompt_eval_count / prompt_eval_duration",
+    ),
+    (
+        "client_tokens_per_s_median",
+        "Client",
+        "tok/s",
+        "high",
+        "median output tokens per second between the first and last chunk, client clock",
+    ),
+    ("itl_ms_median", "ITL median", "ms", "low", "median inter-token latency, client clock"),
+    ("load_ms_median", "Load median", "ms", "low", "median model load time, server clock"),
+)
+
+# What system.system_info() records; older or partial runs may lack some.
+SYSTEM_KEYS = (
+    "os",
+    "machine",
+    "cpu_model",
+    "cpu_cores_physical",
+    "cpu_cores_logical",
+    "ram_bytes",
+    "python",
+    "python_implementation",
+    "hostname",
+)
+
+STATUS_NOTES = {
+    "running": "This run has not finished (or its process died without saying so): "
+    "the figures cover only the requests stored so far.",
+    "interrupted": "This run was interrupted before it finished: "
+    "the figures cover only the requests it completed.",
+    "aborted": "This run was aborted by an error: "
+    "the figures cover only the requests it completed.",
+}
+
+
+# ---- public API ---------------------------------------------------------------------------
+
+
+def render_run(store: Store, run_id: str, out_dir: Path) -> Path:
+    """Write out_dir/runs/<run_id>.html: one run's provenance, summary, charts and responses."""
+    _check_run_id(run_id)
+    page = _render("run.html.j2", root="../", **_run_context(store, run_id))
+    return _write_atomic(Path(out_dir) / "runs" / f"{run_id}.html", page)
+
+
+def render_history(store: Store, out_dir: Path) -> Path:
+    """Write out_dir/history.html: per-run medians of every model over all runs in the store."""
+    page = _render("history.html.j2", root="", **_history_context(store))
+    return _write_atomic(Path(out_dir) / "history.html", page)
+
+
+def render_index(store: Store, out_dir: Path) -> Path:
+    """Write out_dir/index.html: every run in the store, newest first."""
+    page = _render("index.html.j2", root="", title="Runs", runs=store.list_runs())
+    return _write_atomic(Path(out_dir) / "index.html", page)
+
+
+def render_all(store: Store, run_id: str, out_dir: Path) -> list[Path]:
+    """Write the run's page, the history page and the index; return their paths in that order."""
+    return [
+        render_run(store, run_id, out_dir),
+        render_history(store, out_dir),
+        render_index(store, out_dir),
+    ]
+
+
+# ---- page contents ------------------------------------------------------------------------
+
+
+def _run_context(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    models = sorted(store.models(run_id), key=lambda m: not m["found"])  # missing ones last
+    prompts = store.prompts(run_id)
+    rows = with_figures(store.results(run_id))
+    phases = store.phases(run_id)
+
+    hosts = {m["host"] for m in models} | {r["host"] for r in rows}
+    several_hosts = len(hosts) > 1
+
+    def label(row: dict[str, Any]) -> str:
+        return f"{row['model']} @ {row['host']}" if several_hosts else str(row["model"])
+
+    modes = _mode_order(list(run.get("modes") or []) + [r["mode"] for r in rows])
+    model_order = {(m["model"], m["host"]): i for i, m in enumerate(models)}
+    summaries = sorted(
+        summarize(rows, ("mode", "model", "host")),
+        key=lambda s: (
+            s["n"] == 0,  # models that never answered go last
+            model_order.get((s["model"], s["host"]), len(model_order)),
+            s["model"],
+            s["host"],
+            modes.index(s["mode"]),
+        ),
+    )
+    for summary in summaries:
+        summary["label"] = label(summary)
+    _mark_best(summaries)
+    figures = [
+        _figure(
+            "ttft",
+            "Time to first token",
+            "Every measured request; lower is better.",
+            charts.distribution_by_model(rows, "ttft_ms", "TTFT (ms)", label, modes),
+        ),
+        _figure(
+            "generation",
+            "Generation speed",
+            "Server-side eval_count / eval_duration per request; higher is better.",
+            charts.distribution_by_model(rows, "eval_tokens_per_s", "tokens/s", label, modes),
+        ),
+        _figure(
+            "e2e",
+            "End-to-end latency",
+            "From sending the request to the last chunk; lower is better.",
+            charts.distribution_by_model(rows, "e2e_ms", "end-to-end (ms)", label, modes, "violin"),
+        ),
+    ]
+    comparison = _mode_comparison(phases, models)
+    if comparison:
+        figures.append(
+            _figure(
+                "walls",
+                "Parallel vs sequential wall time",
+                "Measured requests only; warm-ups excluded.",
+                charts.phase_walls(comparison["phases"]),
+            )
+        )
+    return {
+        "title": f"{run['suite_name']} · {run_id}",
+        "run": run,
+        "description": _suite_description(run.get("suite_text")),
+        "status_note": STATUS_NOTES.get(run["status"]),
+        "duration_s": _duration_s(run.get("started_at"), run.get("ended_at")),
+        "host_versions": run.get("host_versions") or {},
+        "system": {key: (run.get("system") or {}).get(key) for key in SYSTEM_KEYS},
+        "models": models,
+        "prompts": prompts,
+        "several_hosts": several_hosts,
+        "several_modes": len({s["mode"] for s in summaries}) > 1,
+        "summaries": summaries,
+        "columns": SUMMARY_COLUMNS,
+        "comparison": comparison,
+        "figures": [f for f in figures if f["json"] is not None],
+        "errors": [r for r in rows if r.get("error") is not None],
+        "responses": _responses(rows, prompts, models, modes, label),
+        "warmup_count": sum(1 for r in rows if r.get("is_warmup")),
+    }
+
+
+def _history_context(store: Store) -> dict[str, Any]:
+    series = charts.history_series(store.history())
+    figures = [
+        _figure(
+            "history-generation",
+            "Generation speed over time",
+            "Median generation tokens/s (server clock) per model and run; higher is better.",
+            charts.history_chart(series, "eval_tokens_per_s", "tokens/s"),
+        ),
+        _figure(
+            "history-ttft",
+            "Time to first token over time",
+            "Median TTFT per model and run; lower is better.",
+            charts.history_chart(series, "ttft_ms", "TTFT (ms)"),
+        ),
+    ]
+    return {
+        "title": "History",
+        "series": series,
+        "figures": [f for f in figures if f["json"] is not None],
+        "runs": store.list_runs(),
+    }
+
+
+def _mode_order(modes: Sequence[str]) -> list[str]:
+    seen = list(dict.fromkeys(modes))
+    return [m for m in MODE_ORDER if m in seen] + [m for m in seen if m not in MODE_ORDER]
+
+
+def _mode_comparison(
+    phases: Sequence[dict[str, Any]], models: Sequence[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Speedup and efficiency of the parallel phase, when the run has both phases."""
+    by_mode = {p["mode"]: p for p in phases}
+    sequential, parallel = by_mode.get("sequential"), by_mode.get("parallel")
+    if not sequential or not parallel:
+        return None
+    models_ran = sum(1 for m in models if m.get("found"))
+    speedup = sequential["wall_s"] / parallel["wall_s"] if parallel["wall_s"] > 0 else None
+    return {
+        "phases": [sequential, parallel],
+        "sequential": sequential,
+        "parallel": parallel,
+        "models_ran": models_ran,
+        "speedup": speedup,
+        "efficiency": speedup / models_ran if speedup is not None and models_ran else None,
+    }
+
+
+def _mark_best(summaries: Sequence[dict[str, Any]]) -> None:
+    """Set each summary's `best`: the columns where it has the best value as shown (1 decimal).
+
+    A column where every shown value is the same has no winner.
+    """
+    for summary in summaries:
+        summary["best"] = set()
+    for key, _heading, _unit, direction, _help in SUMMARY_COLUMNS:
+        shown = {id(s): round(s[key], 1) for s in summaries if s.get(key) is not None}
+        if len(set(shown.values())) < 2:
+            continue
+        best = min(shown.values()) if direction == "low" else max(shown.values())
+        for summary in summaries:
+            if shown.get(id(summary)) == best:
+                summary["best"].add(key)
+
+
+def _responses(
+    rows: Sequence[dict[str, Any]],
+    prompts: Sequence[dict[str, Any]],
+    models: Sequence[dict[str, Any]],
+    modes: Sequence[str],
+    label: charts.Label,
+) -> list[dict[str, Any]]:
+    """Every stored request grouped by prompt, then model; warm-ups first within a mode."""
+    prompt_ids = [p["prompt_id"] for p in prompts]
+    prompt_ids += sorted({r["prompt_id"] for r in rows} - set(prompt_ids))
+    model_keys = [(m["model"], m["host"]) for m in models]
+    model_keys += sorted({(r["model"], r["host"]) for r in rows} - set(model_keys))
+    by_prompt = {p["prompt_id"]: p for p in prompts}
+    groups = []
+    for prompt_id in prompt_ids:
+        of_prompt = [r for r in rows if r["prompt_id"] == prompt_id]
+        if not of_prompt:
+            continue
+        per_model = []
+        for model, host in model_keys:
+            of_model = [r for r in of_prompt if r["model"] == model and r["host"] == host]
+            if not of_model:
+                continue
+            of_model.sort(
+                key=lambda r: (
+                    modes.index(r["mode"]),
+                    not r["is_warmup"],
+                    r["repetition"],
+                    r["seq"],
+                )
+            )
+            per_model.append({"label": label(of_model[0]), "rows": of_model})
+        groups.append(
+            {"prompt_id": prompt_id, "prompt": by_prompt.get(prompt_id), "models": per_model}
+        )
+    return groups
+
+
+def _suite_description(suite_text: str | None) -> str | None:
+    if not suite_text:
+        return None
+    try:
+        suite = yaml.safe_load(suite_text)
+    except yaml.YAMLError:
+        return None
+    description = suite.get("description") if isinstance(suite, dict) else None
+    if not isinstance(description, str) or not description.strip():
+        return None
+    return description.strip()
+
+
+def _duration_s(started_at: datetime | None, ended_at: datetime | None) -> float | None:
+    if started_at is None or ended_at is None:
+        return None
+    return (ended_at - started_at).total_seconds()
+
+
+# ---- figures in the page ------------------------------------------------------------------
+
+
+def _script_json(value: str) -> Markup:
+    """JSON text safe inside <script>: no '</script>', '<!--' or '&' can survive escaping."""
+    safe = (
+        value.replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+    return Markup(safe)
+
+
+def _figure(figure_id: str, title: str, caption: str, fig: Any | None) -> dict[str, Any]:
+    text = None if fig is None else pio.to_json(fig, validate=False, pretty=False)
+    return {
+        "id": figure_id,
+        "title": title,
+        "caption": caption,
+        "json": None if text is None else _script_json(text),
+    }
+
+
+@functools.cache
+def _plotly_js() -> Markup:
+    # plotly.js holds no '</script', but a future build must not be able to end our tag early.
+    return Markup(plotly.offline.get_plotlyjs().replace("</script", "<\\/script"))
+
+
+# ---- Jinja and files ----------------------------------------------------------------------
+
+
+@functools.cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("novabench", "report/templates"),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        num=_num,
+        utc=_utc,
+        duration=_duration,
+        short_digest=charts.short_digest,
+        gigabytes=_gigabytes,
+        gibibytes=_gibibytes,
+        percent=_percent,
+        measure=_measure,
+    )
+    return env
+
+
+def _render(template: str, **context: Any) -> str:
+    figures = context.get("figures") or []
+    return (
+        _environment()
+        .get_template(template)
+        .render(
+            **context,
+            novabench_version=__version__,
+            generated_at=utcnow(),
+            plotly_js=_plotly_js() if figures else None,
+            plotly_config=_script_json(json.dumps(PLOTLY_CONFIG)),
+        )
+    )
+
+
+def _check_run_id(run_id: str) -> None:
+    if not run_id or run_id.strip(".") == "" or any(s in run_id for s in ("/", "\\", "..", "\0")):
+        raise ValueError(
+            f"run id {run_id!r} cannot name a report file: it must be non-empty and contain "
+            "no '/', '\\' or '..' (novabench makes ids like '20261127T104500Z-3fa1')"
+        )
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` via a temporary file in the same folder: no half page ever exists."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temp, 0o644)  # mkstemp makes it private; a report is meant to be opened and shared
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+    return path
+
+
+# ---- filters ------------------------------------------------------------------------------
+
+MISSING = "—"
+
+
+def _given(value: Any) -> Any:
+    """None for a value that is missing from the store row or undefined in the template."""
+    return None if isinstance(value, Undefined) else value
+
+
+def _num(value: float | int | None, digits: int = 1) -> str:
+    value = _given(value)
+    if value is None:
+        return MISSING
+    return f"{value:,.{digits}f}"
+
+
+def _measure(value: float | int | None, unit: str, digits: int = 1) -> str:
+    value = _given(value)
+    return MISSING if value is None else f"{_num(value, digits)} {unit}"
+
+
+def _utc(value: datetime | None, seconds: bool = True) -> str:
+    value = _given(value)
+    if value is None:
+        return MISSING
+    return value.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M") + " UTC"
+
+
+def _duration(seconds: float | None) -> str:
+    seconds = _given(seconds)
+    if seconds is None:
+        return MISSING
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s"
+
+
+def _gigabytes(size_bytes: int | None) -> str:
+    size_bytes = _given(size_bytes)
+    return MISSING if size_bytes is None else f"{size_bytes / 1e9:.2f} GB"
+
+
+def _gibibytes(size_bytes: int | None) -> str:
+    size_bytes = _given(size_bytes)
+    return MISSING if size_bytes is None else f"{size_bytes / 2**30:.1f} GiB"
+
+
+def _percent(fraction: float | None) -> str:
+    fraction = _given(fraction)
+    return MISSING if fraction is None else f"{fraction * 100:.0f}%"

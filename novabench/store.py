@@ -1,0 +1,339 @@
+"""The DuckDB history: schema, numbered migrations, writes as results arrive, queries.
+
+A connection is opened for each operation and closed right after, so the file is held only while
+it is being read or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from novabench.errors import RunNotFoundError, StoreError
+from novabench.metrics import RequestResult
+
+DEFAULT_DB = Path("reports") / "novabench.duckdb"
+
+RUN_STATUSES = ("running", "complete", "interrupted", "aborted")
+
+
+def _m001_initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE runs (
+            run_id VARCHAR PRIMARY KEY,
+            started_at TIMESTAMP NOT NULL,      -- UTC
+            ended_at TIMESTAMP,                 -- UTC
+            status VARCHAR NOT NULL,            -- running / complete / interrupted / aborted
+            suite_name VARCHAR NOT NULL,
+            suite_path VARCHAR,
+            suite_text VARCHAR NOT NULL,
+            suite_sha256 VARCHAR NOT NULL,
+            host VARCHAR NOT NULL,
+            ollama_version VARCHAR,
+            host_versions JSON,                 -- {host: version} for every host the suite uses
+            novabench_version VARCHAR NOT NULL,
+            modes VARCHAR[] NOT NULL,
+            repetitions INTEGER NOT NULL,
+            warmup INTEGER NOT NULL,
+            options JSON,
+            system JSON,                        -- OS, CPU, RAM, Python, hostname
+            hostname VARCHAR,
+            pid INTEGER
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE models (
+            run_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            host VARCHAR NOT NULL,
+            found BOOLEAN NOT NULL,
+            digest VARCHAR,
+            size_bytes BIGINT,
+            family VARCHAR,
+            parameter_size VARCHAR,
+            quantization VARCHAR,
+            options JSON,                       -- effective options sent with every request
+            PRIMARY KEY (run_id, model, host)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE prompts (
+            run_id VARCHAR NOT NULL,
+            prompt_id VARCHAR NOT NULL,
+            position INTEGER NOT NULL,
+            text VARCHAR NOT NULL,
+            system VARCHAR,
+            PRIMARY KEY (run_id, prompt_id)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE results (
+            run_id VARCHAR NOT NULL,
+            seq INTEGER NOT NULL,               -- order in which requests finished
+            mode VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            host VARCHAR NOT NULL,
+            prompt_id VARCHAR NOT NULL,
+            repetition INTEGER NOT NULL,
+            is_warmup BOOLEAN NOT NULL,
+            started_at TIMESTAMP NOT NULL,      -- UTC
+            start_offset_s DOUBLE NOT NULL,     -- request sent, seconds after the run started
+            ttft_s DOUBLE,
+            e2e_s DOUBLE,
+            chunk_count INTEGER NOT NULL,
+            response_bytes BIGINT NOT NULL,
+            token_offsets_s DOUBLE[],           -- content/thinking chunk arrivals, s after send
+            prompt_eval_count INTEGER,
+            prompt_eval_duration_ns BIGINT,
+            eval_count INTEGER,
+            eval_duration_ns BIGINT,
+            load_duration_ns BIGINT,
+            total_duration_ns BIGINT,
+            done_reason VARCHAR,
+            response_text VARCHAR NOT NULL,
+            thinking_text VARCHAR NOT NULL,
+            error VARCHAR,
+            http_status INTEGER,
+            PRIMARY KEY (run_id, seq)
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE phases (
+            run_id VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            started_at TIMESTAMP NOT NULL,      -- UTC
+            wall_s DOUBLE NOT NULL,             -- measured requests only, warm-up excluded
+            requests INTEGER NOT NULL,
+            PRIMARY KEY (run_id, mode)
+        )
+        """
+    )
+
+
+# Append-only: never edit a migration that has shipped; add the next number instead.
+MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
+    (1, "m001_initial", _m001_initial),
+]
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+RESULT_COLUMNS = [f.name for f in dataclasses.fields(RequestResult)]
+
+
+def utcnow() -> datetime:
+    """Current UTC time as a naive datetime (the database stores UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Store:
+    """One DuckDB history file."""
+
+    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+        self.path = Path(path)
+        self._migrated = False
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file (creating and migrating it on first use), yield a connection, close it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = duckdb.connect(str(self.path))
+        except (duckdb.Error, OSError) as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+        try:
+            if not self._migrated:
+                self._migrate(con)
+                self._migrated = True
+            yield con
+        finally:
+            con.close()
+
+    def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        current = (row[0] if row else None) or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path}: database schema version {current} is newer than this novabench "
+                f"understands ({SCHEMA_VERSION}): upgrade novabench or use another --db"
+            )
+        for version, name, migrate in MIGRATIONS:
+            if version <= current:
+                continue
+            con.execute("BEGIN TRANSACTION")
+            try:
+                migrate(con)
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", [version, name, utcnow()]
+                )
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self.connect() as con:
+            row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+    # ---- writes -------------------------------------------------------------------------
+
+    def create_run(self, run: dict[str, Any]) -> None:
+        """Insert the run row (status 'running') with its models and prompts, in one transaction."""
+        models = run.pop("models", [])
+        prompts = run.pop("prompts", [])
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            _insert(con, "runs", _jsonify(run, ("host_versions", "options", "system")))
+            for model in models:
+                _insert(con, "models", {"run_id": run["run_id"], **_jsonify(model, ("options",))})
+            for position, prompt in enumerate(prompts):
+                _insert(con, "prompts", {"run_id": run["run_id"], "position": position, **prompt})
+            con.execute("COMMIT")
+
+    def add_results(self, run_id: str, numbered: list[tuple[int, RequestResult]]) -> None:
+        """Append finished requests (sequence number, result) in one transaction."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            for seq, result in numbered:
+                row = {"run_id": run_id, "seq": seq, **dataclasses.asdict(result)}
+                _insert(con, "results", row)
+            con.execute("COMMIT")
+
+    def add_phase(
+        self, run_id: str, mode: str, started_at: datetime, wall_s: float, requests: int
+    ) -> None:
+        with self.connect() as con:
+            _insert(
+                con,
+                "phases",
+                {
+                    "run_id": run_id,
+                    "mode": mode,
+                    "started_at": started_at,
+                    "wall_s": wall_s,
+                    "requests": requests,
+                },
+            )
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}")
+        with self.connect() as con:
+            con.execute(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
+                [status, utcnow(), run_id],
+            )
+
+    # ---- reads --------------------------------------------------------------------------
+
+    def list_runs(self, suite: str | None = None) -> list[dict[str, Any]]:
+        """Every run, newest first, with request and error counts."""
+        sql = """
+            SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
+                   r.ollama_version, r.novabench_version, r.modes,
+                   count(x.seq) FILTER (WHERE NOT x.is_warmup) AS requests,
+                   count(x.seq) FILTER (WHERE NOT x.is_warmup AND x.error IS NOT NULL) AS errors
+            FROM runs r LEFT JOIN results x USING (run_id)
+            WHERE ? IS NULL OR r.suite_name = ?
+            GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC
+        """
+        with self.connect() as con:
+            return _dicts(con.execute(sql, [suite, suite]))
+
+    def get_run(self, run_id: str) -> dict[str, Any]:
+        with self.connect() as con:
+            rows = _dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
+        if not rows:
+            raise RunNotFoundError(f"no run {run_id!r} in {self.path}: 'novabench runs' lists them")
+        return _unjson(rows[0], ("host_versions", "options", "system"))
+
+    def latest_run_id(self) -> str:
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no runs in {self.path} yet: 'novabench run SUITE' makes one")
+        return str(row[0])
+
+    def models(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            rows = _dicts(
+                con.execute("SELECT * FROM models WHERE run_id = ? ORDER BY model, host", [run_id])
+            )
+        return [_unjson(row, ("options",)) for row in rows]
+
+    def prompts(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute("SELECT * FROM prompts WHERE run_id = ? ORDER BY position", [run_id])
+            )
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute("SELECT * FROM results WHERE run_id = ? ORDER BY seq", [run_id])
+            )
+
+    def phases(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute("SELECT * FROM phases WHERE run_id = ? ORDER BY started_at", [run_id])
+            )
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every measured, successful request of every run, with its run's context (no texts)."""
+        sql = """
+            SELECT r.run_id, r.started_at AS run_started_at, r.suite_name, r.status,
+                   r.novabench_version, r.ollama_version, x.mode, x.model, x.host, x.prompt_id,
+                   m.digest, x.ttft_s, x.e2e_s, x.token_offsets_s, x.eval_count,
+                   x.eval_duration_ns, x.prompt_eval_count, x.prompt_eval_duration_ns,
+                   x.load_duration_ns, x.total_duration_ns
+            FROM results x JOIN runs r USING (run_id)
+            LEFT JOIN models m ON m.run_id = x.run_id AND m.model = x.model AND m.host = x.host
+            WHERE NOT x.is_warmup AND x.error IS NULL
+            ORDER BY r.started_at, x.seq
+        """
+        with self.connect() as con:
+            return _dicts(con.execute(sql))
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
+    columns = ", ".join(row)
+    placeholders = ", ".join("?" for _ in row)
+    con.execute(f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", list(row.values()))
+
+
+def _jsonify(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {
+        k: (json.dumps(v, default=str) if k in keys and v is not None else v)
+        for k, v in row.items()
+    }
+
+
+def _unjson(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: (json.loads(v) if k in keys and isinstance(v, str) else v) for k, v in row.items()}
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description or []]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

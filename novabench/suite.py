@@ -1,0 +1,381 @@
+"""The suite file: its schema (pydantic) and loading, with one `FILE:LINE:COL: KEY.PATH: message`
+line per problem."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from novabench.errors import SuiteError
+from novabench.suite_errors import validate_yaml
+
+DEFAULT_HOST = "http://localhost:11434"
+DEFAULT_PORT = 11434
+MAX_SUITE_BYTES = 1024 * 1024
+
+Mode = Literal["parallel", "sequential"]
+
+# Strict: YAML already types its scalars, so `true` must not pass as 1 and "3" not as 3.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # strict float still takes ints: `temperature: 0`
+Bool = Annotated[bool, Strict()]
+
+# Validators raise ValueError("is ...: what is allowed"); the loader puts the value in front, as
+# the user wrote it: "keep_alive: '300' is a number in a string: use 300 (seconds) or '300s'".
+_PROMPT_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_BARE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)")
+_GO_DURATION = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
+_KEEP_ALIVE_HELP = (
+    "use seconds (300), a duration ('5m', '1h30m'), 0 to unload at once or -1 for ever"
+)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty: it must have some text")
+    return value
+
+
+Text = Annotated[str, Strict()]
+NonBlankText = Annotated[str, Strict(), AfterValidator(_not_blank)]
+
+
+def normalize_host(raw: str) -> str:
+    """Turn an OLLAMA_HOST-style value ('localhost:11434', '0.0.0.0', 'https://h/') into a URL."""
+    try:
+        return _normalize_host(raw)
+    except ValueError as error:
+        raise ValueError(f"{raw!r} {error}") from None
+
+
+def _normalize_host(raw: str) -> str:
+    text = raw.strip()
+    bare = "://" not in text
+    if bare and text.count(":") > 1 and not text.startswith("["):
+        text = f"[{text}]"  # a bare IPv6 address such as ::1, as Ollama accepts it
+    url = urlsplit(f"http://{text}" if bare else text)
+    scheme = url.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(
+            f"is not an Ollama address: the scheme must be http or https, not {scheme!r}"
+        )
+    if url.query or url.fragment:
+        raise ValueError("is not an Ollama address: remove the '?' query or '#' fragment")
+    host = url.hostname
+    if not host:
+        raise ValueError(
+            "is not an Ollama address: use e.g. 'localhost:11434' or 'http://host:11434'"
+        )
+    try:
+        port = url.port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("is not an Ollama address: the port must be a number 1-65535")
+    # A server bound to all interfaces is reached on loopback; 0.0.0.0 fails as a target on Windows.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if port is None and bare:
+        port = DEFAULT_PORT
+    netloc = f"[{host}]" if ":" in host else host
+    if url.username is not None:
+        netloc = url.netloc.rpartition("@")[0] + "@" + netloc
+    if port is not None:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{url.path.rstrip('/')}"
+
+
+def _host_from_env() -> str:
+    return os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
+
+
+def _duplicates(values: list[Any]) -> list[tuple[int, int]]:
+    """(index, index of first occurrence) for each value already seen earlier in the list."""
+    first_at: dict[Any, int] = {}
+    found = []
+    for index, value in enumerate(values):
+        if value in first_at:
+            found.append((index, first_at[value]))
+        else:
+            first_at[value] = index
+    return found
+
+
+def _duplicate_error(
+    what: str, found: list[tuple[int, int]], shown: list[str], sub_loc: tuple[str, ...] = ()
+) -> PydanticCustomError:
+    # One error for the whole list (a validator raises once); the loader makes one line of each.
+    duplicates = [
+        {"at": (index, *sub_loc), "first": (first, *sub_loc), "shown": shown[index]}
+        for index, first in found
+    ]
+    listing = ", ".join(f"{d['shown']} at [{d['at'][0]}]" for d in duplicates)
+    return PydanticCustomError(
+        "duplicate", f"duplicate {what}: {listing}", {"what": what, "duplicates": duplicates}
+    )
+
+
+class OllamaOptions(BaseModel):
+    """Ollama request `options` (ollama-api.md §1.2); a key left as None is not sent."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    expected: ClassVar[str] = "a mapping of Ollama options, e.g. {temperature: 0, seed: 42}"
+
+    num_predict: Int | None = None
+    temperature: Float | None = None
+    seed: Int | None = None
+    top_k: Int | None = None
+    top_p: Float | None = None
+    min_p: Float | None = None
+    typical_p: Float | None = None
+    repeat_last_n: Int | None = None
+    repeat_penalty: Float | None = None
+    presence_penalty: Float | None = None
+    frequency_penalty: Float | None = None
+    stop: list[Text] | None = Field(default=None, description="a string or a list of strings")
+    num_keep: Int | None = None
+    num_ctx: Int | None = None
+    num_batch: Int | None = None
+    num_gpu: Int | None = None
+    main_gpu: Int | None = None
+    use_mmap: Bool | None = None
+    num_thread: Int | None = None
+    draft_num_predict: Int | None = None
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop_string_to_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    def to_request(self) -> dict[str, Any]:
+        """The options as sent to Ollama: only the keys that were set."""
+        return self.model_dump(exclude_none=True)
+
+
+class PromptSpec(BaseModel):
+    """One prompt: an id for results and reports, the text, and an optional system prompt."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = "a prompt text or an {id, text, system} mapping"
+
+    id: Text = Field(
+        description="the prompt's id (letters, digits, '_', '.' and '-'), used in results"
+    )
+    text: NonBlankText = Field(description="the prompt text sent to the model")
+    system: Text | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _PROMPT_ID.fullmatch(value):
+            raise ValueError("is not a valid prompt id: use only letters, digits, '_', '.' and '-'")
+        return value
+
+
+class ModelSpec(BaseModel):
+    """One model to benchmark, with its own options and, optionally, its own Ollama server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = "a model name or a {name, options, host} mapping"
+
+    name: NonBlankText = Field(description="the Ollama model name, e.g. 'llama3.2'")
+    options: OllamaOptions = OllamaOptions()
+    host: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        return None if value is None else _normalize_host(value)
+
+
+class Suite(BaseModel):
+    """A benchmark suite: which models answer which prompts, how often, and in which modes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: NonBlankText = Field(description="the suite's name, used in results and reports")
+    description: Text = ""
+    host: Text = Field(default_factory=_host_from_env, validate_default=True)
+    models: list[ModelSpec] = Field(
+        min_length=1, description="a list of model names or {name, options, host} mappings"
+    )
+    prompts: list[PromptSpec] = Field(
+        min_length=1, description="a list of prompt texts or {id, text, system} mappings"
+    )
+    modes: list[Mode] = Field(
+        default=["sequential"], min_length=1, description="a list of 'parallel' and/or 'sequential'"
+    )
+    repetitions: Int = Field(default=3, ge=1)
+    warmup: Int = Field(
+        default=1,
+        ge=0,
+        description="unmeasured runs before the measured ones, not in the statistics",
+    )
+    options: OllamaOptions = OllamaOptions()
+    keep_alive: str | int | float | None = None
+    timeout_s: Float = Field(
+        default=300.0, gt=0, description="total timeout of one request, in seconds"
+    )
+
+    _path: Path | None = PrivateAttr(default=None)
+    _text: str = PrivateAttr(default="")
+    _sha256: str = PrivateAttr(default="")
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        return _normalize_host(value)
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _bare_prompts(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [
+            {"id": f"p{index + 1}", "text": item} if isinstance(item, str) else item
+            for index, item in enumerate(value)
+        ]
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelSpec], info: ValidationInfo) -> list[ModelSpec]:
+        # The suite host is validated first (field order); if it failed, None stands in for it.
+        keys = [(m.name, m.host or info.data.get("host")) for m in models]
+        if found := _duplicates(keys):
+            shown = [f"{name!r} on {host or 'the suite host'}" for name, host in keys]
+            raise _duplicate_error("model", found, shown)
+        return models
+
+    @field_validator("prompts")
+    @classmethod
+    def _unique_prompt_ids(cls, prompts: list[PromptSpec]) -> list[PromptSpec]:
+        if found := _duplicates([p.id for p in prompts]):
+            raise _duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
+        return prompts
+
+    @field_validator("modes")
+    @classmethod
+    def _unique_modes(cls, modes: list[str]) -> list[str]:
+        if found := _duplicates(modes):
+            raise _duplicate_error("mode", found, [repr(m) for m in modes])
+        return modes
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _check_keep_alive(cls, value: Any) -> Any:
+        # Ollama: a number is seconds, a string is a Go duration; "300" gets a 400 (missing unit).
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"is not a finite number: {_KEEP_ALIVE_HELP}")
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"is not a keep_alive value: {_KEEP_ALIVE_HELP}")
+        if _BARE_NUMBER.fullmatch(value) and value.lstrip("+-") != "0":
+            raise ValueError(f"is a number in a string: use {value} (seconds) or '{value}s'")
+        if not (_GO_DURATION.fullmatch(value) or value.lstrip("+-") == "0"):
+            raise ValueError(f"is not a duration: {_KEEP_ALIVE_HELP}")
+        return value
+
+    @property
+    def path(self) -> Path | None:
+        """The file the suite was loaded from, or None for parse_suite."""
+        return self._path
+
+    @property
+    def text(self) -> str:
+        """The suite's exact source text."""
+        return self._text
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the source text's bytes (UTF-8), for provenance."""
+        return self._sha256
+
+    def host_for(self, model: ModelSpec) -> str:
+        """The Ollama base URL this model is benchmarked on."""
+        return model.host or self.host
+
+    def options_for(self, model: ModelSpec) -> dict[str, Any]:
+        """Suite options overridden key by key by the model's own; only the keys that were set."""
+        return {**self.options.to_request(), **model.options.to_request()}
+
+
+def load_suite(path: str | os.PathLike[str]) -> Suite:
+    """Read and validate a suite file; raise SuiteError listing every problem found."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            data = b"" if size > MAX_SUITE_BYTES else file.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise SuiteError([f"{source}: no such file"]) from None
+    except IsADirectoryError:
+        raise SuiteError([f"{source}: is a directory, not a suite file"]) from None
+    except OSError as error:
+        raise SuiteError([f"{source}: cannot read: {error.strerror or error}"]) from None
+    if size > MAX_SUITE_BYTES or len(data) > MAX_SUITE_BYTES:
+        raise SuiteError([_too_large(source, max(size, len(data)))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = data[error.start]
+        raise SuiteError(
+            [f"{source}: not UTF-8 text (invalid byte 0x{byte:02x} at offset {error.start})"]
+        ) from None
+    return _parse(text, data, source, Path(source))
+
+
+def parse_suite(text: str, source: str = "<string>") -> Suite:
+    """Validate a suite given as text; `source` names it in messages."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    if len(data) > MAX_SUITE_BYTES:
+        raise SuiteError([_too_large(source, len(data))])
+    return _parse(text, data, source, None)
+
+
+def _too_large(source: str, size: int) -> str:
+    limit = f"{MAX_SUITE_BYTES:,} bytes, 1 MiB"
+    return f"{source}: {size:,} bytes is too large for a suite (limit {limit})"
+
+
+def _parse(text: str, data: bytes, source: str, path: Path | None) -> Suite:
+    suite = validate_yaml(text, source, Suite, defaults_from={("host",): "$OLLAMA_HOST"})
+    suite._path = path
+    suite._text = text
+    suite._sha256 = hashlib.sha256(data).hexdigest()
+    return suite
+
+
+__all__ = [
+    "DEFAULT_HOST",
+    "Mode",
+    "ModelSpec",
+    "OllamaOptions",
+    "PromptSpec",
+    "Suite",
+    "load_suite",
+    "normalize_host",
+    "parse_suite",
+]

@@ -1,0 +1,61 @@
+"""Shared fixtures: every test runs in its own folder, against an Ollama double on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ollama_double import FakeModel, OllamaDouble
+
+REPO = Path(__file__).resolve().parent.parent
+SUITES = REPO / "suites"
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in tmp_path so reports/ and the database land there; never reach a real Ollama."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OLLAMA_HOST", f"http://127.0.0.1:{free_port()}")
+    return tmp_path
+
+
+FAST_MODELS = [
+    FakeModel("llama3.2", reply="I am doing well, thank you for asking.", token_interval_s=0.004),
+    FakeModel("nemotron-mini", reply="Two plus two equals four.", token_interval_s=0.004),
+    FakeModel("wizardlm2", reply="Hello there, how can I help?", token_interval_s=0.004),
+]
+
+
+@pytest.fixture
+def ollama() -> Iterator[OllamaDouble]:
+    """A double serving the three models of suites/one_sentence.yaml."""
+    with OllamaDouble(models=[dataclasses.replace(m) for m in FAST_MODELS]) as double:
+        yield double
+
+
+def write_suite(path: Path, host: str, **overrides: object) -> Path:
+    """A small suite file against `host`; keyword arguments replace top-level keys (YAML)."""
+    keys: dict[str, object] = {
+        "name": "mini",
+        "host": host,
+        "models": "[llama3.2, nemotron-mini]",
+        "prompts": '["Respond in one sentence: Hi.", "Respond in one sentence: 2+2?"]',
+        "modes": "[parallel, sequential]",
+        "repetitions": 2,
+        "warmup": 1,
+        "timeout_s": 20,
+    }
+    keys.update(overrides)
+    path.write_text("".join(f"{k}: {v}\n" for k, v in keys.items() if v is not None))
+    return path
