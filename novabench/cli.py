@@ -18,6 +18,7 @@ from rich.text import Text
 from novabench import __version__
 from novabench.backends.ollama import OllamaBackend
 from novabench.errors import NovabenchError, SuiteError
+from novabench.manifest import manifest_lines
 from novabench.progress import LiveObserver, LogObserver
 from novabench.report import render_all, render_history, render_index, render_run
 from novabench.runner import NullObserver, RunObserver, RunOutcome, run_suite
@@ -85,9 +86,20 @@ def cli() -> None:
 @out_option
 @click.option("--quiet", "-q", is_flag=True, help="Print errors and the final summary only.")
 @click.option("--no-report", is_flag=True, help="Store results but write no HTML.")
+@click.option(
+    "--cold",
+    is_flag=True,
+    default=None,
+    help="Unload each model first and time its cold start (as `cold_start: true` in the suite).",
+)
 @friendly_errors
 def run(
-    suite_path: Path, db_path: Path, out_dir: Path | None, quiet: bool, no_report: bool
+    suite_path: Path,
+    db_path: Path,
+    out_dir: Path | None,
+    quiet: bool,
+    no_report: bool,
+    cold: bool | None,
 ) -> None:
     """Run SUITE once, append the results to the database and write the reports.
 
@@ -98,12 +110,12 @@ def run(
     store = Store(db_path)
     observer: RunObserver
     if quiet:
-        outcome = run_suite(suite, store, NullObserver())
+        outcome = run_suite(suite, store, NullObserver(), cold_start=cold)
     elif sys.stderr.isatty():
         with LiveObserver() as observer:
-            outcome = run_suite(suite, store, observer)
+            outcome = run_suite(suite, store, observer, cold_start=cold)
     else:
-        outcome = run_suite(suite, store, LogObserver())
+        outcome = run_suite(suite, store, LogObserver(), cold_start=cold)
     _print_summary(store, outcome)
     if not no_report:
         paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
@@ -210,10 +222,21 @@ def history(db_path: Path, out_dir: Path | None) -> None:
 @cli.command()
 @db_option
 @click.option("--suite", "suite_name", default=None, help="Only runs of this suite name.")
+@click.option(
+    "--show", "show_run", metavar="RUN_ID", default=None, help="Print one run's manifest."
+)
 @friendly_errors
-def runs(db_path: Path, suite_name: str | None) -> None:
-    """List the runs in the database, newest first."""
+def runs(db_path: Path, suite_name: str | None, show_run: str | None) -> None:
+    """List the runs in the database, newest first, or print one run's manifest."""
     store = Store(_existing(db_path))
+    if show_run is not None:
+        manifest = Table(show_header=False, box=None)
+        manifest.add_column(style="bold")
+        manifest.add_column()
+        for label, value in manifest_lines(store.get_run(show_run), store.models(show_run)):
+            manifest.add_row(Text(terminal_safe(label)), Text(terminal_safe(value)))
+        _console().print(manifest)
+        return
     table = Table()
     for header in (
         "run id",

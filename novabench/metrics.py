@@ -7,6 +7,8 @@ from datetime import datetime
 from typing import Any
 
 NS_PER_S = 1_000_000_000
+# Server and client generation rates further apart than this (relative) are flagged.
+TPS_DISAGREEMENT = 0.10
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RequestResult:
     thinking_text: str = ""
     error: str | None = None
     http_status: int | None = None
+    is_cold: bool = False  # the first request after unloading the model
+    checks: dict[str, bool] | None = None  # quality check name -> passed
 
     @property
     def ok(self) -> bool:
@@ -58,26 +62,70 @@ def output_tokens(row: dict[str, Any]) -> int:
     return row.get("eval_count") or len(row.get("token_offsets_s") or [])
 
 
-def derive(row: dict[str, Any]) -> dict[str, float | None]:
-    """Figures derived from one stored result row (a dict with RequestResult's field names)."""
+def derive(row: dict[str, Any]) -> dict[str, Any]:
+    """Figures derived from one stored result row (a dict with RequestResult's field names).
+
+    The definitions are the README's "What it measures" table; keep the two in step.
+    """
     offsets = row.get("token_offsets_s") or []
     tokens = output_tokens(row)
+    ttft_s, e2e_s = row.get("ttft_s"), row.get("e2e_s")
     stream_s = offsets[-1] - offsets[0] if len(offsets) >= 2 else None
     itl_s = stream_s / (tokens - 1) if stream_s is not None and tokens > 1 else None
+    tpot_s = (
+        (e2e_s - ttft_s) / (tokens - 1)
+        if e2e_s is not None and ttft_s is not None and tokens > 1
+        else None
+    )
     client_tps = tokens / stream_s if stream_s else None
+    server_tps = _rate(row.get("eval_count"), row.get("eval_duration_ns"))
+    gaps_ms = [(b - a) * 1000.0 for a, b in zip(offsets, offsets[1:], strict=False)]
     return {
-        "ttft_ms": _ms(row.get("ttft_s")),
-        "e2e_ms": _ms(row.get("e2e_s")),
+        "ttft_ms": _ms(ttft_s),
+        "e2e_ms": _ms(e2e_s),
         "itl_ms": _ms(itl_s),
-        "eval_tokens_per_s": _rate(row.get("eval_count"), row.get("eval_duration_ns")),
+        "tpot_ms": _ms(tpot_s),
+        "gap_p50_ms": _quantile(gaps_ms, 0.50),
+        "gap_p95_ms": _quantile(gaps_ms, 0.95),
+        "gap_p99_ms": _quantile(gaps_ms, 0.99),
+        "gap_max_ms": max(gaps_ms) if gaps_ms else None,
+        "eval_tokens_per_s": server_tps,
         "prompt_tokens_per_s": _rate(
             row.get("prompt_eval_count"), row.get("prompt_eval_duration_ns")
         ),
         "client_tokens_per_s": client_tps,
+        "tps_disagreement": (
+            abs(client_tps - server_tps) / server_tps > TPS_DISAGREEMENT
+            if client_tps and server_tps
+            else None
+        ),
         "load_ms": _ns_to_ms(row.get("load_duration_ns")),
         "total_ms": _ns_to_ms(row.get("total_duration_ns")),
+        "queue_ms": _ns_to_ms(queue_ns(row)),
         "output_tokens": float(tokens),
     }
+
+
+def queue_ns(row: dict[str, Any]) -> int | None:
+    """Server time not spent loading, reading the prompt or generating: waiting for a slot."""
+    total = row.get("total_duration_ns")
+    if total is None:
+        return None
+    parts = sum(
+        row.get(k) or 0 for k in ("load_duration_ns", "prompt_eval_duration_ns", "eval_duration_ns")
+    )
+    return max(0, total - parts)
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated quantile of a short list (the numpy definition), without numpy."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _ms(seconds: float | None) -> float | None:

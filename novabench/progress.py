@@ -31,6 +31,8 @@ def describe_result(result: RequestResult) -> str:
     what = f"{result.mode} {result.model} {result.prompt_id} #{result.repetition + 1}"
     if result.is_warmup:
         what += " (warm-up)"
+    if result.is_cold:
+        what += " (cold start)"
     if result.error is not None:
         return f"{what}: FAILED: {terminal_safe(result.error)}"
     figures = derive(vars(result))
@@ -77,6 +79,11 @@ class _StreamTails:
     def start(self, mode: str, model: str, label: str) -> None:
         self.tails[(mode, model)] = deque(maxlen=200)
         self.current[(mode, model)] = label
+
+    def finish(self, mode: str) -> None:
+        """Stop showing a finished mode's streams."""
+        for key in [k for k in self.tails if k[0] == mode]:
+            del self.tails[key]
 
     def add(self, mode: str, model: str, piece: str) -> None:
         self.tails.setdefault((mode, model), deque(maxlen=200)).append(piece)
@@ -137,4 +144,5 @@ class LiveObserver:
             self.console.print(Text(describe_result(result)), style="red")
 
     def phase_finished(self, mode: str, wall_s: float) -> None:
+        self.tails.finish(mode)
         self.console.print(Text(f"{mode} phase done in {wall_s:.2f} s"))

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from novabench import __version__
 from novabench.backends import ChatRequest, ModelInfo
 from novabench.backends.ollama import OllamaBackend, canonical_name
-from novabench.errors import HostUnreachableError
-from novabench.metrics import RequestResult
+from novabench.checks import evaluate
+from novabench.errors import HostUnreachableError, RequestError
+from novabench.manifest import git_info
+from novabench.metrics import RequestResult, derive
+from novabench.sampling import ResourceSample, ResourceSampler
+from novabench.stats import ci_half_width_ratio
 from novabench.store import Store, utcnow
 from novabench.suite import ModelSpec, PromptSpec, Suite
 from novabench.system import system_info
@@ -91,6 +98,7 @@ class _Target:
     options: dict[str, object]
     info: ModelInfo | None
     unavailable: str | None  # why no request can be sent, or None
+    show: dict[str, Any] | None = None  # what /api/show says
 
 
 def new_run_id() -> str:
@@ -103,7 +111,9 @@ class _ResultSink:
 
     def __init__(self, store: Store, run_id: str) -> None:
         self._store = store
-        self._run_id = run_id
+        self.run_id = run_id
+        self._samples: list[dict[str, Any]] = []
+        self._samples_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="novabench-store")
         self._pending: list[tuple[int, RequestResult]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -115,15 +125,35 @@ class _ResultSink:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain())
 
+    def add_sample(self, sample: ResourceSample) -> None:
+        """Keep a resource sample (called from the sampler's thread); written with the results."""
+        with self._samples_lock:
+            self._samples.append(dataclasses.asdict(sample))
+
+    def _take_samples(self) -> list[dict[str, Any]]:
+        with self._samples_lock:
+            taken, self._samples = self._samples, []
+        return taken
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, []
-            await loop.run_in_executor(self._executor, self._store.add_results, self._run_id, batch)
+            await loop.run_in_executor(self._executor, self._store.add_results, self.run_id, batch)
+            samples = self._take_samples()
+            await loop.run_in_executor(
+                self._executor, self._store.add_samples, self.run_id, samples
+            )
 
     async def flush(self) -> None:
         while self._writer is not None and not self._writer.done():
             await asyncio.shield(self._writer)
+        samples = self._take_samples()
+        if samples:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(
+                self._executor, self._store.add_samples, self.run_id, samples
+            )
         if self._writer is not None and self._writer.exception() is not None:
             raise self._writer.exception()  # type: ignore[misc]
 
@@ -139,12 +169,20 @@ class _ResultSink:
 class SuiteRunner:
     """Runs one suite once against its hosts, writing to one store."""
 
-    def __init__(self, suite: Suite, store: Store, observer: RunObserver | None = None) -> None:
+    def __init__(
+        self,
+        suite: Suite,
+        store: Store,
+        observer: RunObserver | None = None,
+        cold_start: bool | None = None,
+    ) -> None:
         self.suite = suite
         self.store = store
         self.observer: RunObserver = observer or NullObserver()
+        self.cold_start = suite.cold_start if cold_start is None else cold_start
         self._backends: dict[str, OllamaBackend] = {}
         self._t0 = 0.0
+        self._checked_loaded: set[tuple[str, str]] = set()
 
     async def run(self) -> RunOutcome:
         hosts = sorted({self.suite.host_for(m) for m in self.suite.models})
@@ -156,6 +194,8 @@ class SuiteRunner:
             self._create_run(run_id, versions, targets)
             sink = _ResultSink(self.store, run_id)
             outcome = RunOutcome(run_id, "running", self.store.path)
+            self._t0 = time.perf_counter()
+            sampler = self._sampler(hosts, sink)
             try:
                 await self._run_modes(run_id, targets, sink, outcome)
                 outcome.status = "complete"
@@ -166,6 +206,8 @@ class SuiteRunner:
                 outcome.status = "aborted"
                 raise
             finally:
+                if sampler is not None:
+                    sampler.stop()
                 await asyncio.shield(sink.flush())
                 sink.close()
                 outcome.results = sink.results
@@ -173,6 +215,19 @@ class SuiteRunner:
             return outcome
         finally:
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
+
+    def _sampler(self, hosts: list[str], sink: _ResultSink) -> ResourceSampler | None:
+        """Start sampling resources for the run's lifetime (None when the suite turns it off)."""
+        if not self.suite.sample_interval_s:
+            return None
+        sampler = ResourceSampler(
+            interval_s=self.suite.sample_interval_s,
+            server_hosts=hosts,
+            t0=self._t0,
+            on_sample=sink.add_sample,
+        )
+        sampler.start()
+        return sampler
 
     async def _preflight(self, hosts: list[str]) -> tuple[dict[str, str | None], list[_Target]]:
         """Ask every host for its version and models; refuse to start if no host answers."""
@@ -203,13 +258,26 @@ class SuiteRunner:
             info = answer[1].get(canonical_name(spec.name))
             missing = None if info else f"model {spec.name!r} not found on {host}"
             targets.append(_Target(spec, host, options, info, missing))
+        await asyncio.gather(*(self._show(t) for t in targets if t.unavailable is None))
         return versions, targets
+
+    async def _show(self, target: _Target) -> None:
+        try:
+            target.show = await self._backends[target.host].show(target.spec.name)
+        except RequestError:
+            target.show = None  # older servers and llama-server answer /api/show differently
 
     def _create_run(
         self, run_id: str, versions: dict[str, str | None], targets: list[_Target]
     ) -> None:
         suite = self.suite
         system = system_info()
+        repetitions = (
+            suite.repetitions
+            if isinstance(suite.repetitions, int)
+            else f"auto ({suite.min_repetitions}..{suite.max_repetitions}, target "
+            f"±{suite.target_cv:.1%} on {suite.target_metric})"
+        )
         self.store.create_run(
             {
                 "run_id": run_id,
@@ -225,7 +293,7 @@ class SuiteRunner:
                 "host_versions": versions,
                 "novabench_version": __version__,
                 "modes": list(suite.modes),
-                "repetitions": suite.repetitions,
+                "repetitions": self._max_repetitions,
                 "warmup": suite.warmup,
                 "options": {
                     "options": suite.options.to_request(),
@@ -235,6 +303,12 @@ class SuiteRunner:
                 "system": system,
                 "hostname": system["hostname"],
                 "pid": os.getpid(),
+                "manifest": {
+                    "git": git_info(suite.path),
+                    "repetitions": repetitions,
+                    "cold_start": self.cold_start,
+                    "sample_interval_s": suite.sample_interval_s,
+                },
                 "models": [
                     {
                         "model": t.spec.name,
@@ -246,6 +320,8 @@ class SuiteRunner:
                         "parameter_size": t.info.parameter_size if t.info else None,
                         "quantization": t.info.quantization if t.info else None,
                         "options": t.options,
+                        "context_length": (t.show or {}).get("context_length"),
+                        "show_info": t.show,
                     }
                     for t in targets
                 ],
@@ -255,64 +331,159 @@ class SuiteRunner:
             }
         )
 
+    @property
+    def _max_repetitions(self) -> int:
+        reps = self.suite.repetitions
+        return reps if isinstance(reps, int) else self.suite.max_repetitions
+
     async def _run_modes(
         self, run_id: str, targets: list[_Target], sink: _ResultSink, outcome: RunOutcome
     ) -> None:
         suite = self.suite
-        per_mode = len(suite.prompts) * suite.repetitions
+        ready = [t for t in targets if t.unavailable is None]
+        per_mode = len(suite.prompts) * self._max_repetitions
         plan: dict[tuple[str, str], int] = {
-            (mode, t.spec.name): per_mode + (0 if t.unavailable else suite.warmup)
+            (mode, t.spec.name): per_mode
+            + (0 if t.unavailable else suite.warmup)
+            + (1 if self.cold_start and t.unavailable is None and mode == suite.modes[0] else 0)
             for mode in suite.modes
             for t in targets
         }
         self.observer.run_started(run_id, plan)
-        self._t0 = time.perf_counter()
+        stops: list[dict[str, object]] = []
         for mode in suite.modes:
-            ready = [t for t in targets if t.unavailable is None]
             for target in targets:
                 if target.unavailable is not None:
                     for prompt in suite.prompts:
-                        for rep in range(suite.repetitions):
+                        for rep in range(self._max_repetitions):
                             sink.submit(self._failed(mode, target, prompt, rep))
+            if self.cold_start and mode == suite.modes[0]:
+                for target in ready:
+                    await self._cold_request(mode, target, sink)
             for target in ready:
                 for rep in range(suite.warmup):
-                    await self._request(mode, target, suite.prompts[0], rep, True, sink)
+                    await self._request(mode, target, suite.prompts[0], rep, sink, is_warmup=True)
             phase_started_at = utcnow()
             phase_t0 = time.perf_counter()
+            requests = 0
             if mode == "sequential":
                 for target in ready:
                     for prompt in suite.prompts:
-                        for rep in range(suite.repetitions):
-                            await self._request(mode, target, prompt, rep, False, sink)
+                        requests += await self._repeat(mode, [target], prompt, sink, stops)
             else:
                 for prompt in suite.prompts:
-                    for rep in range(suite.repetitions):
-                        await asyncio.gather(
-                            *(self._request(mode, t, prompt, rep, False, sink) for t in ready)
-                        )
+                    requests += await self._repeat(mode, ready, prompt, sink, stops)
             wall_s = time.perf_counter() - phase_t0
             if ready:
                 outcome.wall_s_by_mode[mode] = wall_s
-                requests = per_mode * len(ready)
                 await sink.call(
                     self.store.add_phase, run_id, mode, phase_started_at, wall_s, requests
                 )
             self.observer.phase_finished(mode, wall_s)
+        await sink.call(self.store.add_repetition_stops, run_id, stops)
 
-    def _failed(
-        self, mode: str, target: _Target, prompt: PromptSpec, repetition: int
+    async def _repeat(
+        self,
+        mode: str,
+        group: list[_Target],
+        prompt: PromptSpec,
+        sink: _ResultSink,
+        stops: list[dict[str, object]],
+    ) -> int:
+        """Repeat one prompt on a group of models (all at once in parallel mode) until done.
+
+        A fixed count stops at that count; `repetitions: auto` stops once the median of the
+        target figure is known to within target_cv for every model of the group, or at the cap.
+        Returns how many requests were sent.
+        """
+        suite = self.suite
+        auto = not isinstance(suite.repetitions, int)
+        rep = 0
+        while True:
+            await asyncio.gather(*(self._request(mode, t, prompt, rep, sink) for t in group))
+            rep += 1
+            ratios = {t.spec.name: self._precision(sink, mode, t, prompt) for t in group}
+            if not auto:
+                if rep >= self._max_repetitions:
+                    reason = "fixed"
+                    break
+                continue
+            if rep >= suite.min_repetitions and all(
+                r is not None and r <= suite.target_cv for r in ratios.values()
+            ):
+                reason = "target_reached"
+                break
+            if rep >= suite.max_repetitions:
+                reason = "max_repetitions"
+                break
+        for target in group:
+            stops.append(
+                {
+                    "mode": mode,
+                    "model": target.spec.name,
+                    "host": target.host,
+                    "prompt_id": prompt.id,
+                    "repetitions": rep,
+                    "reason": reason,
+                    "ci_half_width_ratio": ratios[target.spec.name],
+                }
+            )
+        return rep * len(group)
+
+    def _precision(
+        self, sink: _ResultSink, mode: str, target: _Target, prompt: PromptSpec
+    ) -> float | None:
+        values = [
+            derive(vars(r))[self.suite.target_metric]
+            for r in sink.results
+            if r.ok
+            and not r.is_warmup
+            and not r.is_cold
+            and r.mode == mode
+            and r.model == target.spec.name
+            and r.host == target.host
+            and r.prompt_id == prompt.id
+        ]
+        return ci_half_width_ratio(values)
+
+    async def _cold_request(self, mode: str, target: _Target, sink: _ResultSink) -> None:
+        """Unload the model, then time the request that has to load it again."""
+        try:
+            await self._backends[target.host].unload(target.spec.name)
+        except RequestError as exc:
+            result = self._new_result(mode, target, self.suite.prompts[0], 0, is_cold=True)
+            result.error = f"could not unload before the cold start: {exc}"
+            sink.submit(result)
+            self.observer.request_finished(result)
+            return
+        await self._request(mode, target, self.suite.prompts[0], 0, sink, is_cold=True)
+
+    def _new_result(
+        self,
+        mode: str,
+        target: _Target,
+        prompt: PromptSpec,
+        repetition: int,
+        is_warmup: bool = False,
+        is_cold: bool = False,
     ) -> RequestResult:
-        result = RequestResult(
+        return RequestResult(
             mode=mode,
             model=target.spec.name,
             host=target.host,
             prompt_id=prompt.id,
             repetition=repetition,
-            is_warmup=False,
+            is_warmup=is_warmup,
+            is_cold=is_cold,
             started_at=utcnow(),
             start_offset_s=time.perf_counter() - self._t0,
-            error=target.unavailable,
         )
+
+    def _failed(
+        self, mode: str, target: _Target, prompt: PromptSpec, repetition: int
+    ) -> RequestResult:
+        result = self._new_result(mode, target, prompt, repetition)
+        result.error = target.unavailable
         self.observer.request_finished(result)
         return result
 
@@ -322,8 +493,9 @@ class SuiteRunner:
         target: _Target,
         prompt: PromptSpec,
         repetition: int,
-        is_warmup: bool,
         sink: _ResultSink,
+        is_warmup: bool = False,
+        is_cold: bool = False,
     ) -> None:
         messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
         messages.append({"role": "user", "content": prompt.text})
@@ -334,29 +506,48 @@ class SuiteRunner:
             keep_alive=self.suite.keep_alive,
             timeout_s=self.suite.timeout_s,
         )
-        result = RequestResult(
-            mode=mode,
-            model=target.spec.name,
-            host=target.host,
-            prompt_id=prompt.id,
-            repetition=repetition,
-            is_warmup=is_warmup,
-            started_at=utcnow(),
-            start_offset_s=time.perf_counter() - self._t0,
-        )
+        result = self._new_result(mode, target, prompt, repetition, is_warmup, is_cold)
         name = target.spec.name
-        self.observer.request_started(mode, name, prompt.id, is_warmup)
+        self.observer.request_started(mode, name, prompt.id, is_warmup or is_cold)
         await self._backends[target.host].chat(
             request, result, lambda piece: self.observer.text_received(mode, name, piece)
         )
+        checks = self.suite.checks_for(prompt)
+        if checks is not None and result.ok:
+            result.checks = evaluate(checks, result.response_text)
         sink.submit(result)
         self.observer.request_finished(result)
+        if result.ok and (target.host, name) not in self._checked_loaded:
+            self._checked_loaded.add((target.host, name))
+            await self._record_loaded(sink, target)
+
+    async def _record_loaded(self, sink: _ResultSink, target: _Target) -> None:
+        """After a model's first request: how much of it /api/ps says sits in GPU memory."""
+        try:
+            loaded = await self._backends[target.host].loaded_models()
+        except (RequestError, HostUnreachableError):
+            return
+        entry = loaded.get(canonical_name(target.spec.name))
+        if entry is None:
+            return
+        update = functools.partial(
+            self.store.update_model,
+            loaded_size_bytes=entry.get("size"),
+            loaded_vram_bytes=entry.get("size_vram"),
+        )
+        await sink.call(update, sink.run_id, target.spec.name, target.host)
 
 
 def run_suite(
-    suite: Suite, store: Store | str | Path | None = None, observer: RunObserver | None = None
+    suite: Suite,
+    store: Store | str | Path | None = None,
+    observer: RunObserver | None = None,
+    cold_start: bool | None = None,
 ) -> RunOutcome:
-    """Run `suite` once, appending to `store` (default reports/novabench.duckdb)."""
+    """Run `suite` once, appending to `store` (default reports/novabench.duckdb).
+
+    `cold_start` overrides the suite's own setting when given.
+    """
     if not isinstance(store, Store):
         store = Store() if store is None else Store(store)
-    return asyncio.run(SuiteRunner(suite, store, observer).run())
+    return asyncio.run(SuiteRunner(suite, store, observer, cold_start).run())

@@ -126,13 +126,60 @@ def _m001_initial(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m002_measurement(con: duckdb.DuckDBPyConnection) -> None:
+    """Cold starts, checks, resource samples, auto-repetition stops and the run manifest."""
+    con.execute("ALTER TABLE results ADD COLUMN is_cold BOOLEAN DEFAULT false")
+    con.execute("ALTER TABLE results ADD COLUMN checks JSON")  # {check name: passed}
+    con.execute("ALTER TABLE runs ADD COLUMN manifest JSON")  # git, GPUs, effective settings
+    con.execute("ALTER TABLE models ADD COLUMN context_length INTEGER")
+    con.execute("ALTER TABLE models ADD COLUMN show_info JSON")  # /api/show: details, parameters
+    con.execute("ALTER TABLE models ADD COLUMN loaded_size_bytes BIGINT")  # /api/ps size
+    con.execute("ALTER TABLE models ADD COLUMN loaded_vram_bytes BIGINT")  # /api/ps size_vram
+    con.execute(
+        """
+        CREATE TABLE samples (
+            run_id VARCHAR NOT NULL,
+            offset_s DOUBLE NOT NULL,           -- seconds after the run started
+            taken_at TIMESTAMP NOT NULL,        -- UTC
+            cpu_percent DOUBLE,
+            per_core_percent DOUBLE[],
+            ram_used_bytes BIGINT,
+            ram_percent DOUBLE,
+            swap_used_bytes BIGINT,
+            server_cpu_percent DOUBLE,          -- the Ollama server and its runners, when local
+            server_rss_bytes BIGINT,
+            gpu_util_percent DOUBLE,
+            gpu_mem_used_bytes BIGINT,
+            gpu_power_w DOUBLE
+        )
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE repetition_stops (
+            run_id VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            host VARCHAR NOT NULL,
+            prompt_id VARCHAR NOT NULL,
+            repetitions INTEGER NOT NULL,
+            reason VARCHAR NOT NULL,            -- target_reached / max_repetitions / fixed
+            ci_half_width_ratio DOUBLE          -- of the median of the target figure
+        )
+        """
+    )
+
+
 # Append-only: never edit a migration that has shipped; add the next number instead.
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_initial", _m001_initial),
+    (2, "m002_measurement", _m002_measurement),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-RESULT_COLUMNS = [f.name for f in dataclasses.fields(RequestResult)]
+RUN_JSON = ("host_versions", "options", "system", "manifest")
+MODEL_JSON = ("options", "show_info")
+RESULT_JSON = ("checks",)
 
 
 def utcnow() -> datetime:
@@ -202,9 +249,9 @@ class Store:
         prompts = run.pop("prompts", [])
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
-            _insert(con, "runs", _jsonify(run, ("host_versions", "options", "system")))
+            _insert(con, "runs", _jsonify(run, RUN_JSON))
             for model in models:
-                _insert(con, "models", {"run_id": run["run_id"], **_jsonify(model, ("options",))})
+                _insert(con, "models", {"run_id": run["run_id"], **_jsonify(model, MODEL_JSON)})
             for position, prompt in enumerate(prompts):
                 _insert(con, "prompts", {"run_id": run["run_id"], "position": position, **prompt})
             con.execute("COMMIT")
@@ -215,7 +262,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             for seq, result in numbered:
                 row = {"run_id": run_id, "seq": seq, **dataclasses.asdict(result)}
-                _insert(con, "results", row)
+                _insert(con, "results", _jsonify(row, RESULT_JSON))
             con.execute("COMMIT")
 
     def add_phase(
@@ -233,6 +280,31 @@ class Store:
                     "requests": requests,
                 },
             )
+
+    def update_model(self, run_id: str, model: str, host: str, **fields: Any) -> None:
+        """Set facts learnt about a model during the run (what /api/ps says once it is loaded)."""
+        fields = _jsonify(fields, MODEL_JSON)
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.connect() as con:
+            con.execute(
+                f"UPDATE models SET {assignments} WHERE run_id = ? AND model = ? AND host = ?",
+                [*fields.values(), run_id, model, host],
+            )
+
+    def add_samples(self, run_id: str, samples: list[dict[str, Any]]) -> None:
+        """Append resource samples (dicts with the samples table's columns)."""
+        if not samples:
+            return
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            for sample in samples:
+                _insert(con, "samples", {"run_id": run_id, **sample})
+            con.execute("COMMIT")
+
+    def add_repetition_stops(self, run_id: str, stops: list[dict[str, Any]]) -> None:
+        with self.connect() as con:
+            for stop in stops:
+                _insert(con, "repetition_stops", {"run_id": run_id, **stop})
 
     def finish_run(self, run_id: str, status: str) -> None:
         if status not in RUN_STATUSES:
@@ -264,7 +336,7 @@ class Store:
             rows = _dicts(con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]))
         if not rows:
             raise RunNotFoundError(f"no run {run_id!r} in {self.path}: 'novabench runs' lists them")
-        return _unjson(rows[0], ("host_versions", "options", "system"))
+        return _unjson(rows[0], RUN_JSON)
 
     def latest_run_id(self) -> str:
         with self.connect() as con:
@@ -280,7 +352,7 @@ class Store:
             rows = _dicts(
                 con.execute("SELECT * FROM models WHERE run_id = ? ORDER BY model, host", [run_id])
             )
-        return [_unjson(row, ("options",)) for row in rows]
+        return [_unjson(row, MODEL_JSON) for row in rows]
 
     def prompts(self, run_id: str) -> list[dict[str, Any]]:
         with self.connect() as con:
@@ -290,14 +362,34 @@ class Store:
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         with self.connect() as con:
-            return _dicts(
+            rows = _dicts(
                 con.execute("SELECT * FROM results WHERE run_id = ? ORDER BY seq", [run_id])
             )
+        return [_unjson(row, RESULT_JSON) for row in rows]
 
     def phases(self, run_id: str) -> list[dict[str, Any]]:
         with self.connect() as con:
             return _dicts(
                 con.execute("SELECT * FROM phases WHERE run_id = ? ORDER BY started_at", [run_id])
+            )
+
+    def samples(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute(
+                    "SELECT * EXCLUDE (run_id) FROM samples WHERE run_id = ? ORDER BY offset_s",
+                    [run_id],
+                )
+            )
+
+    def repetition_stops(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute(
+                    "SELECT * EXCLUDE (run_id) FROM repetition_stops WHERE run_id = ? "
+                    "ORDER BY mode, model, host, prompt_id",
+                    [run_id],
+                )
             )
 
     def history(self) -> list[dict[str, Any]]:
@@ -310,7 +402,7 @@ class Store:
                    x.load_duration_ns, x.total_duration_ns
             FROM results x JOIN runs r USING (run_id)
             LEFT JOIN models m ON m.run_id = x.run_id AND m.model = x.model AND m.host = x.host
-            WHERE NOT x.is_warmup AND x.error IS NULL
+            WHERE NOT x.is_warmup AND NOT x.is_cold AND x.error IS NULL
             ORDER BY r.started_at, x.seq
         """
         with self.connect() as con:

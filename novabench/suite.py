@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from novabench.checks import schema_problem
 from novabench.errors import SuiteError
 from novabench.suite_errors import validate_yaml
 
@@ -132,6 +133,92 @@ def _duplicate_error(
     )
 
 
+def _located_error(problems: list[dict[str, Any]]) -> PydanticCustomError:
+    """One error for problems at places inside the validated value: {at, value, message} each."""
+    # The loader makes one line of each, `KEY.PATH.AT: VALUE MESSAGE`, with VALUE as in the YAML.
+    listing = "; ".join(f"{p['at']}: {p['value']!r} {p['message']}" for p in problems)
+    return PydanticCustomError("located", listing, {"problems": problems})
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except (re.error, OverflowError, RecursionError) as error:
+        raise ValueError(f"is not a valid regular expression: {error}") from None
+    return pattern
+
+
+class JsonCheck(BaseModel):
+    """`json: true`: the response parses as JSON; `json: {schema: ...}`: and matches the schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = "true, false or a {schema: ...} mapping"
+
+    # `schema` would shadow a (deprecated) BaseModel method, hence the alias.
+    json_schema: dict[str, Any] | None = Field(
+        default=None, alias="schema", description="a JSON Schema the parsed response must match"
+    )
+
+    @field_validator("json_schema")
+    @classmethod
+    def _check_schema(cls, schema: dict[str, Any] | None) -> dict[str, Any] | None:
+        if schema is not None and (problem := schema_problem(schema)):
+            at, value, message = problem
+            raise _located_error([{"at": at, "value": value, "message": message}])
+        return schema
+
+
+class Checks(BaseModel):
+    """What a response must satisfy (see novabench/checks.py); a check left as None is not made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = "a mapping of checks, e.g. {contains: '4', max_sentences: 1}"
+
+    contains: list[NonBlankText] | None = Field(
+        default=None, min_length=1, description="a string or a list of strings"
+    )
+    not_contains: list[NonBlankText] | None = Field(
+        default=None, min_length=1, description="a string or a list of strings"
+    )
+    equals: Text | None = None
+    regex: Annotated[NonBlankText, AfterValidator(_compiles)] | None = None
+    min_words: Int | None = Field(default=None, ge=0)
+    max_words: Int | None = Field(default=None, ge=0)
+    max_sentences: Int | None = Field(default=None, ge=0)
+    # `json` would shadow a (deprecated) BaseModel method, hence the alias.
+    json_: JsonCheck | None = Field(default=None, alias="json")
+    case_sensitive: Bool = False
+
+    @field_validator("contains", "not_contains", mode="before")
+    @classmethod
+    def _string_to_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("json_", mode="before")
+    @classmethod
+    def _json_flag(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            return JsonCheck() if value else None
+        return value
+
+    @field_validator("max_words")
+    @classmethod
+    def _at_least_min_words(cls, value: int | None, info: ValidationInfo) -> int | None:
+        min_words = info.data.get("min_words")
+        if value is not None and min_words is not None and value < min_words:
+            raise ValueError(f"is not allowed: must be >= min_words ({min_words})")
+        return value
+
+    @property
+    def declared(self) -> list[str]:
+        """The checks made, by their YAML key, in schema order (`case_sensitive` is not one)."""
+        return [
+            field.alias or name
+            for name, field in type(self).model_fields.items()
+            if name != "case_sensitive" and getattr(self, name) is not None
+        ]
+
+
 class OllamaOptions(BaseModel):
     """Ollama request `options` (ollama-api.md §1.2); a key left as None is not sent."""
 
@@ -170,16 +257,17 @@ class OllamaOptions(BaseModel):
 
 
 class PromptSpec(BaseModel):
-    """One prompt: an id for results and reports, the text, and an optional system prompt."""
+    """One prompt: an id for results and reports, the text, an optional system prompt, checks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = "a prompt text or an {id, text, system} mapping"
+    expected: ClassVar[str] = "a prompt text or an {id, text, system, checks} mapping"
 
     id: Text = Field(
         description="the prompt's id (letters, digits, '_', '.' and '-'), used in results"
     )
     text: NonBlankText = Field(description="the prompt text sent to the model")
     system: Text | None = None
+    checks: Checks | None = None
 
     @field_validator("id")
     @classmethod
@@ -222,12 +310,29 @@ class Suite(BaseModel):
         min_length=1, description="a list of model names or {name, options, host} mappings"
     )
     prompts: list[PromptSpec] = Field(
-        min_length=1, description="a list of prompt texts or {id, text, system} mappings"
+        min_length=1, description="a list of prompt texts or {id, text, system, checks} mappings"
     )
+    checks: Checks | None = None
     modes: list[Mode] = Field(
         default=["sequential"], min_length=1, description="a list of 'parallel' and/or 'sequential'"
     )
-    repetitions: Int = Field(default=3, ge=1)
+    repetitions: int | Literal["auto"] = Field(
+        default=3,
+        description="measured requests per model, prompt and mode: an integer or 'auto'",
+    )
+    min_repetitions: Int = Field(default=5, ge=2, description="with repetitions: auto")
+    max_repetitions: Int = Field(default=30, ge=1, description="with repetitions: auto")
+    target_cv: Float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="with repetitions: auto, the relative half-width of the median's 95% CI",
+    )
+    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = "e2e_ms"
+    cold_start: Bool = False
+    sample_interval_s: Float = Field(
+        default=0.25, ge=0, description="resource sampling interval in seconds; 0 turns it off"
+    )
     warmup: Int = Field(
         default=1,
         ge=0,
@@ -282,6 +387,42 @@ class Suite(BaseModel):
             raise _duplicate_error("mode", found, [repr(m) for m in modes])
         return modes
 
+    @field_validator("repetitions", mode="before")
+    @classmethod
+    def _check_repetitions(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = (
+                " (did you mean 'auto'?)"
+                if isinstance(value, str)
+                and value.lower().strip() in ("auto", "automatic", "atuo", "aut")
+                else ""
+            )
+            raise ValueError(f"is not an integer or 'auto'{hint}")
+        if value < 1:
+            raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _repetition_bounds_agree(self) -> Suite:
+        if self.repetitions == "auto" and self.min_repetitions > self.max_repetitions:
+            raise _located_error(
+                [
+                    {
+                        "at": ("max_repetitions",)
+                        if "max_repetitions" in self.model_fields_set
+                        else ("min_repetitions",),
+                        "value": self.max_repetitions
+                        if "max_repetitions" in self.model_fields_set
+                        else self.min_repetitions,
+                        "message": "is not allowed: max_repetitions must be >= min_repetitions "
+                        f"({self.min_repetitions} > {self.max_repetitions})",
+                    }
+                ]
+            )
+        return self
+
     @field_validator("keep_alive", mode="before")
     @classmethod
     def _check_keep_alive(cls, value: Any) -> Any:
@@ -297,6 +438,38 @@ class Suite(BaseModel):
         if not (_GO_DURATION.fullmatch(value) or value.lstrip("+-") == "0"):
             raise ValueError(f"is not a duration: {_KEEP_ALIVE_HELP}")
         return value
+
+    @model_validator(mode="after")
+    def _word_limits_agree_once_merged(self) -> Suite:
+        # Limits within one mapping are checked by Checks; these are a prompt's against the suite's.
+        problems = []
+        for index, prompt in enumerate(self.prompts):
+            merged = self.checks_for(prompt)
+            low, high = (merged.min_words, merged.max_words) if merged else (None, None)
+            if prompt.checks is None or low is None or high is None or low <= high:
+                continue
+            if "max_words" in prompt.checks.model_fields_set:
+                at, value, rule = (
+                    "max_words",
+                    high,
+                    f">= min_words ({low}, from the suite's checks)",
+                )
+            else:
+                at, value, rule = (
+                    "min_words",
+                    low,
+                    f"<= max_words ({high}, from the suite's checks)",
+                )
+            problems.append(
+                {
+                    "at": ("prompts", index, "checks", at),
+                    "value": value,
+                    "message": f"is not allowed: must be {rule}",
+                }
+            )
+        if problems:
+            raise _located_error(problems)
+        return self
 
     @property
     def path(self) -> Path | None:
@@ -320,6 +493,15 @@ class Suite(BaseModel):
     def options_for(self, model: ModelSpec) -> dict[str, Any]:
         """Suite options overridden key by key by the model's own; only the keys that were set."""
         return {**self.options.to_request(), **model.options.to_request()}
+
+    def checks_for(self, prompt: PromptSpec) -> Checks | None:
+        """The suite's checks overridden key by key by the prompt's own; None if none is made."""
+        merged = self.checks
+        if prompt.checks is not None:
+            own = prompt.checks
+            overrides = {name: getattr(own, name) for name in own.model_fields_set}
+            merged = merged.model_copy(update=overrides) if merged else own
+        return merged if merged and merged.declared else None
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:
@@ -370,6 +552,8 @@ def _parse(text: str, data: bytes, source: str, path: Path | None) -> Suite:
 
 __all__ = [
     "DEFAULT_HOST",
+    "Checks",
+    "JsonCheck",
     "Mode",
     "ModelSpec",
     "OllamaOptions",

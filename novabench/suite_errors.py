@@ -316,9 +316,14 @@ def _schema_at(model: type[BaseModel], loc: Loc) -> tuple[type[BaseModel] | None
             continue
         if current is None:
             return None, None
-        owner, field = current, current.model_fields.get(part)
+        owner, field = current, _fields_by_key(current).get(part)
         current = _model_in(field.annotation) if field else None
     return owner, field
+
+
+def _fields_by_key(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """A model's fields by the key written in YAML: the alias where there is one."""
+    return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
 def _is_integer_field(field: FieldInfo | None) -> bool:
@@ -356,11 +361,19 @@ def _translate(
             message = f"duplicate {ctx['what']} {duplicate['shown']} (first at line {first_line})"
             lines.append(_problem(source, at, f"{_path(loc + tuple(duplicate['at']))}: {message}"))
         return lines
+    if kind == "located":  # raised by the models' own validators: lines at places inside `loc`
+        lines = []
+        for problem in ctx["problems"]:
+            place = loc + tuple(problem["at"])
+            found, depth, _ = _find(root, place)
+            shown = _show(found) if depth == len(place) else repr(problem["value"])
+            lines.append(_problem(source, found, f"{_path(place)}: {shown} {problem['message']}"))
+        return lines
     if kind == "missing":
         described = f": {field.description}" if field and field.description else ""
         return [_problem(source, node, f"{_path(loc[:-1])}: missing key {loc[-1]!r}{described}")]
     if kind == "extra_forbidden":
-        allowed = list(owner.model_fields) if owner else []
+        allowed = list(_fields_by_key(owner)) if owner else []
         hint = _did_you_mean(loc[-1], allowed) or f": allowed keys are {', '.join(allowed)}"
         return [
             _problem(source, key_node or node, f"{_path(loc[:-1])}: unknown key {loc[-1]!r}{hint}")

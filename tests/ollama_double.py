@@ -197,7 +197,7 @@ class _Headers(dict[str, str]):
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and super().__contains__(key.lower())
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
@@ -215,6 +215,13 @@ class RecordedRequest:
     json_error: str | None = field(default=None, repr=False)
     # Server-side metrics of a completed generation (the done line's six fields), else None.
     metrics: dict[str, int] | None = None
+    # Ground truth for client measurements (GET /_double/timings), on time.perf_counter_ns:
+    # CLOCK_MONOTONIC on Linux, so directly comparable with another process's perf_counter.
+    # When the request was read and parsed, and when each token line was handed to the kernel.
+    received_ns: int = field(default=0, repr=False)
+    token_write_ns: list[int] = field(default_factory=list, repr=False)
+    # Token writes the socket did not take at once (queued in user space, sent later).
+    buffered_writes: int = field(default=0, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -549,7 +556,7 @@ class _Reader(asyncio.StreamReader):
         self.peer_gone.set()
         super().feed_eof()
 
-    def set_exception(self, exc: BaseException) -> None:
+    def set_exception(self, exc: Exception) -> None:
         self.peer_gone.set()
         super().set_exception(exc)
 
@@ -574,6 +581,7 @@ class _Exchange:
         self.transport = writer.transport
         self.keep_alive = keep_alive
         self.started_ns = time.perf_counter_ns()
+        request.received_ns = self.started_ns
         self.headers_sent = False
         self.close_connection = False
         self._stream_head = b""
@@ -901,6 +909,7 @@ _ROUTES: dict[str, tuple[str, frozenset[str]]] = {
     "/api/embeddings": ("_handle_embeddings", frozenset({"POST"})),
     "/v1/chat/completions": ("_handle_v1_chat", frozenset({"POST"})),
     "/v1/models": ("_handle_v1_models", frozenset({"GET"})),
+    "/_double/timings": ("_handle_timings", frozenset({"GET"})),
 }
 _V1_MODEL_PREFIX = "/v1/models/"
 
@@ -1003,9 +1012,11 @@ class OllamaDouble:
         self._loop = loop
         try:
             loop.run_until_complete(self._serve(ready, startup_errors))
-        except BaseException as error:  # noqa: BLE001 - reported to start() instead
-            if not ready.is_set():
-                startup_errors.append(error)
+        except BaseException as error:
+            if ready.is_set():
+                logger.exception("ollama double: the server loop failed")
+            else:
+                startup_errors.append(error)  # start() raises it
         finally:
             ready.set()
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -1133,7 +1144,7 @@ class OllamaDouble:
             name, _, value = line.partition(":")
             key = name.strip().lower()
             value = value.strip()
-            headers[key] = f"{dict.get(headers, key)}, {value}" if key in headers else value
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
         if headers.get("expect", "").lower() == "100-continue":
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -1175,7 +1186,7 @@ class OllamaDouble:
     @staticmethod
     async def _read_chunked_body(reader: asyncio.StreamReader) -> bytes:
         """A Transfer-Encoding: chunked request body (trailers are read and dropped)."""
-        parts = []
+        parts: list[bytes] = []
         while True:
             size_line = await reader.readuntil(b"\r\n")
             try:
@@ -1319,7 +1330,11 @@ class OllamaDouble:
         if runtime.loaded and runtime.num_ctx == num_ctx:
             # A warm runner bypasses the pending queue.
             self._take_reference(runtime, keep_alive_s)
-            await asyncio.sleep(_WARM_LOAD_S)
+            try:
+                await asyncio.sleep(_WARM_LOAD_S)
+            except BaseException:
+                self._release_runner(runtime)  # cancelled before the caller could own it
+                raise
             return
         if self._pending >= self.max_queue:
             raise _HTTPError(503, QUEUE_FULL_MESSAGE)
@@ -1455,6 +1470,8 @@ class OllamaDouble:
         first_target = loop.time() + model.ttft_s
         shift_s = 0.0
         first_token_ns = 0
+        write_ns = ex.request.token_write_ns
+        transport = ex.transport
         # Step token_count is the end-of-sequence step, so eval_count/eval_duration = 1/interval.
         for index in range(token_count + 1):
             if index == fault_at and fault is not None:
@@ -1474,6 +1491,9 @@ class OllamaDouble:
             if index == 0:
                 first_token_ns = time.perf_counter_ns()
             sink.token(index)
+            write_ns.append(time.perf_counter_ns())
+            if transport.get_write_buffer_size():
+                ex.request.buffered_writes += 1
             await ex.drain()
         end_ns = time.perf_counter_ns()
         return _metrics(
@@ -1864,6 +1884,34 @@ class OllamaDouble:
                 '"medium", "high", "max", "xhigh" or "ultra")',
             )
         return self._resolve_think(_REASONING_EFFORTS[effort], model, model_as_sent)
+
+    async def _handle_timings(self, ex: _Exchange) -> None:
+        """Debug route: what the double really did per generation request (perf ground truth).
+
+        Times are time.perf_counter_ns() readings. `?clear=1` forgets the recorded requests.
+        """
+        entries = []
+        for request in list(self.requests):
+            if not request.token_write_ns:
+                continue
+            messages = request.json.get("messages") if isinstance(request.json, dict) else None
+            user_text = ""
+            if isinstance(messages, list) and messages and isinstance(messages[-1], dict):
+                user_text = str(messages[-1].get("content", ""))
+            entries.append(
+                {
+                    "path": request.path,
+                    "connection_id": request.connection_id,
+                    "user_text": user_text,
+                    "received_ns": request.received_ns,
+                    "token_write_ns": request.token_write_ns,
+                    "buffered_writes": request.buffered_writes,
+                    "completed": request.metrics is not None,
+                }
+            )
+        if "clear=1" in ex.request.query.split("&"):
+            self.requests.clear()
+        ex.send_json(200, {"clock": "perf_counter_ns", "requests": entries})
 
     async def _handle_v1_models(self, ex: _Exchange) -> None:
         created = int(self._modified_unix)

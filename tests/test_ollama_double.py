@@ -375,9 +375,11 @@ def test_requests_queued_behind_a_cold_load_are_charged_the_load() -> None:
             with httpx.Client(base_url=double.url, timeout=10) as own:
                 return own.post("/api/chat", json=chat_body(stream=False)).json()
 
-        for result in concurrently(2, ask):
-            assert result["load_duration"] >= 0.1 * NS
-        assert ask()["load_duration"] < 0.075 * NS
+        loads = sorted(result["load_duration"] for result in concurrently(2, ask))
+        # The later arrival waited for the rest of the load (minus its start skew), far above
+        # the ~1 ms of a warm hand-off.
+        assert loads[1] >= 0.15 * NS and loads[0] >= 0.03 * NS, loads
+        assert ask()["load_duration"] < 0.05 * NS
 
 
 def test_pending_queue_overflow_answers_503() -> None:

@@ -105,6 +105,52 @@ class OllamaBackend:
             )
         return models
 
+    async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
+        if response.status_code >= 400:
+            raise RequestError(
+                f"{self.host}{path} answered HTTP {response.status_code}: "
+                f"{_error_text(response.text)}",
+                response.status_code,
+            )
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
+
+    async def show(self, model: str) -> dict[str, Any]:
+        """What /api/show says of a model: details, parameters, capabilities, context length."""
+        body = await self._post_json("/api/show", {"model": model})
+        body = body if isinstance(body, dict) else {}
+        info = body.get("model_info") or {}
+        context = next(
+            (v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)),
+            None,
+        )
+        return {
+            "details": body.get("details") or {},
+            "parameters": body.get("parameters") or "",
+            "capabilities": body.get("capabilities") or [],
+            "context_length": context,
+            "architecture": info.get("general.architecture"),
+            "parameter_count": info.get("general.parameter_count"),
+        }
+
+    async def loaded_models(self) -> dict[str, dict[str, Any]]:
+        """/api/ps: loaded models by canonical name, with `size` and `size_vram` in bytes."""
+        body = await self._get_json("/api/ps")
+        return {
+            canonical_name(entry.get("name") or entry.get("model") or ""): entry
+            for entry in (body or {}).get("models") or []
+        }
+
+    async def unload(self, model: str) -> None:
+        """Unload a model now: an empty generate request with keep_alive 0 (ollama-api.md §1.6)."""
+        await self._post_json("/api/generate", {"model": model, "keep_alive": 0})
+
     async def chat(
         self, request: ChatRequest, result: RequestResult, on_text: TextCallback | None = None
     ) -> None:

@@ -1,0 +1,396 @@
+"""Response quality checks: does an answer say what it should, in the shape it should?
+
+A prompt's `checks` (merged over the suite's, see `Suite.checks_for`) are evaluated on the
+response text; each declared check passes or fails on its own.
+
+- `contains` / `not_contains`: every string must appear / none may appear, as plain substrings
+  ("5" is found in "15"; use `regex` with `\\b` for whole words).
+- `equals`: the whole response, stripped of surrounding whitespace, equals the string (also
+  stripped); "4." does not equal "4".
+- `case_sensitive` (default false) applies to those three; both sides are NFC-normalised, and
+  without case sensitivity compared case-folded ("Straße" contains "STRASSE").
+- `regex`: `re.search` must find the pattern, exactly as written: add `(?i)` to ignore case,
+  `(?m)` for `^`/`$` at line ends.
+- `min_words` / `max_words`: words are the whitespace-separated pieces of text that hold a letter
+  or a digit ("2+2=4" is one word, a lone "-" or "**" none); text without spaces (Chinese,
+  Japanese) is not split into words.
+- `max_sentences`: counted by the sentence rule below.
+- `json: true`: the response parses as strict JSON (no NaN or Infinity). A response that is one
+  fenced code block (```` ```json ```` or a bare ```` ``` ```` fence) is unwrapped first, since
+  models often fence JSON even when asked not to. `json: {schema: {...}}` also validates the
+  parsed value against that JSON Schema: Draft 2020-12 unless its `$schema` names another
+  draft; `format` is an annotation only (not checked); `$ref` must resolve inside the schema,
+  nothing is fetched.
+
+Sentences (`count_sentences`):
+
+1. Empty or blank text has 0 sentences. A piece of text counts as a sentence only if it holds at
+   least one letter or digit, so a line or tail of only symbols or emoji ("---", "```", "🙂")
+   adds none: "Fine, thanks! 🙂" is one sentence.
+2. A line break between non-empty lines always ends a sentence: a bulleted or numbered list, a
+   heading over a paragraph, or one sentence wrapped onto two lines counts as several, since a
+   model that answers with a list has not answered in one sentence. Blank lines are ignored. At
+   the start of a line, bullet, heading and quote markers ("- ", "* ", "• ", "# ", "> ") are
+   skipped, and so are list numbers ("1. ", "2) ") when the text has more than one non-empty
+   line ("1. Paris" on its own is two sentences: "1." and "Paris").
+3. Within a line, a sentence ends at a run of ".", "!", "?" or "…" ("?!", "!!!" and "..." are one
+   end), optionally followed by closing quotes, brackets or Markdown emphasis (`."`, `.)`,
+   `.**`), and then a space or the end of the line. A mark followed by anything else ends
+   nothing, so "2+2=4.", "3.5", "v0.12.6", "example.com/a.b", "jo@example.com" and "e.g.," are
+   not split. "。", "！" and "？" end a sentence even with no space after them.
+4. Nothing ends before a word that starts with a lowercase letter (after any opening quote,
+   bracket or emphasis): '"Hi!" she said.', "It costs approx. five euros." and "apples, pears,
+   etc. are fruit" are one sentence each.
+5. An ellipsis ("..." or "…") ends a sentence only before a capitalised word other than "I"
+   (I'm, I'll, I've, I'd): "Well... I think so." and "Wait… 4 is right." are one sentence,
+   "I waited... Nothing happened." is two.
+6. These abbreviations never end a sentence: Mr., Mrs., Ms., Mx., Dr., Prof., St., Mt., Rev.,
+   Fr., Gen., Col., Capt., Lt., Sgt., Gov., Sen., Hon., Pres., e.g., i.e., cf., viz., vs., v.,
+   approx., ca., esp., incl., excl., resp. and a.k.a. Before a number, neither do No., Nos.,
+   Nr., Vol., Fig., Eq., Ch., Sec., Art., c., p., pp., Ver. and the months Jan. to Dec.
+   ("No. 5", "Jan. 12", "c. 1900"); "No. It is not." is two sentences. Any other abbreviation
+   (etc., Inc., Jr., a.m.) follows rules 3 and 4: it ends a sentence before a capitalised word
+   ("apples, pears, etc. The end." is two).
+7. Initials: a single capital letter with a full stop does not end a sentence when another
+   initial follows ("J. K. Rowling"), nor when it starts the sentence or follows a capitalised
+   word and the next word is not a common sentence opener such as The, It, This, I or He
+   ("George W. Bush was ..." is one sentence; "Take vitamin C. It helps." and "The answer is
+   B. It is even." are two). Dotted capitals (U.S., J.R.R., D.C.) end a sentence only before such
+   an opener: "The U.S. President" is one, "I live in the U.S. It is big." two.
+8. Whatever follows the last sentence end counts as a sentence if it holds a letter or a digit,
+   so a final sentence needs no full stop: "Hi" is one sentence, "Hi. How are you" two.
+9. Markdown emphasis does not matter: "**Yes.** It is." is two sentences, "It is **4**." one.
+   URLs and e-mail addresses split nothing unless a sentence mark and a space follow them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import unicodedata
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+    from novabench.suite import Checks
+
+JsonPath = tuple[str | int, ...]
+
+# --- sentences and words --------------------------------------------------------------------
+
+_OPENERS = "\"'“‘«([{*_`~¿¡"
+_CLOSERS = "\"'”’»)]}*_`~"
+_WIDE_ENDS = "。！？"  # CJK sentence marks: no space follows them
+_SENTENCE_END = re.compile(
+    rf"[.!?…{_WIDE_ENDS}]+[{re.escape(_CLOSERS)}]*(?=\s|$)|[{_WIDE_ENDS}]+[{re.escape(_CLOSERS)}]*"
+)
+_BULLET = re.compile(r"[ \t]*(?:[-*+•‣◦▪>#]+[ \t]+)+")
+_LIST_NUMBER = re.compile(r"[ \t]*\d{1,3}[.)][ \t]+(?=\S)")
+_INITIAL = re.compile(r"[A-Z]")
+_NEXT_INITIAL = re.compile(r"[A-Z]\.")
+_DOTTED_CAPITALS = re.compile(r"(?:[A-Z]\.)+[A-Z]")  # "U.S" of "U.S.": the last dot is the mark
+_CAPITALISED = re.compile(r"[A-Z][\w'’-]*")
+_PRONOUN_I = re.compile(r"I(?:['’](?:m|ll|ve|d))?")
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_NEVER_END = _word_set(
+    "mr mrs ms mx dr prof st mt rev fr gen col capt lt sgt gov sen hon pres e.g i.e cf viz vs "
+    "v approx ca esp incl excl resp a.k.a"
+)
+_BEFORE_NUMBER = _word_set(
+    "no nos nr vol fig figs eq eqs ch sec art c p pp ver jan feb mar apr jun jul aug sep sept "
+    "oct nov dec"
+)
+# Words that start sentences and are not surnames: after "C." or "U.S." they mean a new sentence.
+_OPENER_WORDS = _word_set(
+    "a an the this that these those it its it's i i'm i'll i've i'd he she we they you there "
+    "here my our your his her their what which who when where why how but and or so yes no if "
+    "in on at as for from to with after before then also however because"
+)
+
+
+def count_sentences(text: str) -> int:
+    """The number of sentences in `text`, by the rule in this module's docstring."""
+    lines = [line for line in text.splitlines() if _has_word_character(line)]
+    many_lines = len(lines) > 1
+    return sum(_sentences_in_line(_strip_list_marker(line, many_lines)) for line in lines)
+
+
+def count_words(text: str) -> int:
+    """Whitespace-separated pieces of `text` holding a letter or a digit."""
+    return sum(1 for piece in text.split() if _has_word_character(piece))
+
+
+def _has_word_character(text: str) -> bool:
+    return any(character.isalnum() for character in text)
+
+
+def _strip_list_marker(line: str, many_lines: bool) -> str:
+    if bullet := _BULLET.match(line):
+        line = line[bullet.end() :]
+    if many_lines and (number := _LIST_NUMBER.match(line)):
+        line = line[number.end() :]
+    return line
+
+
+def _sentences_in_line(line: str) -> int:
+    count, start = 0, 0
+    for end in _SENTENCE_END.finditer(line):
+        if _ends_sentence(line, end):
+            count += _has_word_character(line[start : end.end()])
+            start = end.end()
+    return count + _has_word_character(line[start:])
+
+
+def _ends_sentence(line: str, end: re.Match[str]) -> bool:
+    marks = end.group().rstrip(_CLOSERS)
+    following = line[end.end() :].split(maxsplit=1)
+    if not following or any(mark in _WIDE_ENDS for mark in marks):
+        return True
+    next_word = following[0].lstrip(_OPENERS)
+    first = next_word[:1]
+    if first.islower():  # rule 4
+        return False
+    if marks != "." and set(marks) <= {".", "…"}:  # an ellipsis, rule 5
+        return first.isupper() and not _PRONOUN_I.fullmatch(next_word.rstrip(",;:.!?…"))
+    if marks != ".":
+        return True
+    words_before = line[: end.start()].split()
+    word = words_before[-1].strip(_OPENERS + _CLOSERS) if words_before else ""
+    key = word if len(word) == 1 else word.lower()  # "v." and "c." are not "V." and "C."
+    if key in _NEVER_END or (key in _BEFORE_NUMBER and first.isdigit()):
+        return False  # rule 6
+    opens_sentence = next_word.rstrip(",;:.!?…").lower().replace("’", "'") in _OPENER_WORDS
+    if _DOTTED_CAPITALS.fullmatch(word):  # rule 7
+        return opens_sentence
+    if _INITIAL.fullmatch(word) and first.isupper():
+        if _NEXT_INITIAL.fullmatch(next_word.rstrip(_CLOSERS)):
+            return False
+        previous = words_before[-2].strip(_OPENERS + _CLOSERS) if len(words_before) > 1 else ""
+        after_name = not previous or previous[-1] in ".!?…" or _CAPITALISED.fullmatch(previous)
+        return not after_name or opens_sentence
+    return True
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+# jsonschema and referencing are imported where used: they take longer to import than the rest of
+# the suite loader, and only suites with a `json: {schema: ...}` check need them.
+
+_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(?P<body>.*?)\n?[ \t]*```", re.DOTALL | re.I)
+
+
+def parse_json(text: str) -> tuple[bool, Any]:
+    """(True, value) if `text`, or the one fenced code block it consists of, is strict JSON."""
+    payload = text.strip()
+    if fenced := _FENCE.fullmatch(payload):
+        payload = fenced.group("body")
+    try:
+        return True, json.loads(payload, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return False, None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def schema_validator_class(schema: dict[str, Any]) -> type[Validator] | None:
+    """The validator for the draft `$schema` names (Draft 2020-12 without one); None if unknown."""
+    import jsonschema
+    import referencing.jsonschema
+
+    dialect = schema.get("$schema")
+    if dialect is None:
+        return jsonschema.Draft202012Validator
+    try:
+        referencing.jsonschema.specification_with(dialect)
+    except (referencing.jsonschema.UnknownDialect, TypeError):  # TypeError: an unhashable value
+        return None
+    return jsonschema.validators.validator_for(schema)
+
+
+def draft_name(validator_class: type[Validator]) -> str:
+    """'Draft 2020-12' for Draft202012Validator, 'Draft 7' for Draft7Validator."""
+    digits = re.sub(r"\D", "", validator_class.__name__)
+    return f"Draft {digits[:4]}-{digits[4:]}" if len(digits) == 6 else f"Draft {digits}"
+
+
+def schema_problem(schema: dict[str, Any]) -> tuple[JsonPath, Any, str] | None:
+    """The first problem that makes `schema` unusable: where in it, the value there, and what is
+    wrong, a message to follow the value ("'objekt' " + "is not valid in a JSON Schema ...")."""
+    from jsonschema.exceptions import best_match
+
+    for path, value in _walk_json(schema):
+        if not isinstance(value, dict | list | str | int | float | bool | type(None)):
+            kind = type(value).__name__
+            return path, value, f"is not a JSON value (YAML reads it as {kind}): quote it"
+    validator_class = schema_validator_class(schema)
+    if validator_class is None:
+        return (
+            ("$schema",),
+            schema["$schema"],
+            (
+                "is not a known JSON Schema dialect: leave $schema out for Draft 2020-12, or use "
+                "e.g. 'https://json-schema.org/draft/2020-12/schema' or "
+                "'http://json-schema.org/draft-07/schema#'"
+            ),
+        )
+    errors = validator_class(validator_class.META_SCHEMA).iter_errors(schema)
+    if error := best_match(errors):
+        while error.context:  # "not valid under any of the given schemas": say which part failed
+            error = best_match(error.context)
+        hint = ""
+        if error.validator == "enum" and isinstance(error.instance, str):
+            hint = _did_you_mean(error.instance, [str(choice) for choice in error.validator_value])
+        message = f"is not valid in a JSON Schema ({draft_name(validator_class)}): {error.message}"
+        return tuple(error.absolute_path), error.instance, message + hint
+    if unresolved := _unresolved_ref(schema, validator_class):
+        path, ref = unresolved
+        return (
+            path,
+            ref,
+            (
+                "cannot be resolved: a $ref must point inside the schema, e.g. to '#/$defs/NAME' "
+                "(novabench fetches no schemas)"
+            ),
+        )
+    return None
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _walk_json(value: Any, path: JsonPath = ()) -> Iterator[tuple[JsonPath, Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk_json(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _walk_json(item, (*path, index))
+
+
+def _unresolved_ref(
+    schema: dict[str, Any], validator_class: type[Validator]
+) -> tuple[JsonPath, str] | None:
+    """The first `$ref` that resolves neither within the schema nor to a draft's meta-schema:
+    where it is and what it says."""
+    import referencing
+    import referencing.exceptions
+    import referencing.jsonschema
+    from jsonschema_specifications import REGISTRY as META_SCHEMAS
+
+    paths = {id(value): path for path, value in _walk_json(schema)}
+    specification = referencing.jsonschema.specification_with(
+        validator_class.META_SCHEMA["$schema"]
+    )
+    root = specification.create_resource(schema)
+    registry = META_SCHEMAS.combine(referencing.Registry())  # which fetches nothing
+    pending = [(root, registry.resolver_with_root(root))]
+    while pending:
+        resource, resolver = pending.pop()
+        resolver = resolver.in_subresource(resource)
+        contents = resource.contents
+        if isinstance(contents, dict) and isinstance(ref := contents.get("$ref"), str):
+            try:
+                resolver.lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                return (*paths.get(id(contents), ()), "$ref"), ref
+        pending.extend((sub, resolver) for sub in resource.subresources())
+    return None
+
+
+def _matches_schema(schema: dict[str, Any], value: Any) -> bool:
+    import jsonschema
+    import referencing
+    import referencing.exceptions
+
+    validator_class = schema_validator_class(schema) or jsonschema.Draft202012Validator
+    # An empty registry: a $ref outside the schema fails rather than being fetched (jsonschema's
+    # default fetches it over HTTP); load-time checks make that rare.
+    validator = validator_class(schema, registry=referencing.Registry())
+    try:
+        return bool(validator.is_valid(value))
+    except (RecursionError, referencing.exceptions.Unresolvable):
+        return False
+
+
+# --- evaluating and describing --------------------------------------------------------------
+
+
+def evaluate(checks: Checks, text: str) -> dict[str, bool]:
+    """Whether `text` passes each declared check, keyed by check name in `Checks.declared` order."""
+    fold = _folder(checks.case_sensitive)
+    response = fold(text)
+    passed: dict[str, bool] = {}
+    if checks.contains is not None:
+        passed["contains"] = all(fold(part) in response for part in checks.contains)
+    if checks.not_contains is not None:
+        passed["not_contains"] = not any(fold(part) in response for part in checks.not_contains)
+    if checks.equals is not None:
+        passed["equals"] = fold(text.strip()) == fold(checks.equals.strip())
+    if checks.regex is not None:
+        passed["regex"] = re.search(checks.regex, text) is not None
+    if checks.min_words is not None:
+        passed["min_words"] = count_words(text) >= checks.min_words
+    if checks.max_words is not None:
+        passed["max_words"] = count_words(text) <= checks.max_words
+    if checks.max_sentences is not None:
+        passed["max_sentences"] = count_sentences(text) <= checks.max_sentences
+    if checks.json_ is not None:
+        parsed, value = parse_json(text)
+        schema = checks.json_.json_schema
+        passed["json"] = parsed and (schema is None or _matches_schema(schema, value))
+    return passed
+
+
+def _folder(case_sensitive: bool) -> Callable[[str], str]:
+    if case_sensitive:
+        return lambda text: unicodedata.normalize("NFC", text)
+    return lambda text: unicodedata.normalize("NFC", text).casefold()
+
+
+def describe(checks: Checks) -> list[str]:
+    """A short phrase per declared check, in `evaluate`'s order: 'at most 1 sentence'."""
+    case = " (case-sensitive)" if checks.case_sensitive else ""
+    phrases = []
+    if checks.contains is not None:
+        phrases.append(f"contains {_listing(checks.contains, 'and')}{case}")
+    if checks.not_contains is not None:
+        phrases.append(f"does not contain {_listing(checks.not_contains, 'or')}{case}")
+    if checks.equals is not None:
+        phrases.append(f"equals {checks.equals!r}{case}")
+    if checks.regex is not None:
+        phrases.append(f"matches /{checks.regex}/")
+    if checks.min_words is not None:
+        phrases.append(f"at least {_count(checks.min_words, 'word')}")
+    if checks.max_words is not None:
+        phrases.append(f"at most {_count(checks.max_words, 'word')}")
+    if checks.max_sentences is not None:
+        phrases.append(f"at most {_count(checks.max_sentences, 'sentence')}")
+    if checks.json_ is not None:
+        schema = checks.json_.json_schema
+        phrases.append("is JSON" if schema is None else "is JSON matching the schema")
+    return phrases
+
+
+def _listing(parts: list[str], conjunction: str) -> str:
+    quoted = [repr(part) for part in parts]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {conjunction} {quoted[-1]}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+__all__ = ["count_sentences", "count_words", "describe", "evaluate", "parse_json", "schema_problem"]

@@ -1,0 +1,100 @@
+"""python -m tests.perf: the measurement-accuracy benchmark (`make perf`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from tests.perf.clients import CLIENT_NAMES
+from tests.perf.harness import PerfConfig, run_perf
+from tests.perf.report import print_report, write_json
+
+DEFAULT_JSON = Path("reports/perf.json")
+# Wide enough for the accuracy tables when the output is a file or a pipe.
+PIPE_WIDTH = 170
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: every level must be at least 1")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in CLIENT_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown client {', '.join(map(repr, unknown)) or '(none)'}; "
+            f"choose from {', '.join(CLIENT_NAMES)}"
+        )
+    return names
+
+
+def _positive(kind: type[int] | type[float]):  # type: ignore[no-untyped-def]
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+        return value
+
+    return parse
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.perf",
+        description="novabench's timing accuracy and CPU cost per token, against the Ollama "
+        "double's own record of what it did (the double runs in a child process).",
+    )
+    parser.add_argument("--levels", type=_int_list, default=(1, 16, 64, 256))
+    parser.add_argument("--tokens", type=_positive(int), default=200)
+    parser.add_argument("--interval-ms", type=_positive(float), default=2.0)
+    parser.add_argument("--ttft-ms", type=_positive(float), default=50.0)
+    parser.add_argument(
+        "--requests-per-level",
+        type=_positive(int),
+        default=None,
+        help="requests per round at each level (default: max(10, 2 × streams))",
+    )
+    parser.add_argument("--rounds", type=_positive(int), default=3)
+    parser.add_argument("--clients", type=_names, default=CLIENT_NAMES)
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and client")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the figures go")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = PerfConfig(
+        levels=args.levels,
+        tokens=args.tokens,
+        interval_ms=args.interval_ms,
+        ttft_ms=args.ttft_ms,
+        requests_per_level=args.requests_per_level,
+        rounds=args.rounds,
+        clients=args.clients,
+        pin_cpus=not args.no_pin,
+    )
+    console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    loadavg_before = os.getloadavg()
+    started = time.perf_counter()
+    figures = run_perf(config, progress=lambda message: console.print(f"[dim]{message}[/]"))
+    wall_s = time.perf_counter() - started
+    found = print_report(console, config, figures, wall_s)
+    write_json(args.json, config, figures, found, wall_s, loadavg_before)
+    console.print(f"figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

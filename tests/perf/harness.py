@@ -1,0 +1,345 @@
+"""Run the clients against the double at each concurrency and compare with the ground truth.
+
+Definitions (both processes read CLOCK_MONOTONIC: time.perf_counter on Linux):
+
+- configured TTFT: the schedule, from the server reading the request to its first token write.
+- server TTFT: what the server did, first token write − request read (shows the server slipping).
+- true TTFT: first token write (server clock) − the moment the client was called (client clock).
+  It is what a perfect client would report for novabench's own definition ("request sent →
+  first content chunk"), so TTFT error = measured − true is exactly how late the client noticed
+  the first token. measured − server TTFT also counts the send path (client sent → server read).
+- true ITL: (last token write − first token write) / (n − 1), as derive() does on arrivals.
+- true tokens/s: n / (last token write − first token write), the formula derive() applies to
+  the arrival times, so the error is the measurement's and not the formula's.
+- delivery lag: client arrival time − server write time, for every token.
+- CPU per token: this process's user + system CPU (getrusage: all threads, so the live
+  display's refresh thread counts) during the streaming phase only, over the tokens received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import os
+import resource
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import psutil
+
+from novabench.metrics import derive
+from tests.perf.clients import CLIENT_NAMES, Sample, make_client
+from tests.perf.server import MODEL, DoubleProcess
+
+LEVEL_TIMEOUT_S = 600.0
+FETCH_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class PerfConfig:
+    """What to run: the schedule, the concurrency levels, the clients and the repetitions."""
+
+    levels: tuple[int, ...] = (1, 16, 64, 256)
+    tokens: int = 200
+    interval_ms: float = 2.0
+    ttft_ms: float = 50.0
+    requests_per_level: int | None = None  # None: max(10, 2 × concurrency)
+    rounds: int = 3  # each client runs each level this often, taking turns with the others
+    clients: tuple[str, ...] = CLIENT_NAMES
+    pin_cpus: bool = True  # server on one core, clients on another, when there are two
+
+    def requests_at(self, concurrency: int) -> int:
+        """Requests per round at one level: at least one per stream, so every stream is used."""
+        wanted = self.requests_per_level or max(10, 2 * concurrency)
+        return max(wanted, concurrency)
+
+
+@dataclass
+class RequestTruth:
+    """One request's measured figures beside what the server really did (ms, tokens/s)."""
+
+    ttft_server_ms: float
+    ttft_true_ms: float
+    ttft_measured_ms: float
+    transit_ms: float  # client sent → server read the request
+    itl_true_ms: float
+    itl_measured_ms: float
+    tps_true: float
+    tps_measured: float
+    lags_ms: list[float]
+
+
+@dataclass
+class RoundRecord:
+    """One client at one level, one round: its requests and what the streaming phase cost."""
+
+    requests: int
+    tokens: int
+    wall_s: float
+    client_cpu_s: float
+    server_cpu_s: float
+    compared: list[RequestTruth] = field(default_factory=list)
+    failed: int = 0
+    mismatched: int = 0  # token counts differ between client and server
+    buffered_writes: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def cpu_us_per_token(self) -> float | None:
+        return 1e6 * self.client_cpu_s / self.tokens if self.tokens else None
+
+
+@dataclass
+class RunFigures:
+    """One client at one concurrency, over all rounds: truth against measurement."""
+
+    client: str
+    concurrency: int
+    requests: int
+    failed: int
+    tokens: int
+    cpu_us_per_token: float | None  # median over rounds
+    cpu_us_per_token_rounds: list[float]
+    client_cpu_pct: float  # client CPU / wall, over all rounds
+    server_cpu_pct: float
+    ttft_cfg_ms: float
+    ttft_server_ms: float | None  # medians over requests from here on
+    ttft_true_ms: float | None
+    ttft_measured_ms: float | None
+    ttft_error_ms: float | None  # median of (measured − true): the first token's delivery lag
+    ttft_error_p95_ms: float | None
+    ttft_error_pct: float | None  # ttft_error_ms / ttft_true_ms
+    ttft_vs_server_ms: float | None  # median of (measured − server TTFT): send path included
+    transit_ms: float | None
+    itl_cfg_ms: float
+    itl_true_ms: float | None
+    itl_measured_ms: float | None
+    itl_error_pct: float | None  # median of (measured − true) / true
+    tps_true: float | None
+    tps_measured: float | None
+    tps_error_pct: float | None
+    lag_p50_ms: float | None  # over every token of every request
+    lag_p95_ms: float | None
+    buffered_writes: int
+    mismatched: int
+    errors: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out = dict(vars(self))
+        out["errors"] = self.errors[:5]
+        return out
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _server_cpu_s(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _median(values: Iterable[float]) -> float | None:
+    items = list(values)
+    return statistics.median(items) if items else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+async def _stream_level(
+    client_name: str,
+    url: str,
+    concurrency: int,
+    requests: int,
+    tag: str,
+    server: psutil.Process,
+) -> tuple[list[Sample], float, float, float]:
+    """Warm the client up, then stream `requests` with `concurrency` in flight (closed loop).
+
+    Returns the samples, then the wall time, this process's CPU time and the server's CPU time
+    of the streaming phase.
+    """
+    client = make_client(client_name)
+    await client.open(url, MODEL, requests)
+    try:
+        warm = await client.stream(f"{tag} warm-up")
+        if warm.error is not None:
+            raise RuntimeError(f"{client_name}: the warm-up request failed: {warm.error}")
+        numbers = itertools.count()
+        samples: list[Sample] = []
+
+        async def worker() -> None:
+            while (index := next(numbers)) < requests:
+                samples.append(await client.stream(f"{tag} request {index}"))
+
+        gc.collect()
+        server_start = _server_cpu_s(server)
+        wall_start, cpu_start = time.perf_counter(), _cpu_s()
+        async with asyncio.timeout(LEVEL_TIMEOUT_S):
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+        cpu_s, wall_s = _cpu_s() - cpu_start, time.perf_counter() - wall_start
+        server_cpu_s = _server_cpu_s(server) - server_start
+    finally:
+        await client.close()
+    return samples, wall_s, cpu_s, server_cpu_s
+
+
+def fetch_timings(url: str) -> dict[str, dict[str, Any]]:
+    """The double's per-request ground truth by user text, forgetting it on the server."""
+    response = httpx.get(f"{url}/_double/timings?clear=1", timeout=FETCH_TIMEOUT_S, trust_env=False)
+    response.raise_for_status()
+    return {entry["user_text"]: entry for entry in response.json()["requests"]}
+
+
+def compare(
+    samples: list[Sample],
+    truth: dict[str, dict[str, Any]],
+    wall_s: float,
+    client_cpu_s: float,
+    server_cpu_s: float,
+) -> RoundRecord:
+    """Each request's measured figures (from derive()) against what the server really did."""
+    record = RoundRecord(len(samples), 0, wall_s, client_cpu_s, server_cpu_s)
+    for sample in samples:
+        offsets: list[float] = sample.row.get("token_offsets_s") or []
+        record.tokens += len(offsets)
+        server = truth.get(sample.user_text)
+        if sample.error is not None or server is None:
+            record.failed += 1
+            record.errors.append(sample.error or f"no server record of {sample.user_text!r}")
+            continue
+        writes: list[int] = server["token_write_ns"]
+        record.buffered_writes += server["buffered_writes"]
+        if len(writes) != len(offsets) or len(writes) < 2:
+            record.mismatched += 1
+            continue
+        figures = derive(sample.row)
+        sent_ns = sample.sent_ns
+        span_ns = writes[-1] - writes[0]
+        itl_true_ms = span_ns / 1e6 / (len(writes) - 1)
+        record.compared.append(
+            RequestTruth(
+                ttft_server_ms=(writes[0] - server["received_ns"]) / 1e6,
+                ttft_true_ms=(writes[0] - sent_ns) / 1e6,
+                ttft_measured_ms=figures["ttft_ms"],
+                transit_ms=(server["received_ns"] - sent_ns) / 1e6,
+                itl_true_ms=itl_true_ms,
+                itl_measured_ms=figures["itl_ms"],
+                tps_true=len(writes) * 1e9 / span_ns,
+                tps_measured=figures["client_tokens_per_s"],
+                lags_ms=[
+                    (sent_ns + offset * 1e9 - written) / 1e6
+                    for offset, written in zip(offsets, writes, strict=True)
+                ],
+            )
+        )
+    return record
+
+
+def summarize(
+    config: PerfConfig, client: str, concurrency: int, rounds: list[RoundRecord]
+) -> RunFigures:
+    """Pool the rounds' requests; CPU per token is the median of the rounds'."""
+    compared = [truth for record in rounds for truth in record.compared]
+    lags = [lag for truth in compared for lag in truth.lags_ms]
+    ttft_errors = [t.ttft_measured_ms - t.ttft_true_ms for t in compared]
+    ttft_true = _median(t.ttft_true_ms for t in compared)
+    ttft_error = _median(ttft_errors)
+    wall_s = sum(record.wall_s for record in rounds)
+    per_round = [r.cpu_us_per_token for r in rounds if r.cpu_us_per_token is not None]
+    return RunFigures(
+        client=client,
+        concurrency=concurrency,
+        requests=sum(record.requests for record in rounds),
+        failed=sum(record.failed for record in rounds),
+        tokens=sum(record.tokens for record in rounds),
+        cpu_us_per_token=_median(per_round),
+        cpu_us_per_token_rounds=per_round,
+        client_cpu_pct=100.0 * sum(r.client_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
+        server_cpu_pct=100.0 * sum(r.server_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
+        ttft_cfg_ms=config.ttft_ms,
+        ttft_server_ms=_median(t.ttft_server_ms for t in compared),
+        ttft_true_ms=ttft_true,
+        ttft_measured_ms=_median(t.ttft_measured_ms for t in compared),
+        ttft_error_ms=ttft_error,
+        ttft_error_p95_ms=_quantile(ttft_errors, 0.95),
+        ttft_error_pct=(
+            100.0 * ttft_error / ttft_true if ttft_error is not None and ttft_true else None
+        ),
+        ttft_vs_server_ms=_median(t.ttft_measured_ms - t.ttft_server_ms for t in compared),
+        transit_ms=_median(t.transit_ms for t in compared),
+        itl_cfg_ms=config.interval_ms,
+        itl_true_ms=_median(t.itl_true_ms for t in compared),
+        itl_measured_ms=_median(t.itl_measured_ms for t in compared),
+        itl_error_pct=_median(
+            100.0 * (t.itl_measured_ms - t.itl_true_ms) / t.itl_true_ms for t in compared
+        ),
+        tps_true=_median(t.tps_true for t in compared),
+        tps_measured=_median(t.tps_measured for t in compared),
+        tps_error_pct=_median(100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in compared),
+        lag_p50_ms=_quantile(lags, 0.50),
+        lag_p95_ms=_quantile(lags, 0.95),
+        buffered_writes=sum(record.buffered_writes for record in rounds),
+        mismatched=sum(record.mismatched for record in rounds),
+        errors=[error for record in rounds for error in record.errors],
+    )
+
+
+def run_perf(config: PerfConfig, progress: Callable[[str], None] | None = None) -> list[RunFigures]:
+    """Start the double, run every client at every level, and return the figures.
+
+    Within a level the clients take turns, round after round, so drift on the machine touches
+    them all alike. `progress(message)` is called before each run when given.
+    """
+    for name in config.clients:
+        make_client(name)  # an unknown name fails here, before the double starts
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = config.pin_cpus and len(cpus) >= 2
+    figures: list[RunFigures] = []
+    with DoubleProcess(
+        config.tokens,
+        config.ttft_ms,
+        config.interval_ms,
+        num_parallel=max(config.levels),
+        cpu=cpus[-1] if pin else None,
+    ) as double:
+        server = psutil.Process(double.pid)
+        try:
+            if pin:
+                os.sched_setaffinity(0, {cpus[0]})
+            for concurrency in config.levels:
+                requests = config.requests_at(concurrency)
+                rounds: dict[str, list[RoundRecord]] = {name: [] for name in config.clients}
+                for round_index, name in itertools.product(range(config.rounds), config.clients):
+                    if progress is not None:
+                        progress(
+                            f"{concurrency} streams, round {round_index + 1}/{config.rounds}: "
+                            f"{name}, {requests} requests"
+                        )
+                    fetch_timings(double.url)  # forget anything earlier
+                    tag = f"perf {name} c{concurrency} r{round_index}"
+                    samples, wall_s, cpu_s, server_cpu_s = asyncio.run(
+                        _stream_level(name, double.url, concurrency, requests, tag, server)
+                    )
+                    truth = fetch_timings(double.url)
+                    rounds[name].append(compare(samples, truth, wall_s, cpu_s, server_cpu_s))
+                for name in config.clients:
+                    figures.append(summarize(config, name, concurrency, rounds[name]))
+        finally:
+            if pin:
+                os.sched_setaffinity(0, set(cpus))
+    return figures

@@ -1,0 +1,330 @@
+"""The benchmark's tables, the verdict on each target, and reports/perf.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from tests.perf.clients import make_client
+from tests.perf.harness import PerfConfig, RunFigures
+
+FORMAT_VERSION = 1
+# The issue's targets.
+TTFT_ERROR_MS_AT_1 = 1.0
+TTFT_ERROR_PCT_AT_256 = 5.0
+TPS_ERROR_PCT_AT_1 = 1.0
+CPU_RATIO_TO_OLLAMA = 1.5
+TARGET_CLIENT = "novabench-live"  # novabench as `novabench run` uses it: live display on
+
+DEFINITIONS = {
+    "ttft_server": "server: first token write − request read (what the double did)",
+    "ttft_true": "server first token write − client sent (a perfect client's TTFT)",
+    "ttft_error": "measured − true, median over requests: the first token's delivery lag",
+    "ttft_vs_server": "measured − server TTFT: also counts the send path (sent → server read)",
+    "itl_true": "(server last token write − first token write) / (n − 1)",
+    "tps_true": "n / (server last token write − first token write), derive()'s formula",
+    "lag": "client arrival − server write, every token",
+    "cpu_per_token": "client process CPU (user + system, all threads) / tokens, streaming only",
+}
+
+
+@dataclass
+class Verdict:
+    """One target: met or not, with the figure that decides it."""
+
+    target: str
+    met: bool | None  # None: the run had no level for it
+    figure: str
+
+    def line(self) -> str:
+        state = {True: "[green]met    [/]", False: "[red]missed [/]", None: "[yellow]not run[/]"}
+        return f"  {state[self.met]} {self.target}: {self.figure}"
+
+
+def _f(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def client_title(name: str) -> str:
+    return make_client(name).title
+
+
+def accuracy_table(name: str, figures: list[RunFigures]) -> Table:
+    """One client: truth against measurement at each concurrency."""
+    table = Table(title=client_title(name), title_justify="left", padding=(0, 1))
+    for header in (
+        "streams",
+        "reqs",
+        "tokens",
+        "TTFT\ntrue ms",
+        "TTFT\nmeas ms",
+        "TTFT err\nms",
+        "TTFT\nerr %",
+        "vs srv\nms",
+        "ITL\ntrue ms",
+        "ITL\nmeas ms",
+        "ITL\nerr %",
+        "tok/s\ntrue",
+        "tok/s\nmeas",
+        "tok/s\nerr %",
+        "lag ms\np50/p95",
+        "CPU\nµs/tok",
+    ):
+        table.add_column(header, justify="right")
+    for run in figures:
+        failed = f" ({run.failed} failed)" if run.failed else ""
+        table.add_row(
+            str(run.concurrency),
+            f"{run.requests}{failed}",
+            str(run.tokens),
+            _f(run.ttft_true_ms),
+            _f(run.ttft_measured_ms),
+            _f(run.ttft_error_ms, 3),
+            _pct(run.ttft_error_pct),
+            _f(run.ttft_vs_server_ms),
+            _f(run.itl_true_ms, 3),
+            _f(run.itl_measured_ms, 3),
+            _pct(run.itl_error_pct),
+            _f(run.tps_true, 1),
+            _f(run.tps_measured, 1),
+            _pct(run.tps_error_pct),
+            f"{_f(run.lag_p50_ms)}/{_f(run.lag_p95_ms)}",
+            _f(run.cpu_us_per_token, 1),
+        )
+    return table
+
+
+def server_table(config: PerfConfig, figures: list[RunFigures]) -> Table:
+    """What the double was asked to do and what it did, and how busy both processes were."""
+    table = Table(
+        title="The schedule, what the double did, and how busy each side was",
+        title_justify="left",
+        padding=(0, 1),
+    )
+    for header in (
+        "streams",
+        "client",
+        "TTFT cfg\nms",
+        "TTFT srv\nms",
+        "send path\nms",
+        "ITL cfg\nms",
+        "ITL srv\nms",
+        "server\nCPU %",
+        "client\nCPU %",
+        "buffered\nwrites",
+        "token\nmismatch",
+    ):
+        table.add_column(header, justify="right")
+    for run in figures:
+        table.add_row(
+            str(run.concurrency),
+            run.client,
+            _f(config.ttft_ms),
+            _f(run.ttft_server_ms),
+            _f(run.transit_ms),
+            _f(config.interval_ms, 3),
+            _f(run.itl_true_ms, 3),
+            _f(run.server_cpu_pct, 0),
+            _f(run.client_cpu_pct, 0),
+            str(run.buffered_writes),
+            str(run.mismatched),
+        )
+    return table
+
+
+def cpu_table(config: PerfConfig, figures: list[RunFigures]) -> Table:
+    """CPU µs per streamed token, side by side: novabench, the peer and the floor."""
+    by_key = {(run.client, run.concurrency): run for run in figures}
+    table = Table(
+        title="Client CPU per streamed token, µs (median of rounds; min–max)",
+        title_justify="left",
+        padding=(0, 1),
+    )
+    table.add_column("streams", justify="right")
+    for name in config.clients:
+        table.add_column(client_title(name), justify="right")
+    ratios = [n for n in ("novabench-live", "ollama") if n in config.clients] == [
+        "novabench-live",
+        "ollama",
+    ]
+    if ratios:
+        table.add_column("live ÷ ollama", justify="right")
+    for level in config.levels:
+        cells = [str(level)]
+        for name in config.clients:
+            run = by_key[(name, level)]
+            spread = run.cpu_us_per_token_rounds
+            cells.append(
+                f"{_f(run.cpu_us_per_token, 1)} ({min(spread):.0f}–{max(spread):.0f})"
+                if spread
+                else "–"
+            )
+        if ratios:
+            cells.append(_f(cpu_ratio(by_key, level)))
+        table.add_row(*cells)
+    return table
+
+
+def cpu_ratio(by_key: dict[tuple[str, int], RunFigures], level: int) -> float | None:
+    ours = by_key.get((TARGET_CLIENT, level))
+    peer = by_key.get(("ollama", level))
+    if ours is None or peer is None or not ours.cpu_us_per_token or not peer.cpu_us_per_token:
+        return None
+    return ours.cpu_us_per_token / peer.cpu_us_per_token
+
+
+def verdicts(config: PerfConfig, figures: list[RunFigures]) -> list[Verdict]:
+    """The issue's four targets, judged on novabench with its live display on."""
+    by_key = {(run.client, run.concurrency): run for run in figures}
+    quiet = "novabench"
+
+    def also(level: int, attribute: str, unit: str) -> str:
+        run = by_key.get((quiet, level))
+        value = getattr(run, attribute) if run is not None else None
+        return f"; display off {_f(value, 3)} {unit}" if value is not None else ""
+
+    out: list[Verdict] = []
+    one = by_key.get((TARGET_CLIENT, 1))
+    if one is None or one.ttft_error_ms is None:
+        out.append(Verdict(f"TTFT error < {TTFT_ERROR_MS_AT_1:g} ms at 1 stream", None, "–"))
+    else:
+        out.append(
+            Verdict(
+                f"TTFT error < {TTFT_ERROR_MS_AT_1:g} ms at 1 stream",
+                abs(one.ttft_error_ms) < TTFT_ERROR_MS_AT_1,
+                f"{one.ttft_error_ms:.3f} ms (p95 {_f(one.ttft_error_p95_ms, 3)})"
+                + also(1, "ttft_error_ms", "ms")
+                + f"; counting the send path too: {_f(one.ttft_vs_server_ms, 3)} ms",
+            )
+        )
+    top = by_key.get((TARGET_CLIENT, 256))
+    if top is None or top.ttft_error_pct is None:
+        out.append(Verdict(f"TTFT error < {TTFT_ERROR_PCT_AT_256:g}% at 256 streams", None, "–"))
+    else:
+        out.append(
+            Verdict(
+                f"TTFT error < {TTFT_ERROR_PCT_AT_256:g}% at 256 streams",
+                abs(top.ttft_error_pct) < TTFT_ERROR_PCT_AT_256,
+                f"{top.ttft_error_pct:+.1f}% ({_f(top.ttft_error_ms)} ms of "
+                f"{_f(top.ttft_true_ms)} ms)"
+                + also(256, "ttft_error_pct", "%")
+                + _floor_note(by_key, 256),
+            )
+        )
+    if one is None or one.tps_error_pct is None:
+        out.append(Verdict(f"tokens/s error < {TPS_ERROR_PCT_AT_1:g}% at 1 stream", None, "–"))
+    else:
+        out.append(
+            Verdict(
+                f"tokens/s error < {TPS_ERROR_PCT_AT_1:g}% at 1 stream",
+                abs(one.tps_error_pct) < TPS_ERROR_PCT_AT_1,
+                f"{one.tps_error_pct:+.3f}%" + also(1, "tps_error_pct", "%"),
+            )
+        )
+    ratios = {level: cpu_ratio(by_key, level) for level in config.levels}
+    known = {level: ratio for level, ratio in ratios.items() if ratio is not None}
+    target = f"CPU per token (live display) ≤ {CPU_RATIO_TO_OLLAMA:g}× the ollama client's"
+    if not known:
+        out.append(Verdict(target, None, "–"))
+    else:
+        worst = max(known, key=lambda level: known[level])
+        out.append(
+            Verdict(
+                target,
+                known[worst] <= CPU_RATIO_TO_OLLAMA,
+                ", ".join(f"{level} streams {ratio:.2f}×" for level, ratio in known.items())
+                + f" (worst at {worst})",
+            )
+        )
+    return out
+
+
+def _floor_note(by_key: dict[tuple[str, int], RunFigures], level: int) -> str:
+    floor = by_key.get(("httpx", level))
+    peer = by_key.get(("ollama", level))
+    parts = []
+    if peer is not None and peer.ttft_error_pct is not None:
+        parts.append(f"ollama {peer.ttft_error_pct:+.1f}%")
+    if floor is not None and floor.ttft_error_pct is not None:
+        parts.append(f"bare httpx {floor.ttft_error_pct:+.1f}%")
+    return f"; {', '.join(parts)}" if parts else ""
+
+
+def print_report(
+    console: Console, config: PerfConfig, figures: list[RunFigures], wall_s: float
+) -> list[Verdict]:
+    """All tables, then the verdicts; returns the verdicts."""
+    console.print(
+        f"[bold]novabench measurement accuracy[/]: TTFT {config.ttft_ms:g} ms, "
+        f"{config.tokens} tokens every {config.interval_ms:g} ms, streams "
+        f"{', '.join(map(str, config.levels))}, {config.rounds} round(s); "
+        f"medians over requests; finished in {wall_s:.0f} s"
+    )
+    console.print(
+        "true = the double's own write times (CLOCK_MONOTONIC, shared with this process); "
+        "TTFT err = measured − (server first write − client sent) = the first token's delivery "
+        "lag; vs srv = measured − (server first write − server read), i.e. also the send path; "
+        "lag = client arrival − server write of every token."
+    )
+    for name in config.clients:
+        console.print(accuracy_table(name, [r for r in figures if r.client == name]))
+    console.print(server_table(config, figures))
+    console.print(cpu_table(config, figures))
+    found = verdicts(config, figures)
+    console.print("[bold]Targets[/] (novabench with its live display on, as `novabench run`):")
+    for verdict in found:
+        console.print(verdict.line())
+    return found
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def write_json(
+    path: Path,
+    config: PerfConfig,
+    figures: list[RunFigures],
+    found: list[Verdict],
+    wall_s: float,
+    loadavg_before: tuple[float, float, float],
+) -> None:
+    """The figures, definitions and verdicts, for the README and for comparing runs."""
+    document: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": asdict(config),
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": loadavg_before,
+            "loadavg_after": os.getloadavg(),
+        },
+        "versions": {
+            name: _version(name) for name in ("novabench", "httpx", "httpcore", "ollama", "rich")
+        },
+        "wall_s": wall_s,
+        "definitions": DEFINITIONS,
+        "results": [run.as_json() for run in figures],
+        "verdicts": [asdict(verdict) for verdict in found],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
