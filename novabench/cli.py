@@ -17,7 +17,21 @@ from rich.text import Text
 
 from novabench import __version__
 from novabench.backends.ollama import OllamaBackend
+from novabench.compare import (
+    IMPROVEMENT,
+    METRIC_NAMES,
+    NO_DIFFERENCE,
+    REGRESSION,
+    SIGNIFICANCE,
+    TOO_FEW,
+    WITHIN_NOISE,
+    Comparison,
+    baseline_comparison,
+    check_baseline,
+    compare_runs,
+)
 from novabench.errors import NovabenchError, SuiteError
+from novabench.export import FORMATS, export_results
 from novabench.manifest import manifest_lines
 from novabench.progress import LiveObserver, LogObserver
 from novabench.report import render_all, render_history, render_index, render_run
@@ -27,7 +41,9 @@ from novabench.store import DEFAULT_DB, Store
 from novabench.suite import DEFAULT_HOST, load_suite, normalize_host
 from novabench.text import terminal_safe
 
+EXIT_REGRESSION = 4
 EXIT_INTERRUPTED = 130
+_VERDICT_STYLES = {REGRESSION: "red", IMPROVEMENT: "green"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,6 +108,22 @@ def cli() -> None:
     default=None,
     help="Unload each model first and time its cold start (as `cold_start: true` in the suite).",
 )
+@click.option(
+    "--baseline",
+    metavar="SPEC",
+    default=None,
+    help="Compare with earlier runs of the same suite, host and model digest: 'last' (the most "
+    "recent complete one), a RUN_ID, or 'median:N' (the repetitions of the last N pooled).",
+)
+@click.option(
+    "--fail-on-regression",
+    "fail_on_regression_pct",
+    metavar="PCT",
+    type=click.FloatRange(min=0),
+    default=None,
+    help=f"Exit 4 when a significant regression (Mann-Whitney U, p < {SIGNIFICANCE:g}) is larger "
+    "than PCT percent; needs --baseline.",
+)
 @friendly_errors
 def run(
     suite_path: Path,
@@ -100,14 +132,21 @@ def run(
     quiet: bool,
     no_report: bool,
     cold: bool | None,
+    baseline: str | None,
+    fail_on_regression_pct: float | None,
 ) -> None:
     """Run SUITE once, append the results to the database and write the reports.
 
-    Exit codes: 0 every request succeeded, 1 some failed, 2 bad suite, 3 host unreachable,
-    130 interrupted.
+    Exit codes: 0 every request succeeded, 1 some failed, 2 bad suite or --baseline,
+    3 host unreachable, 4 a significant regression beyond --fail-on-regression (even when some
+    requests failed too: their lines are printed), 130 interrupted.
     """
-    suite = load_suite(suite_path)
+    if fail_on_regression_pct is not None and baseline is None:
+        raise click.UsageError("--fail-on-regression needs --baseline")
     store = Store(db_path)
+    if baseline is not None:
+        check_baseline(store, baseline)
+    suite = load_suite(suite_path)
     observer: RunObserver
     if quiet:
         outcome = run_suite(suite, store, NullObserver(), cold_start=cold)
@@ -116,10 +155,24 @@ def run(
             outcome = run_suite(suite, store, observer, cold_start=cold)
     else:
         outcome = run_suite(suite, store, LogObserver(), cold_start=cold)
+    if baseline is not None:
+        store.set_baseline(outcome.run_id, baseline, fail_on_regression_pct)
     _print_summary(store, outcome)
+    comparison = baseline_comparison(store, outcome.run_id)
+    if comparison is not None:
+        contributors = ", ".join(comparison.baseline_run_ids)
+        title = f"baseline {comparison.baseline}: run {contributors}" if contributors else ""
+        _print_comparison(comparison, title, ("baseline", "this run"))
     if not no_report:
         paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
         click.echo(f"report: {paths[0]}")
+    if comparison is not None and comparison.failing:
+        count = len(comparison.failing)
+        click.echo(
+            f"{count} significant regression{'s' if count > 1 else ''} larger than "
+            f"{fail_on_regression_pct:g}%: exit {EXIT_REGRESSION}"
+        )
+        sys.exit(EXIT_REGRESSION)
     sys.exit(outcome.exit_code)
 
 
@@ -152,6 +205,51 @@ def _print_summary(store: Store, outcome: RunOutcome) -> None:
         console.print(f"... and {len(outcome.failed) - 5} more failed requests")
 
 
+def _print_comparison(
+    comparison: Comparison,
+    title: str,
+    headers: tuple[str, str],
+    show_all: bool = False,
+    hidden_hint: str = "",
+) -> None:
+    """Notes, then the significant rows (regressions first) or every row, then what was left out."""
+    console = _console()
+    if title:
+        console.print(Text(terminal_safe(title)))
+    for note in comparison.notes:
+        console.print(Text(terminal_safe(note)))
+    rows = comparison.findings if show_all else comparison.significant
+    if rows:
+        several_hosts = len({f.host for f in rows}) > 1
+        table = Table()
+        for header in ("mode", "model", "prompt", "metric", *headers, "change", "verdict"):
+            table.add_column(header, justify="right" if header in headers else "left")
+        for f in rows:
+            model = f"{f.model} @ {f.host}" if several_hosts else f.model
+            table.add_row(
+                f.mode,
+                Text(terminal_safe(model)),
+                Text(terminal_safe(f.prompt_id)),
+                f"{f.label} ({f.unit})",
+                _num(f.median_a, 1),
+                _num(f.median_b, 1),
+                "—" if f.change_pct is None else f"{f.change_pct:+.1f}%",
+                Text(f.verdict_text, style=_VERDICT_STYLES.get(f.verdict, "")),
+            )
+        console.print(table)
+    elif comparison.findings:
+        console.print("no significant changes")
+    hidden = [] if show_all else [f for f in comparison.findings if not f.significant]
+    if hidden:
+        counts = ", ".join(
+            f"{n} {verdict}"
+            for verdict in (WITHIN_NOISE, TOO_FEW, NO_DIFFERENCE)
+            if (n := sum(f.verdict == verdict for f in hidden))
+        )
+        rows_text = "1 row" if len(hidden) == 1 else f"{len(hidden)} rows"
+        console.print(f"{rows_text} not significant: {counts}{hidden_hint}")
+
+
 def _console() -> Console:
     """stdout; wide enough in a pipe or a cron mail that tables are not folded."""
     return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -159,6 +257,34 @@ def _console() -> Console:
 
 def _num(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
+
+
+@cli.command()
+@click.argument("run_a")
+@click.argument("run_b")
+@db_option
+@click.option(
+    "--metric",
+    "metric_names",
+    multiple=True,
+    type=click.Choice(METRIC_NAMES),
+    help="Compare only this metric; repeat for several [default: all].",
+)
+@click.option("--all", "show_all", is_flag=True, help="Show every row, not only changes.")
+@friendly_errors
+def compare(
+    run_a: str, run_b: str, db_path: Path, metric_names: tuple[str, ...], show_all: bool
+) -> None:
+    """Compare RUN_B with RUN_A per mode, model, prompt and metric.
+
+    A change is significant when a two-sided Mann-Whitney U test on the repetitions gives
+    p < 0.01; about 5 repetitions per side are needed before any change can be.
+    """
+    store = Store(_existing(db_path))
+    comparison = compare_runs(store, run_a, run_b, metric_names or METRIC_NAMES)
+    _print_comparison(
+        comparison, f"A = run {run_a}, B = run {run_b}", ("A", "B"), show_all, " (--all shows them)"
+    )
 
 
 @cli.command()
@@ -299,6 +425,34 @@ def models(host: str | None) -> None:
             (info.digest or "—")[:12],
         )
     _console().print(table)
+
+
+@cli.command()
+@db_option
+@click.option("--run", "run_id", metavar="RUN_ID", default=None, help="Only this run.")
+@click.option("--suite", "suite_name", default=None, help="Only runs of this suite name.")
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(FORMATS),
+    required=True,
+    help="csv (with a header), json (one object per line) or parquet.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The file to write.",
+)
+@friendly_errors
+def export(
+    db_path: Path, run_id: str | None, suite_name: str | None, export_format: str, out_path: Path
+) -> None:
+    """Export results, one row per request with its derived figures (README lists the columns)."""
+    store = Store(_existing(db_path))
+    count = export_results(store, out_path, export_format, run_id, suite_name)  # type: ignore[arg-type]
+    click.echo(f"{count} rows written to {out_path}")
 
 
 def _existing(db_path: Path) -> Path:

@@ -47,3 +47,9 @@ class StoreError(NovabenchError):
 
 class RunNotFoundError(NovabenchError):
     """A run id (or --latest) names no run in the database."""
+
+
+class BaselineError(NovabenchError):
+    """A --baseline value is neither 'last', 'median:N' nor a run in the database."""
+
+    exit_code = 2

@@ -139,10 +139,9 @@ class _ResultSink:
         loop = asyncio.get_running_loop()
         while self._pending:
             batch, self._pending = self._pending, []
-            await loop.run_in_executor(self._executor, self._store.add_results, self.run_id, batch)
             samples = self._take_samples()
             await loop.run_in_executor(
-                self._executor, self._store.add_samples, self.run_id, samples
+                self._executor, self._store.add_results, self.run_id, batch, samples
             )
 
     async def flush(self) -> None:

@@ -171,8 +171,11 @@ def summarize(
         summary: dict[str, Any] = dict(zip(keys, key, strict=True))
         summary["n"] = len(ok)
         summary["errors"] = len(members) - len(ok)
+        uncached = [r for r in ok if not r["prompt_cached"]]
         for figure in FIGURES:
-            for stat, value in describe(r[figure] for r in ok).items():
+            # A cached prompt's rate counts only the uncached tokens' time: not comparable.
+            source = uncached if figure == "prompt_tokens_per_s" else ok
+            for stat, value in describe(r[figure] for r in source).items():
                 if stat != "n":
                     summary[f"{figure}_{stat}"] = value
         check_results = [r["checks"] for r in ok if r.get("checks")]

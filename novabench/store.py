@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,10 +170,17 @@ def _m002_measurement(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m003_baseline(con: duckdb.DuckDBPyConnection) -> None:
+    """What a run was compared against; the comparison itself is recomputed on read."""
+    con.execute("ALTER TABLE runs ADD COLUMN baseline VARCHAR")  # last / RUN_ID / median:N
+    con.execute("ALTER TABLE runs ADD COLUMN fail_on_regression_pct DOUBLE")
+
+
 # Append-only: never edit a migration that has shipped; add the next number instead.
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_initial", _m001_initial),
     (2, "m002_measurement", _m002_measurement),
+    (3, "m003_baseline", _m003_baseline),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -256,13 +263,21 @@ class Store:
                 _insert(con, "prompts", {"run_id": run["run_id"], "position": position, **prompt})
             con.execute("COMMIT")
 
-    def add_results(self, run_id: str, numbered: list[tuple[int, RequestResult]]) -> None:
-        """Append finished requests (sequence number, result) in one transaction."""
+    def add_results(
+        self,
+        run_id: str,
+        numbered: list[tuple[int, RequestResult]],
+        samples: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Append finished requests (sequence number, result), and any resource samples taken
+        meanwhile, in one transaction."""
         with self.connect() as con:
             con.execute("BEGIN TRANSACTION")
             for seq, result in numbered:
                 row = {"run_id": run_id, "seq": seq, **dataclasses.asdict(result)}
                 _insert(con, "results", _jsonify(row, RESULT_JSON))
+            for sample in samples or []:
+                _insert(con, "samples", {"run_id": run_id, **sample})
             con.execute("COMMIT")
 
     def add_phase(
@@ -306,6 +321,16 @@ class Store:
             for stop in stops:
                 _insert(con, "repetition_stops", {"run_id": run_id, **stop})
 
+    def set_baseline(
+        self, run_id: str, baseline: str | None, fail_on_regression_pct: float | None = None
+    ) -> None:
+        """Record what the run is compared against (`--baseline`) and its regression tolerance."""
+        with self.connect() as con:
+            con.execute(
+                "UPDATE runs SET baseline = ?, fail_on_regression_pct = ? WHERE run_id = ?",
+                [baseline, fail_on_regression_pct, run_id],
+            )
+
     def finish_run(self, run_id: str, status: str) -> None:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
@@ -322,8 +347,10 @@ class Store:
         sql = """
             SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
                    r.ollama_version, r.novabench_version, r.modes,
-                   count(x.seq) FILTER (WHERE NOT x.is_warmup) AS requests,
-                   count(x.seq) FILTER (WHERE NOT x.is_warmup AND x.error IS NOT NULL) AS errors
+                   count(x.seq) FILTER (WHERE NOT x.is_warmup AND NOT x.is_cold) AS requests,
+                   count(x.seq) FILTER (
+                       WHERE NOT x.is_warmup AND NOT x.is_cold AND x.error IS NOT NULL
+                   ) AS errors
             FROM runs r LEFT JOIN results x USING (run_id)
             WHERE ? IS NULL OR r.suite_name = ?
             GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC
@@ -392,21 +419,39 @@ class Store:
                 )
             )
 
-    def history(self) -> list[dict[str, Any]]:
-        """Every measured, successful request of every run, with its run's context (no texts)."""
-        sql = """
+    def history(
+        self, suite: str | None = None, run_ids: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Every measured, successful request with its run's context (no texts), oldest first.
+
+        `suite` keeps one suite name's runs, `run_ids` only those runs. `host_version` is the
+        Ollama version of the request's own host (a suite may use several).
+        """
+        conditions = ["NOT x.is_warmup", "NOT x.is_cold", "x.error IS NULL"]
+        params: list[Any] = []
+        if suite is not None:
+            conditions.append("r.suite_name = ?")
+            params.append(suite)
+        if run_ids is not None:
+            conditions.append("list_contains(?::VARCHAR[], x.run_id)")
+            params.append(list(run_ids))
+        sql = f"""
             SELECT r.run_id, r.started_at AS run_started_at, r.suite_name, r.status,
-                   r.novabench_version, r.ollama_version, x.mode, x.model, x.host, x.prompt_id,
+                   r.novabench_version, r.ollama_version,
+                   coalesce(json_extract_string(
+                       r.host_versions, '/' || replace(replace(x.host, '~', '~0'), '/', '~1')
+                   ), r.ollama_version) AS host_version,
+                   x.mode, x.model, x.host, x.prompt_id,
                    m.digest, x.ttft_s, x.e2e_s, x.token_offsets_s, x.eval_count,
                    x.eval_duration_ns, x.prompt_eval_count, x.prompt_eval_duration_ns,
                    x.load_duration_ns, x.total_duration_ns
             FROM results x JOIN runs r USING (run_id)
             LEFT JOIN models m ON m.run_id = x.run_id AND m.model = x.model AND m.host = x.host
-            WHERE NOT x.is_warmup AND NOT x.is_cold AND x.error IS NULL
-            ORDER BY r.started_at, x.seq
+            WHERE {" AND ".join(conditions)}
+            ORDER BY r.started_at, r.run_id, x.seq
         """
         with self.connect() as con:
-            return _dicts(con.execute(sql))
+            return _dicts(con.execute(sql, params))
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:

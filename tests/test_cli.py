@@ -12,7 +12,7 @@ from novabench.cli import cli
 from tests.conftest import SUITES, free_port, write_suite
 from tests.ollama_double import OllamaDouble
 
-COMMANDS = ["run", "validate", "report", "history", "runs", "models"]
+COMMANDS = ["run", "compare", "validate", "report", "history", "runs", "models", "export"]
 
 
 def test_run_writes_database_and_three_reports(ollama: OllamaDouble, isolated: Path) -> None:

@@ -27,12 +27,17 @@ def test_cold_start_unloads_first_and_is_kept_apart(tmp_path: Path) -> None:
         outcome = run_suite(suite, store, cold_start=True)
         sent = [(r.path, r.json) for r in double.requests if r.method == "POST"]
 
-    unloads = [body for path, body in sent if path == "/api/generate" and body.get("keep_alive") == 0]
+    unloads = [
+        body for path, body in sent if path == "/api/generate" and body.get("keep_alive") == 0
+    ]
     assert {b["model"] for b in unloads} == {"llama3.2", "nemotron-mini"}
     # each unload is followed by that model's cold chat request
     for model in ("llama3.2", "nemotron-mini"):
-        unload_at = next(i for i, (p, b) in enumerate(sent) if p == "/api/generate"
-                         and b.get("keep_alive") == 0 and b["model"] == model)
+        unload_at = next(
+            i
+            for i, (p, b) in enumerate(sent)
+            if p == "/api/generate" and b.get("keep_alive") == 0 and b["model"] == model
+        )
         assert sent[unload_at + 1][0] == "/api/chat" and sent[unload_at + 1][1]["model"] == model
     rows = store.results(outcome.run_id)
     cold = [r for r in rows if r["is_cold"]]
@@ -48,11 +53,20 @@ def test_cold_start_unloads_first_and_is_kept_apart(tmp_path: Path) -> None:
 
 def test_auto_repetitions_stop_at_the_target(ollama: OllamaDouble, tmp_path: Path) -> None:
     # The double is steady: the median e2e is known to within 20% after the minimum.
-    suite = load_suite(write_suite(
-        tmp_path / "s.yaml", ollama.url, modes="[sequential]", models="[llama3.2]",
-        prompts='["Hi."]', repetitions="auto", min_repetitions=3, max_repetitions=12,
-        target_cv=0.2, warmup=1,
-    ))
+    suite = load_suite(
+        write_suite(
+            tmp_path / "s.yaml",
+            ollama.url,
+            modes="[sequential]",
+            models="[llama3.2]",
+            prompts='["Hi."]',
+            repetitions="auto",
+            min_repetitions=3,
+            max_repetitions=12,
+            target_cv=0.2,
+            warmup=1,
+        )
+    )
     store = Store(tmp_path / "db.duckdb")
     outcome = run_suite(suite, store)
     (stop,) = store.repetition_stops(outcome.run_id)
@@ -64,15 +78,25 @@ def test_auto_repetitions_stop_at_the_target(ollama: OllamaDouble, tmp_path: Pat
 
 
 def test_auto_repetitions_stop_at_the_cap(ollama: OllamaDouble, tmp_path: Path) -> None:
-    suite = load_suite(write_suite(
-        tmp_path / "s.yaml", ollama.url, modes="[parallel]", prompts='["Hi."]',
-        repetitions="auto", min_repetitions=2, max_repetitions=4, target_cv="0.000001", warmup=0,
-    ))
+    suite = load_suite(
+        write_suite(
+            tmp_path / "s.yaml",
+            ollama.url,
+            modes="[parallel]",
+            prompts='["Hi."]',
+            repetitions="auto",
+            min_repetitions=2,
+            max_repetitions=4,
+            target_cv="0.000001",
+            warmup=0,
+        )
+    )
     store = Store(tmp_path / "db.duckdb")
     outcome = run_suite(suite, store)
     stops = store.repetition_stops(outcome.run_id)
     assert {(s["model"], s["reason"], s["repetitions"]) for s in stops} == {
-        ("llama3.2", "max_repetitions", 4), ("nemotron-mini", "max_repetitions", 4)
+        ("llama3.2", "max_repetitions", 4),
+        ("nemotron-mini", "max_repetitions", 4),
     }
     assert store.get_run(outcome.run_id)["manifest"]["repetitions"].startswith("auto (2..4")
 
@@ -86,8 +110,10 @@ def test_fixed_repetitions_record_their_precision(ollama: OllamaDouble, tmp_path
 
 
 def test_checks_are_stored_per_result_with_a_pass_rate(tmp_path: Path) -> None:
-    models = [FakeModel("good", reply="Two plus two is 4."),
-              FakeModel("chatty", reply="Well. Two plus two is 4. Obviously.")]
+    models = [
+        FakeModel("good", reply="Two plus two is 4."),
+        FakeModel("chatty", reply="Well. Two plus two is 4. Obviously."),
+    ]
     with OllamaDouble(models=models) as double:
         path = tmp_path / "s.yaml"
         path.write_text(
@@ -108,18 +134,31 @@ def test_checks_are_stored_per_result_with_a_pass_rate(tmp_path: Path) -> None:
 
 
 def test_spill_to_cpu_is_recorded_from_api_ps(tmp_path: Path) -> None:
-    models = [FakeModel("big", size_bytes=8_000_000_000, size_vram=2_000_000_000),
-              FakeModel("fits")]
+    models = [
+        FakeModel("big", size_bytes=8_000_000_000, size_vram=2_000_000_000),
+        FakeModel("fits"),
+    ]
     with OllamaDouble(models=models) as double:
-        suite = load_suite(write_suite(tmp_path / "s.yaml", double.url, models="[big, fits]",
-                                       modes="[sequential]", repetitions=1))
+        suite = load_suite(
+            write_suite(
+                tmp_path / "s.yaml",
+                double.url,
+                models="[big, fits]",
+                modes="[sequential]",
+                repetitions=1,
+            )
+        )
         store = Store(tmp_path / "db.duckdb")
         outcome = run_suite(suite, store)
         ps_calls = [r for r in double.requests if r.path == "/api/ps"]
     models_by_name = {m["model"]: m for m in store.models(outcome.run_id)}
-    assert (models_by_name["big"]["loaded_size_bytes"],
-            models_by_name["big"]["loaded_vram_bytes"]) == (8_000_000_000, 2_000_000_000)
-    assert models_by_name["fits"]["loaded_vram_bytes"] == models_by_name["fits"]["loaded_size_bytes"]
+    assert (
+        models_by_name["big"]["loaded_size_bytes"],
+        models_by_name["big"]["loaded_vram_bytes"],
+    ) == (8_000_000_000, 2_000_000_000)
+    assert (
+        models_by_name["fits"]["loaded_vram_bytes"] == models_by_name["fits"]["loaded_size_bytes"]
+    )
     assert len(ps_calls) == 2  # once per model, after its first request
     assert models_by_name["big"]["context_length"] == 131072  # from /api/show
 
@@ -127,9 +166,16 @@ def test_spill_to_cpu_is_recorded_from_api_ps(tmp_path: Path) -> None:
 def test_resource_samples_are_stored_during_the_run(tmp_path: Path) -> None:
     models = [FakeModel("slow", token_interval_s=0.02, reply=" ".join(["word"] * 15))]
     with OllamaDouble(models=models) as double:
-        suite = load_suite(write_suite(tmp_path / "s.yaml", double.url, models="[slow]",
-                                       modes="[sequential]", repetitions=3,
-                                       sample_interval_s=0.05))
+        suite = load_suite(
+            write_suite(
+                tmp_path / "s.yaml",
+                double.url,
+                models="[slow]",
+                modes="[sequential]",
+                repetitions=3,
+                sample_interval_s=0.05,
+            )
+        )
         store = Store(tmp_path / "db.duckdb")
         outcome = run_suite(suite, store)
     samples = store.samples(outcome.run_id)
@@ -145,8 +191,9 @@ def test_resource_samples_are_stored_during_the_run(tmp_path: Path) -> None:
 
 
 def test_sampling_can_be_turned_off(ollama: OllamaDouble, tmp_path: Path) -> None:
-    suite = load_suite(write_suite(tmp_path / "s.yaml", ollama.url, modes="[sequential]",
-                                   sample_interval_s=0))
+    suite = load_suite(
+        write_suite(tmp_path / "s.yaml", ollama.url, modes="[sequential]", sample_interval_s=0)
+    )
     store = Store(tmp_path / "db.duckdb")
     assert store.samples(run_suite(suite, store).run_id) == []
 
@@ -161,8 +208,9 @@ def test_manifest_has_git_state_and_runs_show_prints_it(
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "s.yaml"], check=True)
     subprocess.run([*git, "commit", "-qm", "suite"], check=True)
-    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True,
-                            check=True).stdout.strip()
+    commit = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (repo / "notes.txt").write_text("uncommitted")
 
     result = CliRunner().invoke(cli, ["run", str(suite_path), "-q", "--no-report"])
@@ -175,13 +223,21 @@ def test_manifest_has_git_state_and_runs_show_prints_it(
 
     shown = CliRunner().invoke(cli, ["runs", "--show", run_id])
     assert shown.exit_code == 0, shown.output
-    for expected in (run_id, commit[:12] + " dirty", "0.12.6", store.get_run(run_id)["suite_sha256"],
-                     "model llama3.2", "ctx 131072", "Q4_K_M"):
+    for expected in (
+        run_id,
+        commit[:12] + " dirty",
+        "0.12.6",
+        store.get_run(run_id)["suite_sha256"],
+        "model llama3.2",
+        "ctx 131072",
+        "Q4_K_M",
+    ):
         assert expected in shown.stdout, expected
 
 
 def test_suite_outside_git_has_no_git_manifest(ollama: OllamaDouble, tmp_path: Path) -> None:
-    suite = load_suite(write_suite(tmp_path / "s.yaml", ollama.url, modes="[sequential]",
-                                   repetitions=1))
+    suite = load_suite(
+        write_suite(tmp_path / "s.yaml", ollama.url, modes="[sequential]", repetitions=1)
+    )
     store = Store(tmp_path / "db.duckdb")
     assert store.get_run(run_suite(suite, store).run_id)["manifest"]["git"] is None

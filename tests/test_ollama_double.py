@@ -735,3 +735,25 @@ def test_cli_serves_until_interrupted() -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_timings_route_reports_what_the_double_did() -> None:
+    model = FakeModel("llama3.2", ttft_s=0.02, token_interval_s=0.005)
+    with serving(model) as (_, client):
+        before = time.perf_counter_ns()
+        stream_lines(client, "/api/chat", chat_body(text="timed"))
+        client.get("/api/version")  # not a generation: not listed
+        timings = client.get("/_double/timings").json()
+        assert timings["clock"] == "perf_counter_ns"
+        [entry] = timings["requests"]
+        assert entry["user_text"] == "timed" and entry["completed"]
+        writes = entry["token_write_ns"]
+        assert len(writes) == len(REPLY_TOKENS)
+        # Same clock as this process: received after we sent, first token after the TTFT.
+        assert before < entry["received_ns"] < writes[0] <= time.perf_counter_ns()
+        assert writes[0] - entry["received_ns"] >= 0.02 * NS
+        assert writes == sorted(writes) and writes[-1] - writes[0] >= 4 * 0.005 * NS * 0.9
+        assert entry["buffered_writes"] == 0
+
+        assert len(client.get("/_double/timings?clear=1").json()["requests"]) == 1
+        assert client.get("/_double/timings").json()["requests"] == []

@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 
+from novabench import stats
 from novabench.metrics import RequestResult
-from novabench.report import render_all, render_history, render_index, render_run
+from novabench.report import charts, render_all, render_history, render_index, render_run
+from novabench.sampling import lifetime_stats
 from novabench.store import Store
 
 HOST = "http://127.0.0.1:11434"
@@ -24,20 +26,41 @@ LLAMA_DIGEST = "sha256:a80c4f17acd55265feec403c7aef86be0c25983ab279d83f3bcd3abbc
 QWEN_DIGEST = "sha256:845dbda0ea48ed749caafd9e6037047aa19acfcfd82e704d7ca97d631a0b697e"
 HOSTILE = "Sure! <script>alert(1)</script> and <img src=x onerror=alert(1)> done."
 WARMUP_TTFT_S = 99.0  # absurd on purpose: any statistic that counts a warm-up shows it
+COLD_TTFT_S = 5.0  # as absurd: a cold start counts only in the cold start section
+COLD_LOAD_NS = 4_000_000_000
 TOKENS = 40
 TOKEN_GAP_S = 0.02
+SAMPLE_INTERVAL_S = 0.5
+GIT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 SUITE_TEXT = """\
 name: chat-latency
 description: How fast do small chat models answer <short> questions?
 models: [llama3.2:3b, qwen2.5:7b, ghost:1b]
+checks: {max_sentences: 1}
 prompts:
   - {id: greet, text: "Say hi."}
-  - {id: math, text: "What is 2+2?", system: "Be terse."}
+  - id: math
+    text: "What is 2+2?"
+    system: "Be terse."
+    checks: {contains: "4", not_contains: "<b>"}
 modes: [sequential, parallel]
-repetitions: 3
+repetitions: auto
+min_repetitions: 3
+max_repetitions: 3
+target_metric: ttft_ms
+target_cv: 0.05
+cold_start: true
+sample_interval_s: 0.5
 warmup: 1
 """
+# The one failing check: (mode, model, prompt, repetition).
+FAILED_CHECK = ("sequential", QWEN, "math", 2)
+# The one request whose prompt came from the KV cache: ten times the usual prompt tokens/s.
+CACHED_PROMPT = ("parallel", QWEN, "math", 1)
+# Auto repetitions stopped at the cap short of the target here; llama, in the same parallel
+# group, stopped there too, though within the target. Everywhere else the target was reached.
+CAPPED = ("parallel", QWEN, "math")
 
 # Client TTFT (s) of every measured request, by (mode, model, prompt): one value per repetition.
 TTFT_S = {
@@ -69,6 +92,10 @@ def _result(
     is_warmup: bool = False,
     text: str = "Hello! How can I help you today?",
     error: str | None = None,
+    start_offset_s: float = 1.0,
+    is_cold: bool = False,
+    checks: dict[str, bool] | None = None,
+    prompt_eval_ns: int = 50_000_000,  # 400 tok/s
 ) -> RequestResult:
     if error is not None or ttft_s is None:
         return RequestResult(
@@ -78,7 +105,9 @@ def _result(
             prompt_id=prompt_id,
             repetition=repetition,
             is_warmup=is_warmup,
+            is_cold=is_cold,
             started_at=started_at,
+            start_offset_s=start_offset_s,
             error=error or "HTTP 500: model runner crashed <b>unexpectedly</b>",
             http_status=None if error else 500,
         )
@@ -91,22 +120,24 @@ def _result(
         prompt_id=prompt_id,
         repetition=repetition,
         is_warmup=is_warmup,
+        is_cold=is_cold,
         started_at=started_at,
-        start_offset_s=1.0,
+        start_offset_s=start_offset_s,
         ttft_s=ttft_s,
         e2e_s=offsets[-1] + 0.01,
         chunk_count=TOKENS + 1,
         response_bytes=len(text.encode()),
         token_offsets_s=offsets,
         prompt_eval_count=20,
-        prompt_eval_duration_ns=50_000_000,  # 400 tok/s
+        prompt_eval_duration_ns=prompt_eval_ns,
         eval_count=TOKENS,
         eval_duration_ns=eval_ns,
-        load_duration_ns=3_000_000_000 if is_warmup else 15_000_000,
+        load_duration_ns=COLD_LOAD_NS if is_cold else 3_000_000_000 if is_warmup else 15_000_000,
         total_duration_ns=eval_ns + 65_000_000,
         done_reason="stop",
         response_text=text,
         thinking_text="Let me think about <this> first." if model == QWEN else "",
+        checks=checks,
     )
 
 
@@ -117,7 +148,32 @@ def _add_run(
     modes: list[str],
     status: str,
     phases: dict[str, float],
+    measurement: bool = False,
 ) -> None:
+    """One run of SUITE_TEXT; with `measurement`, also what schema m002 records.
+
+    That is: a cold start per model, checks, resource samples, repetition stops, what /api/ps
+    said of each model (qwen spilled half of itself to the CPU), GPUs and a manifest.
+    """
+    system: dict[str, Any] = {
+        "os": "Linux 6.8.0",
+        "machine": "x86_64",
+        "cpu_model": "AMD Ryzen 9 7950X 16-Core Processor",
+        "cpu_cores_physical": 16,
+        "cpu_cores_logical": 32,
+        "ram_bytes": 64 * 2**30,
+        "python": "3.11.9",
+        "hostname": "bench-box",
+    }
+    if measurement:
+        system["gpus"] = [
+            {
+                "index": 0,
+                "name": "NVIDIA GeForce RTX 4070",
+                "driver_version": "550.54.14",
+                "memory_total_bytes": 12 * 2**30,
+            }
+        ]
     store.create_run(
         {
             "run_id": run_id,
@@ -135,18 +191,23 @@ def _add_run(
             "repetitions": 3,
             "warmup": 1,
             "options": {"options": {"temperature": 0}, "keep_alive": "5m", "timeout_s": 300.0},
-            "system": {
-                "os": "Linux 6.8.0",
-                "machine": "x86_64",
-                "cpu_model": "AMD Ryzen 9 7950X 16-Core Processor",
-                "cpu_cores_physical": 16,
-                "cpu_cores_logical": 32,
-                "ram_bytes": 64 * 2**30,
-                "python": "3.11.9",
-                "hostname": "bench-box",
-            },
+            "system": system,
             "hostname": "bench-box",
             "pid": 4242,
+            "manifest": {
+                "git": {
+                    "commit": GIT_COMMIT,
+                    "dirty": True,
+                    "suite_file_changed": False,
+                    "branch": "main",
+                    "root": "/home/bench/suites",
+                },
+                "repetitions": "auto (3..3, target ±5.0% on ttft_ms)",
+                "cold_start": True,
+                "sample_interval_s": SAMPLE_INTERVAL_S,
+            }
+            if measurement
+            else None,
             "models": [
                 _model(LLAMA, True, LLAMA_DIGEST, 2_019_393_189, "llama", "3.2B", "Q4_K_M"),
                 _model(QWEN, True, QWEN_DIGEST, 4_683_087_332, "qwen2", "7.6B", "Q4_K_M"),
@@ -160,27 +221,141 @@ def _add_run(
     )
     at = started_at
     results: list[RequestResult] = []
+
+    def offset_s() -> float:
+        return (at - started_at).total_seconds()
+
     for mode in modes:
+        if measurement and mode == modes[0]:
+            for model in (LLAMA, QWEN):
+                at += timedelta(seconds=1)
+                results.append(
+                    _result(
+                        mode,
+                        model,
+                        "greet",
+                        0,
+                        COLD_TTFT_S,
+                        at,
+                        is_cold=True,
+                        start_offset_s=offset_s(),
+                    )
+                )
         for model in (LLAMA, QWEN):
             at += timedelta(seconds=1)
-            results.append(_result(mode, model, "greet", 0, WARMUP_TTFT_S, at, is_warmup=True))
+            results.append(
+                _result(
+                    mode,
+                    model,
+                    "greet",
+                    0,
+                    WARMUP_TTFT_S,
+                    at,
+                    is_warmup=True,
+                    start_offset_s=offset_s(),
+                )
+            )
         for prompt_id in ("greet", "math"):
             for rep in range(3):
                 at += timedelta(seconds=1)
                 results.append(
                     _result(
-                        mode, GHOST, prompt_id, rep, None, at, error=f"model {GHOST!r} not found"
+                        mode,
+                        GHOST,
+                        prompt_id,
+                        rep,
+                        None,
+                        at,
+                        error=f"model {GHOST!r} not found",
+                        start_offset_s=offset_s(),
                     )
                 )
                 for model in (LLAMA, QWEN):
-                    hostile = (mode, model, prompt_id, rep) == ("sequential", LLAMA, "greet", 0)
+                    key = (mode, model, prompt_id, rep)
+                    hostile = key == ("sequential", LLAMA, "greet", 0)
                     ttft = TTFT_S[(mode, model, prompt_id)][rep]
                     text = HOSTILE if hostile else f"Answer {rep + 1} to {prompt_id}."
-                    results.append(_result(mode, model, prompt_id, rep, ttft, at, text=text))
+                    checks = None
+                    if measurement and ttft is not None:
+                        checks = {"max_sentences": True}
+                        if prompt_id == "math":
+                            checks = {
+                                "contains": key != FAILED_CHECK,
+                                "not_contains": True,
+                                "max_sentences": True,
+                            }
+                    results.append(
+                        _result(
+                            mode,
+                            model,
+                            prompt_id,
+                            rep,
+                            ttft,
+                            at,
+                            text=text,
+                            start_offset_s=offset_s(),
+                            checks=checks,
+                            prompt_eval_ns=5_000_000 if key == CACHED_PROMPT else 50_000_000,
+                        )
+                    )
     store.add_results(run_id, list(enumerate(results)))
     for mode, wall_s in phases.items():
         store.add_phase(run_id, mode, started_at + timedelta(seconds=5), wall_s, 12)
+    if measurement:
+        store.add_samples(run_id, _samples(started_at, offset_s() + 2))
+        store.add_repetition_stops(run_id, _stops(modes))
+        store.update_model(
+            run_id, LLAMA, HOST, loaded_size_bytes=3_000_000_000, loaded_vram_bytes=3_000_000_000
+        )
+        store.update_model(
+            run_id, QWEN, HOST, loaded_size_bytes=6_000_000_000, loaded_vram_bytes=3_000_000_000
+        )
     store.finish_run(run_id, status)
+
+
+def _stops(modes: list[str]) -> list[dict[str, Any]]:
+    """Auto repetitions reached ±4% after 3, but for math in parallel: qwen's ±8.1% missed the
+    target, so the group (llama too, though within it) stopped at the cap of 3."""
+    stops = []
+    for mode in modes:
+        for model in (LLAMA, QWEN):
+            for prompt_id in ("greet", "math"):
+                capped = (mode, prompt_id) == CAPPED[::2]
+                stops.append(
+                    {
+                        "mode": mode,
+                        "model": model,
+                        "host": HOST,
+                        "prompt_id": prompt_id,
+                        "repetitions": 3,
+                        "reason": "max_repetitions" if capped else "target_reached",
+                        "ci_half_width_ratio": 0.081
+                        if (mode, model, prompt_id) == CAPPED
+                        else 0.04,
+                    }
+                )
+    return stops
+
+
+def _samples(started_at: datetime, until_s: float) -> list[dict[str, Any]]:
+    """A resource sample every SAMPLE_INTERVAL_S from the run's start to `until_s`."""
+    samples = []
+    for index in range(int(until_s / SAMPLE_INTERVAL_S) + 1):
+        offset_s = index * SAMPLE_INTERVAL_S
+        samples.append(
+            {
+                "offset_s": offset_s,
+                "taken_at": started_at + timedelta(seconds=offset_s),
+                "cpu_percent": 20.0 + (index % 10) * 5.0,
+                "per_core_percent": [20.0] * 4,
+                "ram_used_bytes": 8 * 2**30 + index * 2**20,
+                "ram_percent": 12.5,
+                "swap_used_bytes": 0,
+                "server_cpu_percent": 160.0,  # of one core: 5% of the 32
+                "server_rss_bytes": 3 * 2**30,
+            }
+        )
+    return samples
 
 
 def _model(
@@ -202,6 +377,7 @@ def _model(
         "parameter_size": parameter_size,
         "quantization": quantization,
         "options": {"temperature": 0, "num_ctx": 4096},
+        "context_length": {LLAMA: 131072, QWEN: 32768}.get(name),
     }
 
 
@@ -224,6 +400,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         ["sequential", "parallel"],
         "complete",
         {"sequential": 6.0, "parallel": 3.2},
+        measurement=True,
     )
     return db
 
@@ -236,7 +413,13 @@ def reports(store: Store, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     old_page = render_run(store, OLD_RUN, out)
     pages = {"run": run_page, "old": old_page, "history": history, "index": index}
     for name, path in pages.items():
-        print(f"report size: {name:8} {path.stat().st_size / 1e6:6.2f} MB  {path.name}")
+        page = _read(path)
+        own = len(_without_plotly_js(page).encode()) if PLOTLY_BANNER.search(page) else None
+        print(
+            f"report size: {name:8} {path.stat().st_size / 1e6:6.2f} MB"
+            + (f", {own / 1e3:6.1f} kB besides plotly.js" if own is not None else "")
+            + f"  {path.name}"
+        )
     return pages
 
 
@@ -249,19 +432,71 @@ def _read(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _table(page: str, table_id: str) -> str:
+    table = page[page.index(f'<table id="{table_id}"') :]
+    return table[: table.index("</table>")]
+
+
+def _cell_text(cell: str) -> str:
+    """A cell's shown value: its `v` span when it has one (a CI or a flag may follow)."""
+    value = re.search(r'<span class="v">(.*?)</span>', cell, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", value.group(1) if value else cell).strip())
+
+
+def _cells(row: str) -> dict[str, str]:
+    return dict(re.findall(r'data-col="([^"]+)">(.*?)</td>', row, re.S))
+
+
 def _summary_cells(page: str) -> dict[tuple[str, str], dict[str, str]]:
-    """The summary table as {(mode, model): {column: shown text}}."""
-    table = page[page.index('<table id="summary-table">') :]
-    table = table[: table.index("</table>")]
+    """The summary table as {(mode, model): {column: shown value}}."""
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for row in re.finditer(
-        r'<tr data-model="([^"]*)" data-host="[^"]*" data-mode="([^"]*)">(.*?)</tr>', table, re.S
+        r'<tr data-model="([^"]*)" data-host="[^"]*" data-mode="([^"]*)">(.*?)</tr>',
+        _table(page, "summary-table"),
+        re.S,
     ):
-        columns = re.findall(r'data-col="([^"]+)">(.*?)</td>', row.group(3), re.S)
         cells[(row.group(2), html.unescape(row.group(1)))] = {
-            key: re.sub(r"<[^>]+>", "", value).strip() for key, value in columns
+            key: _cell_text(value) for key, value in _cells(row.group(3)).items()
         }
     return cells
+
+
+def _summary_row(page: str, mode: str, model: str) -> dict[str, str]:
+    """One row of the summary table as {column: cell HTML}."""
+    row = re.search(
+        rf'<tr data-model="{re.escape(model)}" data-host="[^"]*" data-mode="{mode}">(.*?)</tr>',
+        _table(page, "summary-table"),
+        re.S,
+    )
+    assert row is not None
+    return _cells(row.group(1))
+
+
+def _prompt_rows(page: str) -> dict[tuple[str, str, str], dict[str, str]]:
+    """The per-prompt table as {(mode, model, prompt): {column: cell HTML}}."""
+    rows: dict[tuple[str, str, str], dict[str, str]] = {}
+    for row in re.finditer(
+        r'<tr data-prompt="([^"]*)" data-model="([^"]*)" data-host="[^"]*" '
+        r'data-mode="([^"]*)">(.*?)</tr>',
+        _table(page, "prompt-table"),
+        re.S,
+    ):
+        rows[(row.group(3), html.unescape(row.group(2)), row.group(1))] = _cells(row.group(4))
+    return rows
+
+
+def _ci_text(values_ms: list[float]) -> str:
+    """How the page shows the 95% CI of the median of these values."""
+    interval = stats.median_ci(values_ms)
+    assert interval is not None
+    return f"[{interval[0]:,.1f}–{interval[1]:,.1f}]"
+
+
+def _response(page: str, marker: str) -> str:
+    """The <details> element of the one response whose HTML holds `marker`."""
+    at = page.index(marker)
+    start = page.rindex('<details class="response', 0, at)
+    return page[start : page.index("</details>", at)]
 
 
 def _figures(page: str) -> dict[str, dict[str, Any]]:
@@ -320,7 +555,7 @@ def test_figures_are_embedded_once_and_cannot_break_out_of_their_script(
 ) -> None:
     page = _read(reports["run"])
     figures = _figures(page)
-    assert set(figures) == {"ttft", "generation", "e2e", "walls"}
+    assert set(figures) == {"ttft", "generation", "e2e", "gaps", "walls", "resources"}
     for figure_id in figures:
         assert page.count(f'id="figure-{figure_id}"') == 1
         assert page.count(f'data-figure="figure-{figure_id}"') == 1
@@ -368,11 +603,17 @@ def test_summary_matches_the_stored_rows(reports: dict[str, Path]) -> None:
 
 def test_best_values_are_highlighted(reports: dict[str, Path]) -> None:
     page = _read(reports["run"])
-    best = re.findall(r'<td class="num best" data-col="([^"]+)">([^<]*)</td>', page)
+    summary = _table(page, "summary-table")
+    best = re.findall(r'<td class="num best" data-col="([^"]+)"><span class="v">([^<]*)<', summary)
     assert ("ttft_ms_median", "170.0") in best  # lowest latency
     assert ("eval_tokens_per_s_median", "100.0") in best  # highest rate
     assert ("ttft_ms_median", "440.0") not in best
     assert "prompt_tokens_per_s_median" not in dict(best)  # a tie everywhere has no winner
+    # Per prompt, the best within each prompt; a rate read from the KV cache is left out of the
+    # median (it times only the uncached tokens), so the cell shows the uncached rate.
+    rows = _prompt_rows(page)
+    assert 'class="num best"' not in rows[("parallel", QWEN, "math")]["prompt_tokens_per_s_median"]
+    assert _cell_text(rows[("parallel", QWEN, "math")]["prompt_tokens_per_s_median"]) == "400.0"
 
 
 def test_warmups_count_nowhere_but_the_response_list(reports: dict[str, Path]) -> None:
@@ -440,10 +681,11 @@ def test_responses_are_grouped_by_prompt_then_model(reports: dict[str, Path]) ->
     )
     greet = section[: section.index('<span class="mono">math</span>')]
     assert greet.index(f"<h4>{LLAMA}</h4>") < greet.index(f"<h4>{QWEN}</h4>")
-    # 2 modes x (2 warm-ups + 3 models x 2 prompts x 3 repetitions)
-    assert section.count('<details class="response') == 2 * (2 + 3 * 2 * 3)
-    # qwen thinks: 2 modes x (1 warm-up + 6 requests), less its one failure
-    assert section.count('<details class="thinking">') == 2 * (1 + 6) - 1
+    # 2 cold starts + 2 modes x (2 warm-ups + 3 models x 2 prompts x 3 repetitions)
+    assert section.count('<details class="response') == 2 + 2 * (2 + 3 * 2 * 3)
+    assert section.count('<span class="badge cold">cold start</span>') == 2
+    # qwen thinks: its cold start and 2 modes x (1 warm-up + 6 requests), less its one failure
+    assert section.count('<details class="thinking">') == 1 + 2 * (1 + 6) - 1
 
 
 def test_bad_run_ids_are_refused(store: Store, tmp_path: Path) -> None:
@@ -451,6 +693,297 @@ def test_bad_run_ids_are_refused(store: Store, tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             render_run(store, bad, tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
+
+
+# ---- what makes each figure defensible -----------------------------------------------------
+
+
+def _ms(mode: str, model: str, prompt_id: str) -> list[float]:
+    """The measured TTFTs (ms) inserted for one mode, model and prompt."""
+    return [t * 1000 for t in TTFT_S[(mode, model, prompt_id)] if t is not None]
+
+
+def test_summary_shows_the_ci_of_the_median(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    llama = _summary_row(page, "sequential", LLAMA)
+    values = _ms("sequential", LLAMA, "greet") + _ms("sequential", LLAMA, "math")
+    assert (
+        '<span class="ci" title="95% bootstrap confidence interval of the median">'
+        f"{_ci_text(values)}</span>"
+    ) in llama["ttft_ms_median"]
+    # every request generated at 100 tok/s: the interval is that one value
+    assert "[100.0–100.0]" in llama["eval_tokens_per_s_median"]
+    assert _summary_cells(page)[("sequential", QWEN)]["checks"] == "5/6"
+    assert "cached" in _summary_row(page, "parallel", QWEN)["prompt_tokens_per_s_median"]
+    assert "cached" not in _summary_row(page, "sequential", QWEN)["prompt_tokens_per_s_median"]
+
+
+def test_per_prompt_table(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    rows = _prompt_rows(page)
+    assert set(rows) == {
+        (mode, model, prompt_id)
+        for mode in MODES
+        for model in (LLAMA, QWEN, GHOST)
+        for prompt_id in ("greet", "math")
+    }
+    tbodies = re.findall(r'<tbody class="group" data-prompt="([^"]+)">', page)
+    assert tbodies == ["greet", "math"]
+    for (mode, model, prompt_id), cells in rows.items():
+        if model == GHOST:
+            assert _cell_text(cells["n"]) == "0" and "3 failed" in cells["n"]
+            assert _cell_text(cells["ttft_ms_median"]) == "—"
+            continue
+        ttfts = _ms(mode, model, prompt_id)
+        assert _cell_text(cells["n"]) == str(len(ttfts))
+        assert _cell_text(cells["ttft_ms_median"]) == f"{stats.median(ttfts):,.1f}"
+        assert _ci_text(ttfts) in cells["ttft_ms_median"]
+        assert _cell_text(cells["ttft_ms_p95"]) == f"{stats.percentile(ttfts, 95):,.1f}"
+        generation = TOKENS / EVAL_S[(model, mode)]
+        assert _cell_text(cells["eval_tokens_per_s_median"]) == f"{generation:.1f}"
+        assert _cell_text(cells["client_tokens_per_s_median"]) == f"{40 / 0.78:.1f}"
+        assert _cell_text(cells["itl_ms_median"]) == "20.0"
+        assert _cell_text(cells["load_ms_median"]) == "15.0"  # not the cold start's 4 s
+        cv = stats.describe(ttfts)["cv"]
+        assert _cell_text(cells["cv"]) == f"{cv * 100:.1f}%"  # of TTFT, the suite's target
+        assert _cell_text(cells["outliers"]) == "0"
+    # (e2e - ttft) / 39 tokens = (0.78 + 0.01) / 39
+    assert _cell_text(rows[("sequential", LLAMA, "greet")]["tpot_ms_median"]) == "20.3"
+    failed = rows[("parallel", QWEN, "math")]
+    assert "1 failed" in failed["n"]
+    assert "cached" in failed["prompt_tokens_per_s_median"]
+    assert (
+        'title="prompt served from the KV cache in 1 request: prompt tokens/s is not comparable"'
+        in failed["prompt_tokens_per_s_median"]
+    )
+    assert "cached" not in rows[("parallel", QWEN, "greet")]["prompt_tokens_per_s_median"]
+    assert _cell_text(failed["queue_ms_median"]) == "22.5"  # the cached prompt took 5 ms, not 50
+
+
+def test_check_pass_rates_and_marks(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    rows = _prompt_rows(page)
+    assert _cell_text(rows[("sequential", QWEN, "math")]["checks"]) == "2/3"
+    assert "badge error" in rows[("sequential", QWEN, "math")]["checks"]
+    assert _cell_text(rows[("sequential", LLAMA, "math")]["checks"]) == "3/3"
+    assert _cell_text(rows[("parallel", QWEN, "math")]["checks"]) == "2/2"
+    assert _cell_text(rows[("sequential", GHOST, "math")]["checks"]) == "—"
+    # descriptions from the suite: the prompt's own check merged over the suite's
+    described = (
+        'title="contains &#39;4&#39;; does not contain &#39;&lt;b&gt;&#39;; at most 1 sentence"'
+    )
+    assert described in rows[("sequential", LLAMA, "math")]["checks"]
+    assert 'title="at most 1 sentence"' in rows[("sequential", LLAMA, "greet")]["checks"]
+    section = page[page.index('id="responses"') : page.index('id="setup"')]
+    passed = '<span class="check pass">✓ at most 1 sentence</span>'
+    assert section.count(passed) == 2 * 2 * 6 - 1  # every successful measured request
+    assert section.count('<span class="check pass">✓ contains &#39;4&#39;</span>') == 2 * 2 * 3 - 2
+    assert section.count('<span class="check fail">✗ contains &#39;4&#39;</span>') == 1
+    not_bold = '<span class="check pass">✓ does not contain &#39;&lt;b&gt;&#39;</span>'
+    assert section.count(not_bold) == 2 * 2 * 3 - 1  # the suite's text, escaped
+    failing = _response(page, '<span class="check fail">')
+    # qwen's third sequential answer to math (0.44 s to the first token): FAILED_CHECK
+    assert '<span class="badge mode">sequential</span>' in failing
+    assert "rep 3" in failing and "TTFT 440.0 ms" in failing
+    assert 'data-col="checks"' not in _read(reports["old"])  # checks never ran: no column
+
+
+def test_repetition_stops(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    rows = _prompt_rows(page)
+    reached = "stopped: target ±5% reached after 3"
+    for key, cells in rows.items():
+        shown = _cell_text(cells["repetitions"])
+        if key[1] == GHOST:
+            assert shown == "—"  # never ran: no stop
+        elif key == CAPPED:
+            assert shown == "cap of 3 reached at ±8.1%"
+        elif key == ("parallel", LLAMA, "math"):
+            assert shown == "cap of 3 reached at ±4% (within target)"
+        else:
+            assert shown == reached, key
+    # the cap stands out where it cost precision; elsewhere a tooltip says why it was reached
+    assert page.count('<td class="stop capped"') == 1
+    assert page.count('<td class="stop" title="parallel mode repeats a prompt on the whole') == 1
+    # the old run has no stops, so no repetitions column at all
+    assert 'data-col="repetitions"' not in _read(reports["old"])
+
+
+def test_warnings_block(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    block = page[page.index('<ul class="notices" id="warnings"') :]
+    block = html.unescape(block[: block.index("</ul>")])
+    items = re.findall(r"<li.*?</li>", block, re.S)
+    notices = [re.sub(r"<[^>]+>", "", item).strip() for item in items]
+    assert notices[0].startswith("warning13 requests failed: the statistics count only")
+    expected = [
+        f"{QWEN}: only 50% of the model in GPU memory — it spilled to CPU; expect lower tokens/s",
+        f"{LLAMA}: server and client tokens/s differ by more than 10% in 12 of 12 requests",
+        f"{QWEN}: server and client tokens/s differ by more than 10% in 5 of 11 requests",
+        "Auto repetitions stopped at the cap without reaching the target ±5% on TTFT in 1 of 8 "
+        f"cases: {QWEN} · math (parallel, ±8.1%)",
+        f"The suite's repository had uncommitted changes (commit {GIT_COMMIT[:12]} on main)",
+        f"note{QWEN}: prompt served from the KV cache in 1 request: prompt tokens/s is not "
+        "comparable",
+    ]
+    for text in expected:
+        assert sum(text in notice for notice in notices) == 1, text
+    assert len(notices) == 1 + len(expected)  # llama fits in GPU memory: no spill warning
+    assert notices[-1].startswith("note")  # notes after warnings
+    old = _read(reports["old"])  # no manifest, no /api/ps figures, no stops
+    assert "spilled" not in old and "uncommitted" not in old and "Auto repetitions" not in old
+
+
+def test_cold_starts_shown_apart_and_counted_nowhere_else(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    table = _table(page, "cold-table")
+    for model in (LLAMA, QWEN):
+        row = re.search(rf'<tr data-model="{re.escape(model)}">(.*?)</tr>', table, re.S)
+        assert row is not None
+        cells = {key: _cell_text(value) for key, value in _cells(row.group(1)).items()}
+        warm = stats.median(_ms("sequential", model, "greet"))
+        assert warm is not None
+        assert cells == {
+            "cold_ttft": "5,000.0",
+            "warm_ttft": f"{warm:,.1f}",
+            "cold_load": "4,000.0",
+            "warm_load": "15.0",
+            "ratio": f"{COLD_TTFT_S * 1000 / warm:.1f}×",
+        }
+    assert "4 warm-up requests and 2 cold starts excluded" in page
+    for figure in _figures(page).values():
+        if figure["data"][0].get("type") in ("box", "violin"):
+            for trace in figure["data"]:
+                assert all(v < COLD_TTFT_S * 1000 for v in trace["y"])
+    assert 'id="cold"' not in _read(reports["old"])
+
+
+def test_resource_chart_and_per_request_usage(store: Store, reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    figure = _figures(page)["resources"]
+    lines = {t["name"]: t for t in figure["data"] if t["type"] == "scatter"}
+    assert set(lines) == {"CPU (system)", "Ollama server CPU", "RAM used", "Ollama server RSS"}
+    samples = store.samples(NEW_RUN)
+    assert lines["CPU (system)"]["x"] == [s["offset_s"] for s in samples]
+    assert lines["CPU (system)"]["y"] == [s["cpu_percent"] for s in samples]
+    assert lines["Ollama server CPU"]["y"][0] == 5.0  # 160% of one core, of 32 cores
+    assert lines["Ollama server RSS"]["y"][0] == 3.0  # GiB
+    bars = [t for t in figure["data"] if t["type"] == "bar"]
+    assert [t["name"] for t in bars] == ["warm-up / cold start", LLAMA, QWEN]
+    assert len(bars[1]["x"]) == 12  # every measured request of llama
+    assert len(bars[0]["x"]) == 2 * (1 + 2)  # each model's cold start and its 2 warm-ups
+    assert "41 samples every 0.5 s" in page
+    # the hostile answer's request: its own lifetime's peak and mean
+    row = next(r for r in store.results(NEW_RUN) if r["response_text"] == HOSTILE)
+    usage = lifetime_stats(samples, row["start_offset_s"], row["start_offset_s"] + row["e2e_s"])
+    assert usage["cpu_percent_peak"] is not None and usage["cpu_percent_mean"] is not None
+    shown = (
+        f"CPU {usage['cpu_percent_peak']:.0f}% peak, {usage['cpu_percent_mean']:.0f}% mean"
+        " · server RSS 3.0 GiB peak"
+    )
+    assert shown in _response(page, "&lt;img src=x onerror=alert(1)&gt;")
+    old = _read(reports["old"])
+    assert "resources" not in _figures(old) and "% peak" not in old
+
+
+def test_token_gap_chart(reports: dict[str, Path]) -> None:
+    figure = _figures(_read(reports["run"]))["gaps"]
+    assert [t["name"] for t in figure["data"]] == ["p50", "p95", "p99"]
+    for trace in figure["data"]:
+        assert len(trace["y"]) == 2 * 2 * 6 - 1  # every successful measured request
+        assert all(v == TOKEN_GAP_S * 1000 for v in trace["y"])
+        assert trace["x"][0] == f"{LLAMA}<br>sequential"
+    assert "p95/p99 far above p50 expose stalls" in _read(reports["run"])
+
+
+def test_manifest_and_models(reports: dict[str, Path]) -> None:
+    page = _read(reports["run"])
+    facts = dict(re.findall(r'<dd[^>]*data-fact="([^"]+)">(.*?)</dd>', page, re.S))
+    text = {
+        key: " ".join(html.unescape(re.sub(r"<[^>]+>", "", value)).split())
+        for key, value in facts.items()
+    }
+    assert text["sha256"] == "9f2c" * 16
+    assert text["git"] == f"{GIT_COMMIT[:12]} on main uncommitted changes"
+    assert f'title="{GIT_COMMIT}"' in facts["git"]
+    assert text["repetitions"].startswith("auto (3..3, target ±5.0% on ttft_ms) per model")
+    assert text["cold-start"].startswith("yes")
+    assert text["sampling"] == "CPU, memory, GPU every 0.5 s"
+    assert text["gpu"] == "NVIDIA GeForce RTX 4070 · 12.0 GiB · driver 550.54.14"
+    models = _table(page, "models-table")
+    assert re.findall(r'data-col="context">([^<]*)<', models) == ["131,072", "32,768", "—"]
+    assert re.findall(r'data-col="gpu">(?:<span[^>]*>)?([^<]*)<', models) == ["100%", "50%", "—"]
+    old = _read(reports["old"])  # stored before manifests existed
+    assert 'data-fact="git"' not in old and 'data-fact="gpu"' not in old
+    assert "3 per model, prompt and mode" in old
+
+
+# ---- a small run of its own: an outlier, an old suite text, a model on the CPU ---------------
+
+
+def test_outliers_checks_of_an_invalid_suite_and_cpu_only_models(tmp_path: Path) -> None:
+    db = Store(tmp_path / "db.duckdb")
+    started_at = datetime(2026, 11, 28, 8, 0, 0)
+    db.create_run(
+        {
+            "run_id": NEW_RUN,
+            "started_at": started_at,
+            "status": "running",
+            "suite_name": "old-suite",
+            # an older novabench took a key this one refuses: no descriptions, but no crash
+            "suite_text": "name: old-suite\nmodels: [llama3.2:3b]\nprompts: [Hi]\ntemprature: 1\n",
+            "suite_sha256": "0" * 64,
+            "host": HOST,
+            "novabench_version": "0.1.0",
+            "modes": ["sequential"],
+            "repetitions": 8,
+            "warmup": 0,
+            "system": {"gpus": [{"index": 0, "name": "NVIDIA <RTX> 4090", "driver_version": "1"}]},
+            "manifest": {"git": None, "repetitions": 8, "cold_start": False},
+            "models": [_model(LLAMA, True, LLAMA_DIGEST, 1, "llama", "3.2B", "Q4_K_M")],
+            "prompts": [{"prompt_id": "p1", "text": "Hi", "system": None}],
+        }
+    )
+    ttfts = [0.10, 0.11, 0.10, 0.12, 0.11, 0.10, 0.11, 0.90]  # the last one stalled
+    results = [
+        _result("sequential", LLAMA, "p1", rep, ttft, started_at, checks={"contains": rep != 7})
+        for rep, ttft in enumerate(ttfts)
+    ]
+    db.add_results(NEW_RUN, list(enumerate(results)))
+    db.update_model(NEW_RUN, LLAMA, HOST, loaded_size_bytes=2_000_000_000, loaded_vram_bytes=0)
+    db.finish_run(NEW_RUN, "complete")
+    page = _read(render_run(db, NEW_RUN, tmp_path / "reports"))
+    cells = _prompt_rows(page)[("sequential", LLAMA, "p1")]
+    # the suite no longer parses: CV and outliers of the default target, end-to-end latency
+    assert "CV and outliers are of end-to-end latency" in page
+    assert _cell_text(cells["outliers"]) == "1"
+    assert 'title="1 outlier (beyond 3×IQR), kept"' in cells["outliers"]
+    assert _cell_text(cells["checks"]) == "7/8" and "title=" not in cells["checks"]
+    assert page.count('<span class="badge outlier"') == 1
+    stalled = _response(page, '<span class="badge outlier"')
+    assert "rep 8" in stalled and "TTFT 900.0 ms" in stalled
+    assert '<span class="check fail">✗ contains</span>' in stalled  # the check's name only
+    assert (
+        f"{LLAMA}: ran entirely on the CPU (none of its 2.00 GB in GPU memory) although the "
+        "machine has NVIDIA &lt;RTX&gt; 4090"
+    ) in page
+    assert 'data-fact="git">' in page and "not in a git repository" in page
+    assert "resources" not in _figures(page) and 'id="cold"' not in page
+
+
+def test_resource_samples_are_averaged_down_to_a_light_page() -> None:
+    samples = [
+        {"offset_s": i * 0.01, "cpu_percent": float(i % 2) * 100, "ram_used_bytes": 2**30}
+        for i in range(5001)
+    ]
+    figure = charts.resource_usage(samples, [], str, None)
+    assert figure is not None
+    for trace in figure.data:
+        assert len(trace.x) <= charts.MAX_SAMPLE_POINTS
+    cpu = next(t for t in figure.data if t.name == "CPU (system)")
+    # buckets of 3 samples: 0, 100, 0 and 100, 0, 100 ... each shown as its mean
+    assert len(cpu.x) == 1667 and cpu.x[0] == 0.01 and cpu.y[:2] == (33.333, 66.667)
+    assert charts.downsample(samples[:2000]) == ([dict(s) for s in samples[:2000]], 1)
 
 
 # ---- index and history --------------------------------------------------------------------
@@ -463,7 +996,9 @@ def test_index_lists_runs_newest_first(reports: dict[str, Path]) -> None:
     row = re.search(rf'<tr data-run-id="{NEW_RUN}">(.*?)</tr>', page, re.S)
     assert row is not None
     numbers = re.findall(r'<td class="num">(?:<span[^>]*>)?(\d+)', row.group(1))
-    assert numbers == ["36", "13"]  # 2 modes x 3 models x 6; ghost's 12 and qwen's one failure
+    # 2 modes x 3 models x 6 (warm-ups and cold starts are not counted);
+    # ghost's 12 failures and qwen's one
+    assert numbers == ["36", "13"]
 
 
 def test_history_has_a_trace_per_model_and_mode(reports: dict[str, Path]) -> None:
@@ -513,3 +1048,7 @@ def test_a_run_that_just_started_renders_without_charts(tmp_path: Path) -> None:
     assert '<div class="banner running"' in page
     assert "No requests stored for this run yet." in page
     assert not PLOTLY_BANNER.search(page) and not _figures(page)
+    # the sampler's first samples arrive before any answer: a chart, so plotly.js, once
+    db.add_samples(NEW_RUN, _samples(datetime(2026, 11, 27, 10, 45, 0), 2.0))
+    page = _read(render_run(db, NEW_RUN, tmp_path / "reports"))
+    assert set(_figures(page)) == {"resources"} and len(PLOTLY_BANNER.findall(page)) == 1

@@ -100,8 +100,13 @@ def test_server_client_disagreement_is_flagged_above_ten_percent() -> None:
 
 def test_prompt_cache_is_detected_against_the_uncached_rate() -> None:
     def row(duration_ns: int) -> dict[str, object]:
-        return {"host": "h", "model": "m", "prompt_id": "p", "prompt_eval_count": 100,
-                "prompt_eval_duration_ns": duration_ns}
+        return {
+            "host": "h",
+            "model": "m",
+            "prompt_id": "p",
+            "prompt_eval_count": 100,
+            "prompt_eval_duration_ns": duration_ns,
+        }
 
     rows = with_figures([row(100_000_000), row(2_000_000), row(90_000_000)])
     assert [r["prompt_cached"] for r in rows] == [False, True, False]
@@ -109,9 +114,18 @@ def test_prompt_cache_is_detected_against_the_uncached_rate() -> None:
 
 def test_summary_has_ci_and_excludes_cold_starts() -> None:
     def row(ttft: float, **extra: object) -> dict[str, object]:
-        return {"mode": "sequential", "model": "m", "host": "h", "prompt_id": "p",
-                "is_warmup": False, "is_cold": False, "error": None, "ttft_s": ttft,
-                "token_offsets_s": [ttft], **extra}
+        return {
+            "mode": "sequential",
+            "model": "m",
+            "host": "h",
+            "prompt_id": "p",
+            "is_warmup": False,
+            "is_cold": False,
+            "error": None,
+            "ttft_s": ttft,
+            "token_offsets_s": [ttft],
+            **extra,
+        }
 
     rows = [row(0.1), row(0.2), row(0.3), row(5.0, is_cold=True), row(9.0, is_warmup=True)]
     (summary,) = summarize(rows, keys=("mode", "model", "prompt_id"))

@@ -19,41 +19,12 @@ from jinja2 import Environment, PackageLoader, Undefined
 from markupsafe import Markup
 
 from novabench import __version__
-from novabench.report import charts
-from novabench.stats import summarize, with_figures
+from novabench.report import charts, sections
+from novabench.stats import OUTLIER_IQR_FACTOR, with_figures
 from novabench.store import Store, utcnow
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 MODE_ORDER = ("sequential", "parallel")
-
-# (key in a stats.summarize() summary, heading, unit, which end is best, what it means)
-SUMMARY_COLUMNS = (
-    ("ttft_ms_median", "TTFT median", "ms", "low", "time to first token, client clock"),
-    ("ttft_ms_p95", "TTFT p95", "ms", "low", "95th percentile of time to first token"),
-    (
-        "eval_tokens_per_s_median",
-        "Generation",
-        "tok/s",
-        "high",
-        "median generation rate, server clock: eval_count / eval_duration",
-    ),
-    (
-        "prompt_tokens_per_s_median",
-        "Prompt",
-        "tok/s",
-        "high",
-        "median prompt processing rate, server clock: prompt_eval_count / prompt_eval_duration",
-    ),
-    (
-        "client_tokens_per_s_median",
-        "Client",
-        "tok/s",
-        "high",
-        "median output tokens per second between the first and last chunk, client clock",
-    ),
-    ("itl_ms_median", "ITL median", "ms", "low", "median inter-token latency, client clock"),
-    ("load_ms_median", "Load median", "ms", "low", "median model load time, server clock"),
-)
 
 # What system.system_info() records; older or partial runs may lack some.
 SYSTEM_KEYS = (
@@ -118,6 +89,9 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
     prompts = store.prompts(run_id)
     rows = with_figures(store.results(run_id))
     phases = store.phases(run_id)
+    samples = store.samples(run_id)
+    stops = store.repetition_stops(run_id)
+    facts = sections.suite_facts(run.get("suite_text"))
 
     hosts = {m["host"] for m in models} | {r["host"] for r in rows}
     several_hosts = len(hosts) > 1
@@ -127,19 +101,20 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
 
     modes = _mode_order(list(run.get("modes") or []) + [r["mode"] for r in rows])
     model_order = {(m["model"], m["host"]): i for i, m in enumerate(models)}
-    summaries = sorted(
-        summarize(rows, ("mode", "model", "host")),
-        key=lambda s: (
-            s["n"] == 0,  # models that never answered go last
-            model_order.get((s["model"], s["host"]), len(model_order)),
-            s["model"],
-            s["host"],
-            modes.index(s["mode"]),
-        ),
-    )
-    for summary in summaries:
-        summary["label"] = label(summary)
-    _mark_best(summaries)
+
+    def order(summary: dict[str, Any]) -> tuple[Any, ...]:
+        return (
+            summary.get("n") == 0,  # models that never answered go last
+            model_order.get((summary["model"], summary["host"]), len(model_order)),
+            summary["model"],
+            summary["host"],
+            modes.index(summary["mode"]),
+        )
+
+    summaries = sections.overview(rows, order, label)
+    prompt_ids = [p["prompt_id"] for p in prompts]
+    per_prompt = sections.prompt_tables(rows, prompt_ids, order, label, stops, facts)
+    sections.annotate_responses(rows, samples, facts)
     figures = [
         _figure(
             "ttft",
@@ -159,6 +134,13 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
             "From sending the request to the last chunk; lower is better.",
             charts.distribution_by_model(rows, "e2e_ms", "end-to-end (ms)", label, modes, "violin"),
         ),
+        _figure(
+            "gaps",
+            "Gaps between tokens",
+            "Per request, the median (p50), p95 and p99 of the time between consecutive chunks: "
+            "a steady stream keeps them together, p95/p99 far above p50 expose stalls.",
+            charts.token_gaps(rows, label, modes),
+        ),
     ]
     comparison = _mode_comparison(phases, models)
     if comparison:
@@ -166,10 +148,18 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
             _figure(
                 "walls",
                 "Parallel vs sequential wall time",
-                "Measured requests only; warm-ups excluded.",
+                "Measured requests only; warm-ups and cold starts excluded.",
                 charts.phase_walls(comparison["phases"]),
             )
         )
+    system = run.get("system") or {}
+    resources = _figure(
+        "resources",
+        "Resource usage",
+        _resources_caption(samples, (run.get("manifest") or {}).get("sample_interval_s")),
+        charts.resource_usage(samples, rows, label, system.get("cpu_cores_logical")),
+    )
+    figures = [f for f in figures if f["json"] is not None]
     return {
         "title": f"{run['suite_name']} · {run_id}",
         "run": run,
@@ -177,19 +167,42 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "status_note": STATUS_NOTES.get(run["status"]),
         "duration_s": _duration_s(run.get("started_at"), run.get("ended_at")),
         "host_versions": run.get("host_versions") or {},
-        "system": {key: (run.get("system") or {}).get(key) for key in SYSTEM_KEYS},
+        "system": {key: system.get(key) for key in SYSTEM_KEYS},
+        "gpus": system.get("gpus") or [],
+        "manifest": run.get("manifest") or {},
+        "notices": sections.notices(run, models, rows, stops, facts, label),
         "models": models,
         "prompts": prompts,
         "several_hosts": several_hosts,
         "several_modes": len({s["mode"] for s in summaries}) > 1,
         "summaries": summaries,
-        "columns": SUMMARY_COLUMNS,
+        "columns": sections.OVERVIEW_COLUMNS,
+        "per_prompt": per_prompt,
+        "prompt_columns": sections.PROMPT_COLUMNS,
+        "has_checks": any(r.get("checks") for r in rows),
+        "has_stops": bool(stops),
+        "facts": facts,
+        "outlier_rule": f"{OUTLIER_IQR_FACTOR:g}×IQR",
+        "cold": sections.cold_starts(rows, order, label),
         "comparison": comparison,
-        "figures": [f for f in figures if f["json"] is not None],
+        "figures": figures,
+        "resources": resources if resources["json"] is not None else None,
         "errors": [r for r in rows if r.get("error") is not None],
         "responses": _responses(rows, prompts, models, modes, label),
         "warmup_count": sum(1 for r in rows if r.get("is_warmup")),
+        "cold_count": sum(1 for r in rows if r.get("is_cold")),
     }
+
+
+def _resources_caption(samples: Sequence[dict[str, Any]], interval_s: float | None) -> str:
+    every = f" every {interval_s:g} s" if interval_s else ""
+    bucket = charts.bucket_size(len(samples))
+    averaged = f"; each point averages {bucket} consecutive samples" if bucket > 1 else ""
+    return (
+        f"{len(samples):,} samples{every}{averaged}. Server CPU is the Ollama server's share of "
+        "all cores. Below, each request from its send to its last chunk (grey: warm-ups and cold "
+        "starts)."
+    )
 
 
 def _history_context(store: Store) -> dict[str, Any]:
@@ -241,23 +254,6 @@ def _mode_comparison(
     }
 
 
-def _mark_best(summaries: Sequence[dict[str, Any]]) -> None:
-    """Set each summary's `best`: the columns where it has the best value as shown (1 decimal).
-
-    A column where every shown value is the same has no winner.
-    """
-    for summary in summaries:
-        summary["best"] = set()
-    for key, _heading, _unit, direction, _help in SUMMARY_COLUMNS:
-        shown = {id(s): round(s[key], 1) for s in summaries if s.get(key) is not None}
-        if len(set(shown.values())) < 2:
-            continue
-        best = min(shown.values()) if direction == "low" else max(shown.values())
-        for summary in summaries:
-            if shown.get(id(summary)) == best:
-                summary["best"].add(key)
-
-
 def _responses(
     rows: Sequence[dict[str, Any]],
     prompts: Sequence[dict[str, Any]],
@@ -265,7 +261,7 @@ def _responses(
     modes: Sequence[str],
     label: charts.Label,
 ) -> list[dict[str, Any]]:
-    """Every stored request grouped by prompt, then model; warm-ups first within a mode."""
+    """Every stored request grouped by prompt, then model; cold starts, then warm-ups first."""
     prompt_ids = [p["prompt_id"] for p in prompts]
     prompt_ids += sorted({r["prompt_id"] for r in rows} - set(prompt_ids))
     model_keys = [(m["model"], m["host"]) for m in models]
@@ -284,7 +280,7 @@ def _responses(
             of_model.sort(
                 key=lambda r: (
                     modes.index(r["mode"]),
-                    not r["is_warmup"],
+                    0 if r.get("is_cold") else 1 if r["is_warmup"] else 2,
                     r["repetition"],
                     r["seq"],
                 )
@@ -365,6 +361,7 @@ def _environment() -> Environment:
         short_digest=charts.short_digest,
         gigabytes=_gigabytes,
         gibibytes=_gibibytes,
+        memory=_memory,
         percent=_percent,
         measure=_measure,
     )
@@ -372,7 +369,7 @@ def _environment() -> Environment:
 
 
 def _render(template: str, **context: Any) -> str:
-    figures = context.get("figures") or []
+    charted = context.get("figures") or context.get("resources")
     return (
         _environment()
         .get_template(template)
@@ -380,7 +377,7 @@ def _render(template: str, **context: Any) -> str:
             **context,
             novabench_version=__version__,
             generated_at=utcnow(),
-            plotly_js=_plotly_js() if figures else None,
+            plotly_js=_plotly_js() if charted else None,
             plotly_config=_script_json(json.dumps(PLOTLY_CONFIG)),
         )
     )
@@ -465,6 +462,16 @@ def _gibibytes(size_bytes: int | None) -> str:
     return MISSING if size_bytes is None else f"{size_bytes / 2**30:.1f} GiB"
 
 
-def _percent(fraction: float | None) -> str:
+def _memory(size_bytes: int | float | None) -> str:
+    """Binary units that keep a figure readable: '3.0 GiB', '412 MiB'."""
+    size_bytes = _given(size_bytes)
+    if size_bytes is None:
+        return MISSING
+    if size_bytes >= 2**30:
+        return f"{size_bytes / 2**30:.1f} GiB"
+    return f"{size_bytes / 2**20:.0f} MiB"
+
+
+def _percent(fraction: float | None, digits: int = 0) -> str:
     fraction = _given(fraction)
-    return MISSING if fraction is None else f"{fraction * 100:.0f}%"
+    return MISSING if fraction is None else f"{fraction * 100:.{digits}f}%"

@@ -68,6 +68,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rounds", type=_positive(int), default=3)
     parser.add_argument("--clients", type=_names, default=CLIENT_NAMES)
+    parser.add_argument(
+        "--flood-streams",
+        type=int,
+        default=8,
+        help="streams in the unpaced CPU-cost phase (0 skips it)",
+    )
+    parser.add_argument("--flood-requests", type=_positive(int), default=16)
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where the figures go")
     return parser.parse_args(argv)
@@ -84,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         clients=args.clients,
         pin_cpus=not args.no_pin,
+        flood_streams=max(0, args.flood_streams),
+        flood_requests=args.flood_requests,
     )
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     loadavg_before = os.getloadavg()
     started = time.perf_counter()
     figures = run_perf(config, progress=lambda message: console.print(f"[dim]{message}[/]"))
     wall_s = time.perf_counter() - started
-    found = print_report(console, config, figures, wall_s)
+    found = print_report(console, config, figures, wall_s, loadavg_before)
     write_json(args.json, config, figures, found, wall_s, loadavg_before)
     console.print(f"figures written to {args.json}")
     return 0

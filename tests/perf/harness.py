@@ -14,6 +14,11 @@ Definitions (both processes read CLOCK_MONOTONIC: time.perf_counter on Linux):
 - delivery lag: client arrival time − server write time, for every token.
 - CPU per token: this process's user + system CPU (getrusage: all threads, so the live
   display's refresh thread counts) during the streaming phase only, over the tokens received.
+  Paced streams make it mostly the cost of waking up per token, which depends on how the
+  streams' ticks line up; the flood phase (tokens back to back, read in batches) measures the
+  parsing cost alone.
+- active streams: the server's generation time summed over requests, over the wall time: the
+  concurrency the server really saw.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import psutil
 
 from novabench.metrics import derive
 from tests.perf.clients import CLIENT_NAMES, Sample, make_client
-from tests.perf.server import MODEL, DoubleProcess
+from tests.perf.server import FLOOD_MODEL, MODEL, DoubleProcess
 
 LEVEL_TIMEOUT_S = 600.0
 FETCH_TIMEOUT_S = 30.0
@@ -52,6 +57,8 @@ class PerfConfig:
     rounds: int = 3  # each client runs each level this often, taking turns with the others
     clients: tuple[str, ...] = CLIENT_NAMES
     pin_cpus: bool = True  # server on one core, clients on another, when there are two
+    flood_streams: int = 8  # 0 skips the flood phase
+    flood_requests: int = 16  # per round, FLOOD_TOKENS tokens each
 
     def requests_at(self, concurrency: int) -> int:
         """Requests per round at one level: at least one per stream, so every stream is used."""
@@ -87,6 +94,7 @@ class RoundRecord:
     failed: int = 0
     mismatched: int = 0  # token counts differ between client and server
     buffered_writes: int = 0
+    server_stream_s: float = 0.0  # Σ (last token write − request read)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -100,6 +108,7 @@ class RunFigures:
 
     client: str
     concurrency: int
+    flood: bool  # the unpaced phase: only its CPU per token is of interest
     requests: int
     failed: int
     tokens: int
@@ -107,6 +116,7 @@ class RunFigures:
     cpu_us_per_token_rounds: list[float]
     client_cpu_pct: float  # client CPU / wall, over all rounds
     server_cpu_pct: float
+    active_streams: float  # mean concurrent generations at the server
     ttft_cfg_ms: float
     ttft_server_ms: float | None  # medians over requests from here on
     ttft_true_ms: float | None
@@ -163,6 +173,7 @@ def _quantile(values: list[float], q: float) -> float | None:
 async def _stream_level(
     client_name: str,
     url: str,
+    model: str,
     concurrency: int,
     requests: int,
     tag: str,
@@ -174,7 +185,7 @@ async def _stream_level(
     of the streaming phase.
     """
     client = make_client(client_name)
-    await client.open(url, MODEL, requests)
+    await client.open(url, model, requests)
     try:
         warm = await client.stream(f"{tag} warm-up")
         if warm.error is not None:
@@ -224,6 +235,8 @@ def compare(
             continue
         writes: list[int] = server["token_write_ns"]
         record.buffered_writes += server["buffered_writes"]
+        if writes:
+            record.server_stream_s += (writes[-1] - server["received_ns"]) / 1e9
         if len(writes) != len(offsets) or len(writes) < 2:
             record.mismatched += 1
             continue
@@ -251,7 +264,7 @@ def compare(
 
 
 def summarize(
-    config: PerfConfig, client: str, concurrency: int, rounds: list[RoundRecord]
+    config: PerfConfig, client: str, concurrency: int, rounds: list[RoundRecord], flood: bool
 ) -> RunFigures:
     """Pool the rounds' requests; CPU per token is the median of the rounds'."""
     compared = [truth for record in rounds for truth in record.compared]
@@ -264,6 +277,7 @@ def summarize(
     return RunFigures(
         client=client,
         concurrency=concurrency,
+        flood=flood,
         requests=sum(record.requests for record in rounds),
         failed=sum(record.failed for record in rounds),
         tokens=sum(record.tokens for record in rounds),
@@ -271,6 +285,7 @@ def summarize(
         cpu_us_per_token_rounds=per_round,
         client_cpu_pct=100.0 * sum(r.client_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
         server_cpu_pct=100.0 * sum(r.server_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
+        active_streams=sum(r.server_stream_s for r in rounds) / wall_s if wall_s else 0.0,
         ttft_cfg_ms=config.ttft_ms,
         ttft_server_ms=_median(t.ttft_server_ms for t in compared),
         ttft_true_ms=ttft_true,
@@ -321,24 +336,27 @@ def run_perf(config: PerfConfig, progress: Callable[[str], None] | None = None) 
         try:
             if pin:
                 os.sched_setaffinity(0, {cpus[0]})
-            for concurrency in config.levels:
-                requests = config.requests_at(concurrency)
+            phases = [(level, MODEL, config.requests_at(level), False) for level in config.levels]
+            if config.flood_streams:
+                phases.append((config.flood_streams, FLOOD_MODEL, config.flood_requests, True))
+            for concurrency, model, requests, flood in phases:
+                label = f"flood, {concurrency} streams" if flood else f"{concurrency} streams"
                 rounds: dict[str, list[RoundRecord]] = {name: [] for name in config.clients}
                 for round_index, name in itertools.product(range(config.rounds), config.clients):
                     if progress is not None:
                         progress(
-                            f"{concurrency} streams, round {round_index + 1}/{config.rounds}: "
+                            f"{label}, round {round_index + 1}/{config.rounds}: "
                             f"{name}, {requests} requests"
                         )
                     fetch_timings(double.url)  # forget anything earlier
-                    tag = f"perf {name} c{concurrency} r{round_index}"
+                    tag = f"perf {name} {model} c{concurrency} r{round_index}"
                     samples, wall_s, cpu_s, server_cpu_s = asyncio.run(
-                        _stream_level(name, double.url, concurrency, requests, tag, server)
+                        _stream_level(name, double.url, model, concurrency, requests, tag, server)
                     )
                     truth = fetch_timings(double.url)
                     rounds[name].append(compare(samples, truth, wall_s, cpu_s, server_cpu_s))
                 for name in config.clients:
-                    figures.append(summarize(config, name, concurrency, rounds[name]))
+                    figures.append(summarize(config, name, concurrency, rounds[name], flood))
         finally:
             if pin:
                 os.sched_setaffinity(0, set(cpus))

@@ -18,6 +18,11 @@ from types import TracebackType
 from tests.ollama_double import _WARM_LOAD_S, FakeModel, OllamaDouble
 
 MODEL = "perf-model"
+# A second model with no schedule: tokens as fast as the double can write them, so a client
+# reads them in batches and its CPU per token is its parsing cost alone, without the wake-ups
+# that a paced stream costs (those depend on how the streams' ticks happen to line up).
+FLOOD_MODEL = "perf-flood"
+FLOOD_TOKENS = 1000
 START_TIMEOUT_S = 20.0
 # Short words cycling, so each token line is the size of a real one (about 110 bytes).
 _WORDS = ("the", "model", "answers", "in", "a", "steady", "stream", "of", "tokens,", "one")
@@ -44,6 +49,18 @@ def schedule_model(tokens: int, ttft_ms: float, interval_ms: float) -> FakeModel
     )
 
 
+def flood_model() -> FakeModel:
+    """FLOOD_TOKENS tokens written back to back, right after the request is read."""
+    return FakeModel(
+        FLOOD_MODEL,
+        reply=reply_text(FLOOD_TOKENS),
+        load_s=0.0,
+        prompt_token_s=0.0,
+        ttft_s=0.0,
+        token_interval_s=0.0,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.perf.server")
     parser.add_argument("--tokens", type=int, required=True)
@@ -54,8 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    model = schedule_model(args.tokens, args.ttft_ms, args.interval_ms)
-    double = OllamaDouble([model], num_parallel=args.num_parallel, host="127.0.0.1", port=0)
+    models = [
+        schedule_model(args.tokens, args.ttft_ms, args.interval_ms),
+        flood_model(),
+    ]
+    double = OllamaDouble(models, num_parallel=args.num_parallel, host="127.0.0.1", port=0)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     double.start()
     try:
