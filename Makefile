@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 SUITE  ?= suites/one_sentence.yaml
 ARGS   ?=
 
-.PHONY: bench test perf lint fix setup fake-ollama clean
+.PHONY: bench test perf lint fix setup browser fake-ollama clean
 
 $(BIN)/novabench: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "novabench needs Python 3.11+, found " + sys.version.split()[0])'
@@ -19,7 +19,17 @@ setup: $(BIN)/novabench
 bench: setup
 	$(BIN)/novabench run $(SUITE) $(ARGS)
 
-test: setup
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser build).
+# As root with apt-get, install it when missing; elsewhere those tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (Debian package) for the browser tests"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest $(ARGS)
 
 perf: setup

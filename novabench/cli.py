@@ -34,7 +34,13 @@ from novabench.errors import NovabenchError, SuiteError
 from novabench.export import FORMATS, export_results
 from novabench.manifest import manifest_lines
 from novabench.progress import LiveObserver, LogObserver
-from novabench.report import render_all, render_history, render_index, render_run
+from novabench.report import (
+    render_all,
+    render_comparison,
+    render_history,
+    render_index,
+    render_run,
+)
 from novabench.runner import NullObserver, RunObserver, RunOutcome, run_suite
 from novabench.stats import summarize
 from novabench.store import DEFAULT_DB, Store
@@ -271,9 +277,22 @@ def _num(value: float | None, digits: int = 0) -> str:
     help="Compare only this metric; repeat for several [default: all].",
 )
 @click.option("--all", "show_all", is_flag=True, help="Show every row, not only changes.")
+@click.option(
+    "--html",
+    "write_html",
+    is_flag=True,
+    help="Also write the comparison page: compare/RUN_A__RUN_B.html in --out.",
+)
+@out_option
 @friendly_errors
 def compare(
-    run_a: str, run_b: str, db_path: Path, metric_names: tuple[str, ...], show_all: bool
+    run_a: str,
+    run_b: str,
+    db_path: Path,
+    metric_names: tuple[str, ...],
+    show_all: bool,
+    write_html: bool,
+    out_dir: Path | None,
 ) -> None:
     """Compare RUN_B with RUN_A per mode, model, prompt and metric.
 
@@ -285,6 +304,8 @@ def compare(
     _print_comparison(
         comparison, f"A = run {run_a}, B = run {run_b}", ("A", "B"), show_all, " (--all shows them)"
     )
+    if write_html:
+        click.echo(f"comparison: {render_comparison(store, run_a, run_b, _out(db_path, out_dir))}")
 
 
 @cli.command()

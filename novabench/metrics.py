@@ -85,9 +85,9 @@ def derive(row: dict[str, Any]) -> dict[str, Any]:
         "e2e_ms": _ms(e2e_s),
         "itl_ms": _ms(itl_s),
         "tpot_ms": _ms(tpot_s),
-        "gap_p50_ms": _quantile(gaps_ms, 0.50),
-        "gap_p95_ms": _quantile(gaps_ms, 0.95),
-        "gap_p99_ms": _quantile(gaps_ms, 0.99),
+        "gap_p50_ms": quantile(gaps_ms, 0.50),
+        "gap_p95_ms": quantile(gaps_ms, 0.95),
+        "gap_p99_ms": quantile(gaps_ms, 0.99),
         "gap_max_ms": max(gaps_ms) if gaps_ms else None,
         "eval_tokens_per_s": server_tps,
         "prompt_tokens_per_s": _rate(
@@ -117,7 +117,7 @@ def queue_ns(row: dict[str, Any]) -> int | None:
     return max(0, total - parts)
 
 
-def _quantile(values: list[float], q: float) -> float | None:
+def quantile(values: list[float], q: float) -> float | None:
     """Linear-interpolated quantile of a short list (the numpy definition), without numpy."""
     if not values:
         return None

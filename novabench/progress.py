@@ -86,7 +86,11 @@ class _StreamTails:
             del self.tails[key]
 
     def add(self, mode: str, model: str, piece: str) -> None:
-        self.tails.setdefault((mode, model), deque(maxlen=200)).append(piece)
+        # Called for every streamed token: no throwaway deque for setdefault's default.
+        tail = self.tails.get((mode, model))
+        if tail is None:
+            tail = self.tails[(mode, model)] = deque(maxlen=200)
+        tail.append(piece)
 
     def __rich__(self) -> Table:
         table = Table(show_header=False, box=None, expand=True, pad_edge=False)

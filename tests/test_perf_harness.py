@@ -5,12 +5,19 @@ No timing assertions: the benchmark itself is `python -m tests.perf`, not a test
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from novabench.backends import ChatRequest
+from novabench.backends.ollama import BODY_END_TIMEOUT_S, OllamaBackend
+from novabench.metrics import RequestResult
+from tests.ollama_double import FakeModel, OllamaDouble
 from tests.perf.__main__ import main
 from tests.perf.clients import CLIENT_NAMES
 from tests.perf.server import DoubleProcess, reply_text
@@ -38,17 +45,21 @@ def test_harness_runs_every_client_at_each_level(
     argv = [
         *("--levels", ",".join(map(str, LEVELS)), "--tokens", str(TOKENS)),
         *("--requests-per-level", str(REQUESTS), "--rounds", "1", "--no-pin"),
-        *("--ttft-ms", "10", "--json", str(out)),
+        *("--ttft-ms", "10", "--flood-streams", "2", "--flood-requests", "2"),
+        *("--json", str(out)),
     ]
     assert main(argv) == 0
 
     printed = capsys.readouterr().out
     assert "novabench, live display on" in printed and "Targets" in printed
     document = json.loads(out.read_text())
-    results = document["results"]
+    results = [run for run in document["results"] if not run["flood"]]
     assert [(r["client"], r["concurrency"]) for r in results] == [
         (name, level) for level in LEVELS for name in CLIENT_NAMES
     ]
+    flood = [run for run in document["results"] if run["flood"]]
+    assert [run["client"] for run in flood] == list(CLIENT_NAMES)
+    assert all(run["failed"] == 0 and run["cpu_us_per_token"] > 0 for run in flood)
     for run in results:
         assert (run["requests"], run["failed"], run["mismatched"]) == (REQUESTS, 0, 0)
         assert run["tokens"] == REQUESTS * TOKENS
@@ -75,3 +86,62 @@ def test_unknown_client_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--clients", "curl"])
     assert "unknown client 'curl'" in capsys.readouterr().err
+
+
+# The client under benchmark: its send path is part of every TTFT the harness reports.
+
+
+def _result() -> RequestResult:
+    return RequestResult("load", "m", "h", "p", 0, False, datetime.now(UTC))
+
+
+def test_novabench_streams_reuse_one_connection() -> None:
+    async def chat_three_times(url: str) -> list[RequestResult]:
+        backend = OllamaBackend(url)
+        results = []
+        for _ in range(3):
+            results.append(_result())
+            request = ChatRequest("llama3.2", [{"role": "user", "content": "hi"}])
+            await backend.chat(request, results[-1])
+        await backend.aclose()
+        return results
+
+    with OllamaDouble([FakeModel("llama3.2", ttft_s=0.001, token_interval_s=0.001)]) as double:
+        results = asyncio.run(chat_three_times(double.url))
+        chats = [r for r in double.requests if r.path == "/api/chat"]
+    assert all(result.ok and result.done_reason == "stop" for result in results)
+    assert len({request.connection_id for request in chats}) == 1
+    for result in results:  # end-to-end still ends at the done line
+        assert result.e2e_s is not None and result.e2e_s >= result.token_offsets_s[-1]
+
+
+def test_a_body_that_never_ends_after_done_does_not_fail_the_request() -> None:
+    lines = (
+        b'{"model":"m","message":{"role":"assistant","content":"Hi"},"done":false}\n',
+        b'{"model":"m","message":{"role":"assistant","content":""},"done":true,'
+        b'"done_reason":"stop","eval_count":1}\n',
+    )
+
+    async def serve_and_chat() -> tuple[RequestResult, float]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\n"
+            writer.write(head + b"Transfer-Encoding: chunked\r\n\r\n")
+            for line in lines:
+                writer.write(b"%x\r\n%b\r\n" % (len(line), line))
+            await asyncio.sleep(30)  # no terminating chunk
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        backend = OllamaBackend(f"http://127.0.0.1:{port}")
+        result = _result()
+        started = time.perf_counter()
+        await backend.chat(ChatRequest("m", [{"role": "user", "content": "hi"}]), result)
+        waited = time.perf_counter() - started
+        await backend.aclose()
+        server.close()
+        return result, waited
+
+    result, waited_s = asyncio.run(serve_and_chat())
+    assert result.ok and result.response_text == "Hi" and result.eval_count == 1
+    assert waited_s < BODY_END_TIMEOUT_S + 5

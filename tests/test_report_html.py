@@ -10,12 +10,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from novabench import stats
-from novabench.metrics import RequestResult
-from novabench.report import charts, render_all, render_history, render_index, render_run
+from novabench.cli import cli
+from novabench.errors import RunNotFoundError
+from novabench.metrics import RequestResult, queue_ns
+from novabench.report import (
+    charts,
+    render_all,
+    render_comparison,
+    render_history,
+    render_index,
+    render_run,
+    timeline,
+)
 from novabench.sampling import lifetime_stats
 from novabench.store import Store
+from tests.test_compare import FAST, SLOW, add_run
 
 HOST = "http://127.0.0.1:11434"
 NEW_RUN = "20261127T104500Z-3fa1"
@@ -411,7 +423,14 @@ def reports(store: Store, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     out = tmp_path_factory.mktemp("out") / "reports"
     run_page, history, index = render_all(store, NEW_RUN, out)
     old_page = render_run(store, OLD_RUN, out)
-    pages = {"run": run_page, "old": old_page, "history": history, "index": index}
+    compare = render_comparison(store, OLD_RUN, NEW_RUN, out)
+    pages = {
+        "run": run_page,
+        "old": old_page,
+        "history": history,
+        "index": index,
+        "compare": compare,
+    }
     for name, path in pages.items():
         page = _read(path)
         own = len(_without_plotly_js(page).encode()) if PLOTLY_BANNER.search(page) else None
@@ -526,7 +545,7 @@ def test_render_all_writes_the_three_pages_run_page_first(reports: dict[str, Pat
     assert leftovers == []
 
 
-@pytest.mark.parametrize("name", ["run", "old", "history", "index"])
+@pytest.mark.parametrize("name", ["run", "old", "history", "index", "compare"])
 def test_pages_are_self_contained(reports: dict[str, Path], name: str) -> None:
     page = _read(reports[name])
     assert page.startswith("<!DOCTYPE html>")
@@ -555,7 +574,16 @@ def test_figures_are_embedded_once_and_cannot_break_out_of_their_script(
 ) -> None:
     page = _read(reports["run"])
     figures = _figures(page)
-    assert set(figures) == {"ttft", "generation", "e2e", "gaps", "walls", "resources"}
+    assert set(figures) == {
+        "ttft",
+        "generation",
+        "e2e",
+        "gaps",
+        "length",
+        "walls",
+        "timeline",
+        "resources",
+    }
     for figure_id in figures:
         assert page.count(f'id="figure-{figure_id}"') == 1
         assert page.count(f'data-figure="figure-{figure_id}"') == 1
@@ -1004,8 +1032,9 @@ def test_index_lists_runs_newest_first(reports: dict[str, Path]) -> None:
 def test_history_has_a_trace_per_model_and_mode(reports: dict[str, Path]) -> None:
     page = _read(reports["history"])
     figures = _figures(page)
-    assert set(figures) == {"history-generation", "history-ttft"}
-    ttft = {trace["name"]: trace for trace in figures["history-ttft"]["data"]}
+    assert set(figures) == {f"history-1-{m}" for m in ("generation", "ttft", "e2e", "itl")}
+    lines = [t for t in figures["history-1-ttft"]["data"] if t["mode"] == "lines+markers"]
+    ttft = {trace["name"]: trace for trace in lines}
     # the missing model never succeeded: no line; modes are kept apart
     assert set(ttft) == {f"{m} ({mode})" for m in (LLAMA, QWEN) for mode in MODES}
     llama = ttft[f"{LLAMA} (sequential)"]
@@ -1052,3 +1081,411 @@ def test_a_run_that_just_started_renders_without_charts(tmp_path: Path) -> None:
     db.add_samples(NEW_RUN, _samples(datetime(2026, 11, 27, 10, 45, 0), 2.0))
     page = _read(render_run(db, NEW_RUN, tmp_path / "reports"))
     assert set(_figures(page)) == {"resources"} and len(PLOTLY_BANNER.findall(page)) == 1
+
+
+# ---- run page: medians with their CI, output length, the request timeline --------------------
+
+
+def test_median_charts_show_the_bootstrap_ci_as_error_bars(reports: dict[str, Path]) -> None:
+    figures = _figures(_read(reports["run"]))
+    for figure_id, figure in (("ttft", "ttft_ms"), ("generation", "eval_tokens_per_s")):
+        medians = [t for t in figures[figure_id]["data"] if t["type"] == "scatter"]
+        assert [t["name"] for t in medians] == list(MODES)
+        dots = [t for t in figures[figure_id]["data"] if t["type"] == "box"]
+        assert sum(len(t["y"]) for t in dots) == 2 * 2 * 6 - 1  # every successful measured one
+        for trace in medians:
+            mode = trace["name"]
+            assert trace["x"] == [f"{LLAMA}<br>{mode}", f"{QWEN}<br>{mode}"]
+            for model, x, y, up, down in zip(
+                (LLAMA, QWEN),
+                trace["x"],
+                trace["y"],
+                trace["error_y"]["array"],
+                trace["error_y"]["arrayminus"],
+                strict=True,
+            ):
+                if figure == "ttft_ms":
+                    values = _ms(mode, model, "greet") + _ms(mode, model, "math")
+                else:
+                    values = [TOKENS / EVAL_S[(model, mode)]] * len(
+                        _ms(mode, model, "greet") + _ms(mode, model, "math")
+                    )
+                middle = stats.median(values)
+                interval = stats.median_ci(values)
+                assert middle is not None and interval is not None
+                assert y == pytest.approx(middle, abs=1e-3), x
+                assert y + up == pytest.approx(interval[1], abs=2e-3), x
+                assert y - down == pytest.approx(interval[0], abs=2e-3), x
+                assert trace["error_y"]["symmetric"] is False
+    # every request generated at its model's one rate: the interval is that value, no bar
+    generation = next(t for t in figures["generation"]["data"] if t["type"] == "scatter")
+    assert generation["error_y"]["array"] == [0.0, 0.0]
+
+
+def test_generation_speed_against_output_length(reports: dict[str, Path]) -> None:
+    traces = _figures(_read(reports["run"]))["length"]["data"]
+    assert [t["name"] for t in traces] == [
+        f"{model} · {mode}" for model in (LLAMA, QWEN) for mode in MODES
+    ]
+    for trace in traces:
+        model, mode = trace["name"].split(" · ")
+        assert set(trace["x"]) == {TOKENS}
+        assert set(trace["y"]) == {TOKENS / EVAL_S[(model, mode)]}
+    assert sum(len(t["x"]) for t in traces) == 2 * 2 * 6 - 1
+
+
+def _bars(figure: dict[str, Any], name: str) -> list[tuple[int, float, float]]:
+    """(lane, start s, length s) of every bar of the timeline trace `name`."""
+    trace = next(t for t in figure["data"] if t["name"] == name)
+    return list(zip(trace["y"], trace["base"], trace["x"], strict=True))
+
+
+def test_request_timeline_segments_are_the_stored_durations(
+    store: Store, reports: dict[str, Path]
+) -> None:
+    figure = _figures(_read(reports["run"]))["timeline"]
+    timed = [r for r in store.results(NEW_RUN) if r["e2e_s"] is not None]
+    lanes = figure["layout"]["yaxis"]["ticktext"]
+    # a lane per mode and model, sequential first; requests that overlap (the 99 s warm-ups)
+    # get lanes of their own below it: 'llama3.2:3b · sequential (2)'
+    families = [re.sub(r" \(\d+\)$", "", lane) for lane in lanes]
+    assert list(dict.fromkeys(families)) == [
+        f"{model} · {mode}" for mode in MODES for model in (LLAMA, QWEN)
+    ]
+    assert families == sorted(families, key=families.index)  # each family's lanes together
+    # one transparent bar per request carries the hover: from its send to its last chunk
+    requests = _bars(figure, "request")
+    assert len(requests) == len(timed)
+    for row, (lane, start, length) in zip(timed, requests, strict=True):
+        assert families[lane] == f"{row['model']} · {row['mode']}"
+        assert start == pytest.approx(row["start_offset_s"], abs=1e-6)
+        assert start + length == pytest.approx(row["start_offset_s"] + row["e2e_s"], abs=1e-6)
+    for lane in range(len(lanes)):  # no two requests of a lane overlap
+        spans = sorted((start, start + length) for y, start, length in requests if y == lane)
+        assert all(a[1] <= b[0] + 1e-6 for a, b in zip(spans, spans[1:], strict=False))
+    hover = next(t for t in figure["data"] if t["name"] == "request")["hovertext"]
+    assert "prompt greet, cold start" in hover[0] and "load: 4,000.0 ms" in hover[0]
+    # each request's phases, laid back from its end, are the server's own durations
+    segments: dict[str, list[tuple[int, float, float]]] = {}
+    for trace in figure["data"]:
+        if trace["name"] != "request":
+            segments.setdefault(trace["name"], []).extend(
+                zip(trace["y"], trace["base"], trace["x"], strict=True)
+            )
+    for row, (lane, start, _length) in zip(timed, requests, strict=True):
+        end = row["start_offset_s"] + row["e2e_s"]
+        mine = {
+            name: next((s for s in bars if s[0] == lane and start - 1e-6 <= s[1] < end), None)
+            for name, bars in segments.items()
+        }
+        expected = [
+            ("generation", row["eval_duration_ns"]),
+            ("prompt eval", row["prompt_eval_duration_ns"]),
+            ("load", row["load_duration_ns"]),
+            ("queue", queue_ns(row)),  # the server's time unaccounted for
+        ]
+        at = end
+        measured = stats.is_measured(row)
+        for name, ns in expected:
+            if not ns:
+                continue  # an empty phase has no segment
+            shown = mine[name if measured else timeline.UNMEASURED]
+            if not measured:  # warm-ups and cold starts: hatched, one legend item
+                shown = next(
+                    s
+                    for t in figure["data"]
+                    if t["name"] == timeline.UNMEASURED
+                    for s in zip(t["y"], t["base"], t["x"], strict=True)
+                    if s[0] == lane
+                    and s[2] * 1e9 == pytest.approx(ns, abs=1e3)
+                    and s[1] + s[2] == pytest.approx(at, abs=2e-6)
+                )
+            assert shown is not None, (row["seq"], name)
+            assert shown[2] * 1000 == pytest.approx(ns / 1e6, abs=1e-3)  # ms
+            assert shown[1] + shown[2] == pytest.approx(at, abs=2e-6)  # contiguous
+            at = shown[1]
+        if measured:  # the client and network before the server: from the send on
+            network = mine["client & network"]
+            assert network is not None
+            assert network[1] == pytest.approx(row["start_offset_s"], abs=1e-6)
+            assert network[1] + network[2] == pytest.approx(at, abs=2e-6)
+    unmeasured = [t for t in figure["data"] if t["name"] == timeline.UNMEASURED]
+    assert unmeasured and all(t["marker"]["pattern"]["shape"] == "/" for t in unmeasured)
+    assert sum(t["showlegend"] for t in unmeasured) == 1
+
+
+def test_timeline_gives_overlapping_requests_lanes_of_their_own() -> None:
+    rows = [
+        {"mode": "parallel", "model": "m", "start_offset_s": 0.0, "e2e_s": 2.0},
+        {"mode": "parallel", "model": "m", "start_offset_s": 1.0, "e2e_s": 2.0},
+        {"mode": "parallel", "model": "m", "start_offset_s": 2.0, "e2e_s": 1.0},
+        {"mode": "parallel", "model": "n", "start_offset_s": 0.5, "e2e_s": 1.0},
+    ]
+    names, lane_of = timeline.lanes(rows, lambda r: str(r["model"]), ["parallel"])
+    assert names == ["m", "m (2)", "n"]
+    assert lane_of == [0, 1, 0, 2]  # the third request starts as the first ends
+    failed = {"start_offset_s": 1.0, "e2e_s": 0.5, "error": "HTTP 500", "total_duration_ns": None}
+    assert timeline.request_segments(failed) == [timeline.Segment("failed", 1.0, 0.5)]
+
+
+# ---- run page: the baseline block ---------------------------------------------------------
+
+RUN_A, RUN_B = "20261127T100000Z-aaaa", "20261127T100100Z-bbbb"
+
+
+def _two_runs(tmp_path: Path, model: str = "m") -> Store:
+    """Run A, then run B of the same suite: TTFT twice as slow, generation 20% faster."""
+    db = Store(tmp_path / "db.duckdb")
+    add_run(db, RUN_A, 0, FAST, [50.0] * 8, model=model)
+    add_run(db, RUN_B, 1, SLOW, [60.0 + i for i in range(8)], model=model)
+    return db
+
+
+def test_regressions_are_listed_at_the_top_of_the_run_page(tmp_path: Path) -> None:
+    db = _two_runs(tmp_path)
+    db.set_baseline(RUN_B, "last", 10)
+    page = _read(render_run(db, RUN_B, tmp_path / "reports"))
+    block = page[
+        page.index('id="baseline"') : page.index("</section>", page.index('id="baseline"'))
+    ]
+    assert page.index('id="baseline"') < page.index('id="manifest"')  # right after the header
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", "", block)).split())
+    assert "1 significant regression, 4 improvements against the baseline" in text
+    assert f"Baseline last: run {RUN_A}" in text
+    assert "the run fails on a significant regression beyond 10%" in text
+    assert f'href="../runs/{RUN_A}.html"' in block
+    rows = re.findall(r'<tr class="finding ([^"]*)" data-metric="([^"]+)"(.*?)</tr>', block, re.S)
+    verdicts = [(classes, metric) for classes, metric, _ in rows]
+    # regressions first, then improvements; the one beyond 10% is marked
+    assert verdicts[0] == ("regression failing", "ttft_ms")
+    assert [c for c, _ in verdicts[1:]] == ["improvement"] * 4
+    ttft = {k: _cell_text(v) for k, v in _cells(rows[0][2]).items()}
+    assert ttft["a"] == f"{stats.median(FAST):.1f}" and ttft["b"] == f"{stats.median(SLOW):.1f}"
+    change = 100 * (stats.median(SLOW) / stats.median(FAST) - 1)  # type: ignore[operator]
+    assert ttft["change"] == f"{change:+.1f}%"
+    assert ttft["p"] == f"{2 / 12870:.2g}"  # 8 values wholly below 8 others
+    assert "beyond 10%" in rows[0][2]
+    assert "1 beyond 10%" in block and "exits with code 4" in block
+    assert '<a href="#baseline">Baseline</a>' in page
+    # run A had no baseline; nor has the fixture's run: no block at all
+    assert 'id="baseline"' not in _read(render_run(db, RUN_A, tmp_path / "reports"))
+
+
+def test_baseline_block_says_when_nothing_changed(tmp_path: Path) -> None:
+    db = Store(tmp_path / "db.duckdb")
+    add_run(db, RUN_A, 0, FAST)
+    add_run(db, RUN_B, 1, [v + 0.5 for v in FAST])  # interleaved: noise
+    db.set_baseline(RUN_B, "last")
+    page = _read(render_run(db, RUN_B, tmp_path / "reports"))
+    assert "No significant change</span>" not in page
+    assert re.search(r"<h2>No significant change against the baseline</h2>", page)
+    assert 'id="baseline-table"' not in page
+    assert 'id="baseline-none">Nothing changed significantly in 5 figures: ' in page
+    block = page[page.index('id="baseline"') :]
+    block = block[: block.index("</section>")]
+    assert "within noise" in block and "beyond" not in block
+
+
+def test_no_baseline_block_without_a_baseline(reports: dict[str, Path]) -> None:
+    for name in ("run", "old"):
+        assert 'id="baseline"' not in _read(reports[name])
+
+
+# ---- history: what moved the numbers, and the filters ---------------------------------------
+
+HISTORY_RUNS = [f"20261127T1{i}0000Z-000{i}" for i in range(1, 6)]
+
+
+def _history_store(tmp_path: Path) -> Store:
+    """Five runs of suite 'mini': the third slower (a regression), then Ollama 0.13.0, then a
+    new digest of the model; and a run of another suite, with another model."""
+    db = Store(tmp_path / "db.duckdb")
+    first, second, third, fourth, fifth = HISTORY_RUNS
+    add_run(db, first, 0, FAST)
+    add_run(db, second, 60, FAST)
+    add_run(db, third, 120, SLOW)
+    add_run(db, fourth, 180, SLOW, version="0.13.0")
+    add_run(db, fifth, 240, SLOW, version="0.13.0", digest="e" * 64)
+    add_run(db, "20261127T170000Z-other", 300, FAST, suite="other <suite>", model="m2")
+    return db
+
+
+def test_history_marks_digest_and_version_changes_and_regressions(tmp_path: Path) -> None:
+    db = _history_store(tmp_path)
+    page = _read(render_history(db, tmp_path / "reports"))
+    figures = _figures(page)
+    assert set(figures) == {
+        f"history-{n}-{m}" for n in (1, 2) for m in ("generation", "ttft", "e2e", "itl")
+    }
+    ttft = figures["history-1-ttft"]  # suites sorted by name: 'mini' first
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for trace in ttft["data"]:
+        by_name.setdefault(trace["name"], []).append(trace)
+    line = by_name["m"][0]
+    assert len(line["x"]) == 5 and line["meta"] == {"suite": "mini", "model": "m", "host": HOST}
+    changed = by_name["digest or Ollama changed"][0]
+    assert changed["x"] == line["x"][3:] and changed["y"] == line["y"][3:]
+    assert "Ollama 0.12.6 → 0.13.0" in changed["text"][0]
+    assert "digest dddddddddddd → eeeeeeeeeeee" in changed["text"][1]
+    assert changed["marker"]["symbol"] == "diamond-open"
+    regression = by_name["regression"][0]
+    assert regression["x"] == [line["x"][2]] and regression["y"] == [line["y"][2]]
+    change = 100 * (stats.median(SLOW) / stats.median(FAST) - 1)  # type: ignore[operator]
+    assert (
+        f"regression: TTFT {change:+.1f}% (p = {2 / 12870:.2g}), prompt p1"
+        in (regression["text"][0])
+    )
+    assert HISTORY_RUNS[1] in regression["text"][0]
+    assert "improvement" not in by_name
+    # a dotted line and a label where something changed
+    lines = [s for s in ttft["layout"]["shapes"] if s["type"] == "line"]
+    assert sorted(s["x0"] for s in lines) == line["x"][3:]
+    labels = [a["text"] for a in ttft["layout"]["annotations"]]
+    assert labels == ["Ollama 0.12.6 → 0.13.0", "new digest"]
+    # the table of changes: the third run's TTFT and end-to-end latency got slower
+    table = _table(page, "changes-table")
+    assert f'<tbody class="group" data-run-id="{HISTORY_RUNS[2]}">' in table
+    metrics = re.findall(r'<tr class="finding regression"[^>]*data-metric="([^"]+)"', table)
+    assert metrics == ["ttft_ms", "e2e_ms"]
+    assert f"+{change:.1f}%" in table
+    # untrusted text only ever escaped: in the HTML, and as \u003c in the figures' JSON
+    assert "other &lt;suite&gt;" in page and "other <suite>" not in _without_plotly_js(page)
+
+
+def test_history_filters_list_every_suite_model_and_host(tmp_path: Path) -> None:
+    db = _history_store(tmp_path)
+    page = _read(render_history(db, tmp_path / "reports"))
+    options = {
+        name: re.findall(r'<option value="([^"]*)">', block)
+        for name, block in re.findall(
+            r'<select id="filter-(\w+)" data-filter="\w+">(.*?)</select>', page, re.S
+        )
+    }
+    assert options == {
+        "suite": ["", "mini", "other &lt;suite&gt;"],
+        "model": ["", "m", "m2"],
+        "host": ["", HOST],
+    }
+    assert re.findall(r'<section class="suite" id="suite-\d" data-suite="([^"]+)">', page) == [
+        "mini",
+        "other &lt;suite&gt;",
+    ]
+    facets = {
+        run_id: json.loads(html.unescape(value))
+        for run_id, value in re.findall(r'<tr data-run-id="([^"]+)" data-facets="([^"]+)">', page)
+    }
+    assert facets[HISTORY_RUNS[0]] == {"suite": "mini", "model": ["m"], "host": [HOST]}
+    assert facets["20261127T170000Z-other"]["suite"] == "other <suite>"
+    for figure in _figures(page).values():  # every trace says what the filters match
+        assert all(set(t["meta"]) == {"suite", "model", "host"} for t in figure["data"])
+    script = page[page.rindex("<script>") :]
+    assert "Plotly.restyle(div, {visible: visible})" in script
+    assert "fetch(" not in script and "XMLHttpRequest" not in script
+
+
+# ---- comparison page ----------------------------------------------------------------------
+
+HOSTILE_MODEL = "m<b>x</b>"
+
+
+def test_comparison_page(tmp_path: Path) -> None:
+    db = _two_runs(tmp_path, model=HOSTILE_MODEL)
+    out = tmp_path / "reports"
+    render_run(db, RUN_A, out)  # only A has a page to link to
+    path = render_comparison(db, RUN_A, RUN_B, out)
+    assert path == out / "compare" / f"{RUN_A}__{RUN_B}.html"
+    page = _read(path)
+    print(f"report size: compare with changes {path.stat().st_size / 1e6:6.2f} MB")
+    assert f'<a class="mono" href="../runs/{RUN_A}.html">{RUN_A}</a>' in page
+    assert f'href="../runs/{RUN_B}.html"' not in page  # no page: no broken link
+    assert "1 significant regression, 4 improvements" in page
+    sides = _table(page, "sides-table")
+    assert "2026-11-27 10:00:00 UTC" in sides and "2026-11-27 10:01:00 UTC" in sides
+    assert 'data-fact="ollama"' in sides and 'class="differs"' not in sides.split("Started")[0]
+    table = _table(page, "findings-table")
+    rows = re.findall(r'<tr class="finding ([^"]*)" data-metric="([^"]+)"', table)
+    assert rows == [
+        ("regression", "ttft_ms"),
+        ("improvement", "e2e_ms"),
+        ("improvement", "itl_ms"),
+        ("improvement", "eval_tokens_per_s"),
+        ("improvement", "client_tokens_per_s"),
+    ]
+    assert 'class="findings tint"' in table
+    assert "m&lt;b&gt;x&lt;/b&gt;" in table and HOSTILE_MODEL not in page
+    chart = _figures(page)["changes"]
+    assert [a["text"] for a in chart["layout"]["annotations"]] == [
+        "TTFT (ms)",
+        "end-to-end (ms)",
+        "ITL (ms)",
+        "gen rate, server (tok/s)",
+        "gen rate, client (tok/s)",
+    ]
+    ttft = chart["data"][0]
+    assert ttft["y"] == ["m&lt;b&gt;x&lt;/b&gt; · p1"]  # Plotly shows the tag, not bold
+    change = 100 * (stats.median(SLOW) / stats.median(FAST) - 1)  # type: ignore[operator]
+    assert ttft["x"] == [pytest.approx(change, abs=0.01)]
+    assert ttft["marker"]["color"] == ["#dc2626"]
+
+
+def test_comparison_page_notes_what_changed(tmp_path: Path) -> None:
+    db = Store(tmp_path / "db.duckdb")
+    add_run(db, RUN_A, 0, FAST)
+    add_run(db, RUN_B, 1, FAST, version="0.13.0", digest="e" * 64)
+    page = _read(render_comparison(db, RUN_A, RUN_B, tmp_path / "reports"))
+    notes = page[page.index('<ul class="compare-notes" id="notes">') :]
+    notes = notes[: notes.index("</ul>")]
+    assert "m: model changed (digest dddddddddddd → eeeeeeeeeeee)" in notes
+    assert "Ollama 0.12.6 → 0.13.0" in notes
+    models = _table(page, "models-table")
+    assert '<tr class="differs" data-model="m">' in models
+    assert re.search(r'<tr class="differs" data-fact="ollama">', page)
+    assert "No significant change" in page
+
+
+def test_comparison_refuses_bad_and_unknown_run_ids(tmp_path: Path) -> None:
+    db = _two_runs(tmp_path)
+    for bad in ("", "../x", "a/b"):
+        with pytest.raises(ValueError):
+            render_comparison(db, bad, RUN_B, tmp_path / "reports")
+        with pytest.raises(ValueError):
+            render_comparison(db, RUN_A, bad, tmp_path / "reports")
+    with pytest.raises(RunNotFoundError):
+        render_comparison(db, RUN_A, "20261127T000000Z-none", tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+
+
+def test_compare_html_option_writes_the_page(tmp_path: Path) -> None:
+    db = _two_runs(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["compare", RUN_A, RUN_B, "--db", str(tmp_path / "db.duckdb")])
+    assert result.exit_code == 0 and "comparison:" not in result.output
+    assert not (tmp_path / "compare").exists()
+    result = runner.invoke(
+        cli, ["compare", RUN_A, RUN_B, "--db", str(tmp_path / "db.duckdb"), "--html"]
+    )
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "compare" / f"{RUN_A}__{RUN_B}.html"
+    assert result.output.splitlines()[-1] == f"comparison: {written}"
+    assert "1 significant regression" in _read(written)
+    out = tmp_path / "elsewhere"
+    result = runner.invoke(
+        cli,
+        ["compare", RUN_A, RUN_B, "--db", str(db.path), "--html", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == f"comparison: {out / 'compare' / written.name}"
+    result = runner.invoke(cli, ["compare", RUN_A, "nope", "--db", str(db.path), "--html"])
+    assert result.exit_code != 0 and result.output.startswith("Error: no run 'nope'")
+
+
+# ---- weight -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["run", "old", "history", "compare"])
+def test_pages_carry_one_plotly_and_little_else(reports: dict[str, Path], name: str) -> None:
+    page = _read(reports[name])
+    assert len(PLOTLY_BANNER.findall(page)) == 1
+    own_kb = len(_without_plotly_js(page).encode()) / 1e3
+    print(f"{name}: {own_kb:.1f} kB besides plotly.js")
+    assert own_kb < 400

@@ -16,6 +16,9 @@ from novabench.metrics import RequestResult
 
 CONNECT_TIMEOUT_S = 10.0
 INFO_TIMEOUT_S = 30.0
+# After the done line only the end of the body is left to read; a server that never sends it
+# costs this much, not the request's whole timeout.
+BODY_END_TIMEOUT_S = 1.0
 # Server fields copied as they are; Ollama omits any that are zero (ollama-api.md §0).
 SERVER_FIELDS = {
     "prompt_eval_count": "prompt_eval_count",
@@ -66,11 +69,18 @@ class OllamaBackend:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _get_json(self, path: str) -> Any:
+    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """One non-streaming request; its JSON answer, or RequestError / HostUnreachableError.
+
+        A GET that cannot connect means the host is unreachable; a POST that cannot connect is
+        one failed request (the host answered the GETs before it).
+        """
         try:
-            response = await self._client.get(path)
+            response = await self._client.request(method, path, json=body)
         except httpx.TransportError as exc:
-            raise HostUnreachableError(self.host, describe_connect_error(exc)) from exc
+            if method == "GET":
+                raise HostUnreachableError(self.host, describe_connect_error(exc)) from exc
+            raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
         if response.status_code >= 400:
             raise RequestError(
                 f"{self.host}{path} answered HTTP {response.status_code}: "
@@ -83,12 +93,12 @@ class OllamaBackend:
             raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
 
     async def version(self) -> str:
-        body = await self._get_json("/api/version")
+        body = await self._json("GET", "/api/version")
         return str(body.get("version", "unknown")) if isinstance(body, dict) else "unknown"
 
     async def list_models(self) -> dict[str, ModelInfo]:
         """Installed models by canonical name."""
-        body = await self._get_json("/api/tags")
+        body = await self._json("GET", "/api/tags")
         models: dict[str, ModelInfo] = {}
         for entry in (body or {}).get("models") or []:
             details = entry.get("details") or {}
@@ -105,25 +115,9 @@ class OllamaBackend:
             )
         return models
 
-    async def _post_json(self, path: str, body: dict[str, Any]) -> Any:
-        try:
-            response = await self._client.post(path, json=body)
-        except httpx.TransportError as exc:
-            raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
-        if response.status_code >= 400:
-            raise RequestError(
-                f"{self.host}{path} answered HTTP {response.status_code}: "
-                f"{_error_text(response.text)}",
-                response.status_code,
-            )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
-
     async def show(self, model: str) -> dict[str, Any]:
         """What /api/show says of a model: details, parameters, capabilities, context length."""
-        body = await self._post_json("/api/show", {"model": model})
+        body = await self._json("POST", "/api/show", {"model": model})
         body = body if isinstance(body, dict) else {}
         info = body.get("model_info") or {}
         context = next(
@@ -141,7 +135,7 @@ class OllamaBackend:
 
     async def loaded_models(self) -> dict[str, dict[str, Any]]:
         """/api/ps: loaded models by canonical name, with `size` and `size_vram` in bytes."""
-        body = await self._get_json("/api/ps")
+        body = await self._json("GET", "/api/ps")
         return {
             canonical_name(entry.get("name") or entry.get("model") or ""): entry
             for entry in (body or {}).get("models") or []
@@ -149,7 +143,7 @@ class OllamaBackend:
 
     async def unload(self, model: str) -> None:
         """Unload a model now: an empty generate request with keep_alive 0 (ollama-api.md §1.6)."""
-        await self._post_json("/api/generate", {"model": model, "keep_alive": 0})
+        await self._json("POST", "/api/generate", {"model": model, "keep_alive": 0})
 
     async def chat(
         self, request: ChatRequest, result: RequestResult, on_text: TextCallback | None = None
@@ -169,21 +163,25 @@ class OllamaBackend:
             body["keep_alive"] = request.keep_alive
         sent = time.perf_counter()
         try:
-            async with asyncio.timeout(request.timeout_s):
-                await self._stream_chat(body, request, result, sent, on_text)
+            async with asyncio.timeout(request.timeout_s) as deadline:
+                await self._stream_chat(body, request, result, sent, on_text, deadline)
         except TimeoutError:
-            result.error = f"no complete response within timeout_s={request.timeout_s:g}"
+            if result.done_reason is None:  # a stall after the done line loses nothing
+                result.error = f"no complete response within timeout_s={request.timeout_s:g}"
         except RequestError as exc:
             result.error = str(exc)
             result.http_status = exc.http_status
         except httpx.TransportError as exc:
-            if result.chunk_count:
+            if result.done_reason is not None:
+                pass  # the body's end was lost after the done line: the answer is complete
+            elif result.chunk_count:
                 result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
             else:
                 reason = describe_connect_error(exc)
                 result.error = f"cannot reach Ollama at {self.host} ({reason})"
         finally:
-            result.e2e_s = time.perf_counter() - sent
+            if result.e2e_s is None:  # else the done line's arrival
+                result.e2e_s = time.perf_counter() - sent
             if result.error is None and result.done_reason is None:
                 result.error = "stream ended without a done line"
 
@@ -194,6 +192,7 @@ class OllamaBackend:
         result: RequestResult,
         sent: float,
         on_text: TextCallback | None,
+        deadline: asyncio.Timeout,
     ) -> None:
         timeout = httpx.Timeout(
             request.timeout_s, connect=min(CONNECT_TIMEOUT_S, request.timeout_s)
@@ -212,7 +211,11 @@ class OllamaBackend:
                     )
                 async for line in response.aiter_lines():
                     arrived = time.perf_counter() - sent
-                    if not line.strip():
+                    # After `done`, read on to the end of the body (the chunked terminator,
+                    # normally in the same packet) without looking: httpcore reuses a
+                    # connection only once its response was read to the end, and stopping at
+                    # `done` cost a new TCP connection, so a handshake, in every request's TTFT.
+                    if result.done_reason is not None or not line.strip():
                         continue
                     result.chunk_count += 1
                     result.response_bytes += len(line)
@@ -238,12 +241,16 @@ class OllamaBackend:
                         if thought:
                             thinking.append(thought)
                     if chunk.get("done"):
+                        result.e2e_s = arrived
+                        end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
+                        when = deadline.when()
+                        if when is None or when > end_by:
+                            deadline.reschedule(end_by)
                         result.done_reason = chunk.get("done_reason") or ""
                         for wire, name in SERVER_FIELDS.items():
                             value = chunk.get(wire)
                             if isinstance(value, int | float):
                                 setattr(result, name, int(value))
-                        break
         finally:
             result.response_text = "".join(content)
             result.thinking_text = "".join(thinking)

@@ -1,5 +1,11 @@
-"""HTML reports rendered from the store: one page per run, the history, and an index."""
+"""HTML reports rendered from the store: one page per run, the history, comparisons, an index."""
 
-from novabench.report.render import render_all, render_history, render_index, render_run
+from novabench.report.render import (
+    render_all,
+    render_comparison,
+    render_history,
+    render_index,
+    render_run,
+)
 
-__all__ = ["render_all", "render_history", "render_index", "render_run"]
+__all__ = ["render_all", "render_comparison", "render_history", "render_index", "render_run"]

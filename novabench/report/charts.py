@@ -6,19 +6,19 @@ import html
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from novabench.stats import is_measured, median, with_figures
+from novabench.stats import is_measured, median, median_ci, with_figures
 
 FONT_STACK = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
     '"Liberation Sans", Arial, sans-serif'
 )
 MODE_COLORS = {"sequential": "#4f46e5", "parallel": "#f59e0b"}
+MODE_SYMBOLS = {"sequential": "circle", "parallel": "diamond"}
 SERIES_COLORS = (
     "#4f46e5",
     "#0891b2",
@@ -69,7 +69,8 @@ def measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return with_figures(r for r in rows if is_measured(r) and r.get("error") is None)
 
 
-def _layout(y_title: str, **extra: Any) -> dict[str, Any]:
+def base_layout(y_title: str, **extra: Any) -> dict[str, Any]:
+    """The reports' common look: font, white plot, light grid, legend above the plot."""
     axis = {
         "gridcolor": "#e5e7eb",
         "zerolinecolor": "#d1d5db",
@@ -140,7 +141,153 @@ def distribution_by_model(
         else:
             fig.add_trace(go.Box(**common, boxpoints="all", jitter=0.3, pointpos=0))
     group = {"violinmode": "group"} if kind == "violin" else {"boxmode": "group"}
-    fig.update_layout(_layout(y_title, **group))
+    fig.update_layout(base_layout(y_title, **group))
+    return fig
+
+
+def median_with_ci(
+    rows: Iterable[dict[str, Any]],
+    figure: str,
+    y_title: str,
+    label: Label,
+    modes: Sequence[str],
+) -> go.Figure | None:
+    """Per model (and mode): every measured request as a faint dot, and the median as a marker
+    with its 95% bootstrap confidence interval (`stats.median_ci`) as asymmetric error bars.
+
+    The same medians and intervals as the summary table; None without data.
+    """
+    points = [r for r in measured(rows) if r.get(figure) is not None]
+    if not points:
+        return None
+    present = _ordered_modes(points, modes)
+    several_modes = len(present) > 1
+    models = list(dict.fromkeys(label(r) for r in points))
+
+    def group(name: str, mode: str) -> str:
+        return f"{plotly_text(name)}<br>{plotly_text(mode)}" if several_modes else plotly_text(name)
+
+    unit = plotly_text(y_title)
+    fig = go.Figure()
+    for mode in present:
+        of_mode = [r for r in points if r["mode"] == mode]
+        color = MODE_COLORS.get(mode, SERIES_COLORS[0])
+        fig.add_trace(
+            go.Box(
+                name=plotly_text(mode),
+                legendgroup=plotly_text(mode),
+                showlegend=False,
+                x=[group(label(r), mode) for r in of_mode],
+                y=[round(float(r[figure]), 3) for r in of_mode],
+                customdata=[[plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in of_mode],
+                boxpoints="all",
+                jitter=0.5,
+                pointpos=0,
+                fillcolor="rgba(0,0,0,0)",
+                line={"width": 0},
+                marker={"color": color, "size": 5, "opacity": 0.35},
+                hoveron="points",
+                hovertemplate=(
+                    "%{x}<br>%{y:.1f} " + unit + "<br>prompt %{customdata[0]}, "
+                    "rep %{customdata[1]}<extra></extra>"
+                ),
+            )
+        )
+        names, medians, lows, highs = [], [], [], []
+        for name in models:
+            values = [float(r[figure]) for r in of_mode if label(r) == name]
+            middle = median(values)
+            if middle is None:
+                continue
+            interval = median_ci(values) or (middle, middle)
+            names.append(group(name, mode))
+            medians.append(round(middle, 3))
+            lows.append(round(interval[0], 3))
+            highs.append(round(interval[1], 3))
+        fig.add_trace(
+            go.Scatter(
+                name=plotly_text(mode),
+                legendgroup=plotly_text(mode),
+                showlegend=several_modes,
+                mode="markers",
+                x=names,
+                y=medians,
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [round(h - m, 3) for h, m in zip(highs, medians, strict=True)],
+                    "arrayminus": [round(m - lo, 3) for lo, m in zip(lows, medians, strict=True)],
+                    "color": color,
+                    "thickness": 2,
+                    "width": 10,
+                },
+                customdata=[[lo, h] for lo, h in zip(lows, highs, strict=True)],
+                marker={
+                    "color": color,
+                    "size": 11,
+                    "symbol": MODE_SYMBOLS.get(mode, "circle"),
+                    "line": {"color": "#ffffff", "width": 1.5},
+                },
+                hovertemplate=(
+                    "%{x}<br>median %{y:.1f} " + unit + "<br>95% CI %{customdata[0]:.1f}–"
+                    "%{customdata[1]:.1f}<extra></extra>"
+                ),
+            )
+        )
+    order = [group(name, mode) for name in models for mode in present]
+    fig.update_layout(base_layout(y_title, hovermode="closest", showlegend=several_modes))
+    fig.update_xaxes(categoryorder="array", categoryarray=order)
+    return fig
+
+
+def tokens_vs_length(
+    rows: Iterable[dict[str, Any]], label: Label, modes: Sequence[str]
+) -> go.Figure | None:
+    """Server generation tokens/s against output tokens, a trace per model (and mode).
+
+    A rate that falls with length points at a growing KV cache or context; None without data.
+    """
+    points = [
+        r
+        for r in measured(rows)
+        if r.get("eval_tokens_per_s") is not None and r.get("output_tokens")
+    ]
+    if not points:
+        return None
+    present = _ordered_modes(points, modes)
+    several_modes = len(present) > 1
+    models = list(dict.fromkeys(label(r) for r in points))
+    fig = go.Figure()
+    for index, name in enumerate(models):
+        color = SERIES_COLORS[index % len(SERIES_COLORS)]
+        for mode in present:
+            members = [r for r in points if label(r) == name and r["mode"] == mode]
+            if not members:
+                continue
+            shown = f"{name} · {mode}" if several_modes else name
+            fig.add_trace(
+                go.Scatter(
+                    name=plotly_text(shown),
+                    mode="markers",
+                    x=[int(r["output_tokens"]) for r in members],
+                    y=[round(float(r["eval_tokens_per_s"]), 3) for r in members],
+                    customdata=[
+                        [plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in members
+                    ],
+                    marker={
+                        "color": color,
+                        "size": 7,
+                        "opacity": 0.75,
+                        "symbol": MODE_SYMBOLS.get(mode, "circle"),
+                    },
+                    hovertemplate=(
+                        "%{x} tokens at %{y:.1f} tokens/s<br>prompt %{customdata[0]}, "
+                        "rep %{customdata[1]}<extra>" + plotly_text(shown) + "</extra>"
+                    ),
+                )
+            )
+    fig.update_layout(base_layout("generation tokens/s", hovermode="closest"))
+    fig.update_xaxes(title={"text": "output tokens"}, rangemode="tozero")
     return fig
 
 
@@ -161,7 +308,7 @@ def phase_walls(phases: Sequence[dict[str, Any]]) -> go.Figure | None:
             width=0.5,
         )
     )
-    fig.update_layout(_layout("wall time (s)", height=320, showlegend=False))
+    fig.update_layout(base_layout("wall time (s)", height=320, showlegend=False))
     return fig
 
 
@@ -247,7 +394,7 @@ def resource_usage(
         else:
             fig.update_yaxes(rangemode="tozero", row=row, col=1)
     fig.update_layout(
-        _layout("", height=total + 120, barmode="overlay", hovermode="closest", bargap=0.35)
+        base_layout("", height=total + 120, barmode="overlay", hovermode="closest", bargap=0.35)
     )
     axis = {"gridcolor": "#e5e7eb", "zerolinecolor": "#d1d5db", "linecolor": "#d1d5db"}
     fig.update_xaxes(**axis, automargin=True)
@@ -356,103 +503,8 @@ def token_gaps(
                 ),
             )
         )
-    fig.update_layout(_layout("gap between chunks (ms)", boxmode="group"))
+    fig.update_layout(base_layout("gap between chunks (ms)", boxmode="group"))
     positive = [v for v in values if v > 0]
     if positive and max(positive) / min(positive) > 50:  # a stall would flatten everything else
         fig.update_yaxes(type="log", rangemode="normal")
     return fig
-
-
-def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per-run medians of every (suite, model, host, mode), oldest first, from `Store.history()`.
-
-    Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
-    a line whenever a suite changed its modes. Each series has its suite, model, host, mode and
-    a list of points: run id, run start, versions,
-    digest, request count, and the run's median TTFT (ms) and generation tokens/s.
-    """
-    requests: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for row in with_figures(rows):
-        key = (row["suite_name"], row["model"], row["host"], row["mode"])
-        requests[key][row["run_id"]].append(row)
-    series = []
-    for (suite, model, host, mode), by_run in sorted(requests.items()):
-        points = []
-        for run_id, members in by_run.items():
-            first = members[0]
-            points.append(
-                {
-                    "run_id": run_id,
-                    "run_started_at": first["run_started_at"],
-                    "novabench_version": first["novabench_version"],
-                    "ollama_version": first["ollama_version"],
-                    "digest": first["digest"],
-                    "requests": len(members),
-                    "ttft_ms": median(r["ttft_ms"] for r in members),
-                    "eval_tokens_per_s": median(r["eval_tokens_per_s"] for r in members),
-                }
-            )
-        points.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
-        series.append(
-            {"suite": suite, "model": model, "host": host, "mode": mode, "points": points}
-        )
-    return series
-
-
-def _host_label(host: str) -> str:
-    return host.split("://", 1)[-1].rstrip("/")
-
-
-def history_chart(series: Sequence[dict[str, Any]], figure: str, y_title: str) -> go.Figure | None:
-    """One line per (suite, model, host, mode) of a per-run median over run start; None if empty."""
-    several_hosts = len({s["host"] for s in series}) > 1
-    several_modes = len({s["mode"] for s in series}) > 1
-    several_suites = len({s["suite"] for s in series}) > 1
-    fig = go.Figure()
-    for index, one in enumerate(series):
-        points = [p for p in one["points"] if p[figure] is not None]
-        if not points:
-            continue
-        name = one["model"]
-        if several_hosts:
-            name += f" @ {_host_label(one['host'])}"
-        if several_modes:
-            name += f" ({one['mode']})"
-        if several_suites:
-            name += f" · {one['suite']}"
-        color = SERIES_COLORS[index % len(SERIES_COLORS)]
-        fig.add_trace(
-            go.Scatter(
-                name=plotly_text(name),
-                mode="lines+markers",
-                x=[_iso(p["run_started_at"]) for p in points],
-                y=[round(float(p[figure]), 3) for p in points],
-                text=[_history_hover(one, p) for p in points],
-                hovertemplate="%{y:.1f} " + plotly_text(y_title) + "<br>%{text}<extra></extra>",
-                line={"color": color, "width": 2},
-                marker={"color": color, "size": 8},
-            )
-        )
-    if not fig.data:
-        return None
-    fig.update_layout(_layout(y_title, hovermode="closest"))
-    fig.update_xaxes(type="date", title={"text": "run started (UTC)"})
-    return fig
-
-
-def _history_hover(one: dict[str, Any], point: dict[str, Any]) -> str:
-    lines = [
-        f"<b>{plotly_text(one['model'])}</b> · {plotly_text(one['suite'])}",
-        f"run {plotly_text(point['run_id'])}",
-        f"novabench {plotly_text(point['novabench_version'] or '?')}, "
-        f"Ollama {plotly_text(point['ollama_version'] or '?')}",
-        f"digest {plotly_text(short_digest(point['digest']) or '?')}",
-        f"{point['requests']} requests",
-    ]
-    return "<br>".join(lines)
-
-
-def _iso(value: datetime | str) -> str:
-    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)

@@ -19,7 +19,16 @@ from jinja2 import Environment, PackageLoader, Undefined
 from markupsafe import Markup
 
 from novabench import __version__
-from novabench.report import charts, sections
+from novabench.compare import (
+    REGRESSION,
+    SIGNIFICANCE,
+    TOO_FEW,
+    Comparison,
+    baseline_comparison,
+    compare_runs,
+    history_changes,
+)
+from novabench.report import charts, comparisons, sections, timeline, trends
 from novabench.stats import OUTLIER_IQR_FACTOR, with_figures
 from novabench.store import Store, utcnow
 
@@ -71,6 +80,15 @@ def render_index(store: Store, out_dir: Path) -> Path:
     return _write_atomic(Path(out_dir) / "index.html", page)
 
 
+def render_comparison(store: Store, run_a: str, run_b: str, out_dir: Path) -> Path:
+    """Write out_dir/compare/<run_a>__<run_b>.html: run B against run A, every finding."""
+    _check_run_id(run_a)
+    _check_run_id(run_b)
+    context = _comparison_context(store, run_a, run_b, Path(out_dir))
+    page = _render("compare.html.j2", root="../", **context)
+    return _write_atomic(Path(out_dir) / "compare" / f"{run_a}__{run_b}.html", page)
+
+
 def render_all(store: Store, run_id: str, out_dir: Path) -> list[Path]:
     """Write the run's page, the history page and the index; return their paths in that order."""
     return [
@@ -119,14 +137,17 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         _figure(
             "ttft",
             "Time to first token",
-            "Every measured request; lower is better.",
-            charts.distribution_by_model(rows, "ttft_ms", "TTFT (ms)", label, modes),
+            "Median per model with its 95% bootstrap confidence interval (error bars), over every "
+            "measured request (dots); lower is better. Intervals that do not overlap differ beyond "
+            "noise.",
+            charts.median_with_ci(rows, "ttft_ms", "TTFT (ms)", label, modes),
         ),
         _figure(
             "generation",
             "Generation speed",
-            "Server-side eval_count / eval_duration per request; higher is better.",
-            charts.distribution_by_model(rows, "eval_tokens_per_s", "tokens/s", label, modes),
+            "Server-side eval_count / eval_duration: the median per model with its 95% bootstrap "
+            "confidence interval, every measured request as a dot; higher is better.",
+            charts.median_with_ci(rows, "eval_tokens_per_s", "tokens/s", label, modes),
         ),
         _figure(
             "e2e",
@@ -140,6 +161,13 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
             "Per request, the median (p50), p95 and p99 of the time between consecutive chunks: "
             "a steady stream keeps them together, p95/p99 far above p50 expose stalls.",
             charts.token_gaps(rows, label, modes),
+        ),
+        _figure(
+            "length",
+            "Generation speed against output length",
+            "Server tokens/s of every measured request by how many tokens it generated: a rate "
+            "that falls with length points at a growing context.",
+            charts.tokens_vs_length(rows, label, modes),
         ),
     ]
     comparison = _mode_comparison(phases, models)
@@ -159,9 +187,22 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         _resources_caption(samples, (run.get("manifest") or {}).get("sample_interval_s")),
         charts.resource_usage(samples, rows, label, system.get("cpu_cores_logical")),
     )
+    requests = _figure(
+        "timeline",
+        "Request timeline",
+        "Every request on the run's clock, a lane per "
+        + ("mode and model" if len(modes) > 1 else "model")
+        + ": each bar ends at its last chunk, the server's durations laid back from there "
+        "(generation, prompt eval, load, queue); what precedes them is the client and network. "
+        "Warm-ups and cold starts are hatched. Hover a bar for its phases in ms.",
+        timeline.request_timeline(rows, label, modes),
+    )
     figures = [f for f in figures if f["json"] is not None]
     return {
         "title": f"{run['suite_name']} · {run_id}",
+        "charted": bool(figures) or requests["json"] is not None or resources["json"] is not None,
+        "baseline": _baseline_context(baseline_comparison(store, run_id)),
+        "significance": f"{SIGNIFICANCE:g}",
         "run": run,
         "description": _suite_description(run.get("suite_text")),
         "status_note": STATUS_NOTES.get(run["status"]),
@@ -186,6 +227,7 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "cold": sections.cold_starts(rows, order, label),
         "comparison": comparison,
         "figures": figures,
+        "timeline": requests if requests["json"] is not None else None,
         "resources": resources if resources["json"] is not None else None,
         "errors": [r for r in rows if r.get("error") is not None],
         "responses": _responses(rows, prompts, models, modes, label),
@@ -206,26 +248,119 @@ def _resources_caption(samples: Sequence[dict[str, Any]], interval_s: float | No
 
 
 def _history_context(store: Store) -> dict[str, Any]:
-    series = charts.history_series(store.history())
-    figures = [
-        _figure(
-            "history-generation",
-            "Generation speed over time",
-            "Median generation tokens/s (server clock) per model and run; higher is better.",
-            charts.history_chart(series, "eval_tokens_per_s", "tokens/s"),
-        ),
-        _figure(
-            "history-ttft",
-            "Time to first token over time",
-            "Median TTFT per model and run; lower is better.",
-            charts.history_chart(series, "ttft_ms", "TTFT (ms)"),
-        ),
+    rows = store.history()
+    series = trends.history_series(rows)
+    changes = history_changes(store)
+    marks = trends.change_index(changes)
+    suites = []
+    for number, suite in enumerate(sorted({s["suite"] for s in series}), start=1):
+        of_suite = [s for s in series if s["suite"] == suite]
+        figures = [
+            _figure(
+                f"history-{number}-{metric.slug}",
+                metric.title,
+                metric.caption,
+                trends.history_chart(of_suite, metric, marks),
+            )
+            for metric in trends.TREND_METRICS
+        ]
+        suites.append(
+            {
+                "name": suite,
+                "figures": [f for f in figures if f["json"] is not None],
+                "runs": len({p["run_id"] for s in of_suite for p in s["points"]}),
+                "models": sorted({s["model"] for s in of_suite}),
+            }
+        )
+    runs = store.list_runs()
+    models: dict[str, set[str]] = {run["run_id"]: set() for run in runs}
+    hosts: dict[str, set[str]] = {run["run_id"]: set() for run in runs}
+    for row in rows:
+        models[row["run_id"]].add(row["model"])
+        hosts[row["run_id"]].add(row["host"])
+    facets = {
+        run["run_id"]: {
+            "suite": run["suite_name"],
+            "model": sorted(models[run["run_id"]]),
+            "host": sorted(hosts[run["run_id"]] or {run["host"]}),
+        }
+        for run in runs
+    }
+    by_run = {run["run_id"]: run for run in runs}
+    found: list[dict[str, Any]] = [
+        {
+            "run": by_run[run_id],
+            "findings": sorted(findings, key=lambda f: f.verdict != REGRESSION),
+            "regressions": sum(f.verdict == REGRESSION for f in findings),
+            "since": list(dict.fromkeys(r for f in findings for r in f.baseline_run_ids)),
+        }
+        for run_id, findings in changes.items()
+        if run_id in by_run
     ]
+    found.sort(key=lambda c: (c["run"]["started_at"], c["run"]["run_id"]), reverse=True)
+    all_hosts = sorted({h for of_run in facets.values() for h in of_run["host"]})
     return {
         "title": "History",
-        "series": series,
-        "figures": [f for f in figures if f["json"] is not None],
-        "runs": store.list_runs(),
+        "charted": any(s["figures"] for s in suites),
+        "suites": suites,
+        "filters": {
+            "suite": sorted({run["suite_name"] for run in runs}),
+            "model": sorted({m for of_run in models.values() for m in of_run}),
+            "host": [(host, trends.host_label(host)) for host in all_hosts],
+        },
+        # plain JSON text: autoescape makes it a safe attribute value, the browser gives it back
+        "facets": {run_id: json.dumps(f) for run_id, f in facets.items()},
+        "changes": found,
+        "several_hosts": len(all_hosts) > 1,
+        "runs": runs,
+    }
+
+
+def _baseline_context(comparison: Comparison | None) -> dict[str, Any] | None:
+    """The run page's block on its stored baseline: significant findings, regressions first."""
+    if comparison is None:
+        return None
+    significant = comparison.significant
+    return {
+        "comparison": comparison,
+        "significant": significant,
+        "failing": set(comparison.failing),
+        "summary": comparisons.verdict_summary(comparison),
+        "too_few": any(f.verdict == TOO_FEW for f in comparison.findings),
+        "several_hosts": len({f.host for f in comparison.findings}) > 1,
+        "several_modes": len({f.mode for f in comparison.findings}) > 1,
+    }
+
+
+def _comparison_context(store: Store, run_a: str, run_b: str, out_dir: Path) -> dict[str, Any]:
+    runs = [store.get_run(run_a), store.get_run(run_b)]
+    comparison = compare_runs(store, run_a, run_b)
+    findings = comparisons.ordered_findings(comparison.findings)
+    for run in runs:
+        run["duration_s"] = _duration_s(run.get("started_at"), run.get("ended_at"))
+        run["git"] = (run.get("manifest") or {}).get("git") or {}
+        run["has_page"] = (out_dir / "runs" / f"{run['run_id']}.html").exists()
+    change = _figure(
+        "changes",
+        "Change per metric",
+        "B against A in % of A's median, a bar per model and prompt; significant regressions red, "
+        f"improvements green (two-sided Mann-Whitney U, p < {SIGNIFICANCE:g}), the rest grey. "
+        "For tokens/s, higher is better; for the times, lower.",
+        comparisons.change_chart(findings),
+    )
+    return {
+        "title": f"Compare {run_a} → {run_b}",
+        "charted": change["json"] is not None,
+        "a": runs[0],
+        "b": runs[1],
+        "comparison": comparison,
+        "findings": findings,
+        "summary": comparisons.verdict_summary(comparison),
+        "models": comparisons.models_side_by_side(store.models(run_a), store.models(run_b)),
+        "several_hosts": len({f.host for f in findings}) > 1,
+        "several_modes": len({f.mode for f in findings}) > 1,
+        "change": change if change["json"] is not None else None,
+        "significance": f"{SIGNIFICANCE:g}",
     }
 
 
@@ -364,12 +499,15 @@ def _environment() -> Environment:
         memory=_memory,
         percent=_percent,
         measure=_measure,
+        change=_change,
+        pvalue=_pvalue,
+        host_label=trends.host_label,
     )
     return env
 
 
 def _render(template: str, **context: Any) -> str:
-    charted = context.get("figures") or context.get("resources")
+    charted = context.pop("charted", False)
     return (
         _environment()
         .get_template(template)
@@ -475,3 +613,15 @@ def _memory(size_bytes: int | float | None) -> str:
 def _percent(fraction: float | None, digits: int = 0) -> str:
     fraction = _given(fraction)
     return MISSING if fraction is None else f"{fraction * 100:.{digits}f}%"
+
+
+def _change(percent: float | None) -> str:
+    """A signed change in percent: '+12.3%'."""
+    percent = _given(percent)
+    return MISSING if percent is None else f"{percent:+.1f}%"
+
+
+def _pvalue(p_value: float | None) -> str:
+    """Two significant digits: '0.00016', '1.2e-07'."""
+    p_value = _given(p_value)
+    return MISSING if p_value is None else f"{p_value:.2g}"

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import psutil
 
-from novabench.metrics import derive
+from novabench.metrics import derive, quantile
 from tests.perf.clients import CLIENT_NAMES, Sample, make_client
 from tests.perf.server import FLOOD_MODEL, MODEL, DoubleProcess
 
@@ -158,16 +158,6 @@ def _server_cpu_s(process: psutil.Process) -> float:
 def _median(values: Iterable[float]) -> float | None:
     items = list(values)
     return statistics.median(items) if items else None
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 async def _stream_level(
@@ -291,7 +281,7 @@ def summarize(
         ttft_true_ms=ttft_true,
         ttft_measured_ms=_median(t.ttft_measured_ms for t in compared),
         ttft_error_ms=ttft_error,
-        ttft_error_p95_ms=_quantile(ttft_errors, 0.95),
+        ttft_error_p95_ms=quantile(ttft_errors, 0.95),
         ttft_error_pct=(
             100.0 * ttft_error / ttft_true if ttft_error is not None and ttft_true else None
         ),
@@ -306,8 +296,8 @@ def summarize(
         tps_true=_median(t.tps_true for t in compared),
         tps_measured=_median(t.tps_measured for t in compared),
         tps_error_pct=_median(100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in compared),
-        lag_p50_ms=_quantile(lags, 0.50),
-        lag_p95_ms=_quantile(lags, 0.95),
+        lag_p50_ms=quantile(lags, 0.50),
+        lag_p95_ms=quantile(lags, 0.95),
         buffered_writes=sum(record.buffered_writes for record in rounds),
         mismatched=sum(record.mismatched for record in rounds),
         errors=[error for record in rounds for error in record.errors],
