@@ -94,9 +94,11 @@ def derive(row: dict[str, Any]) -> dict[str, Any]:
             row.get("prompt_eval_count"), row.get("prompt_eval_duration_ns")
         ),
         "client_tokens_per_s": client_tps,
+        # Judged on the inter-token rate (tokens - 1 gaps): client_tps counts n tokens over
+        # n - 1 gaps, n/(n-1) above the server's rate for short answers (+14% at 8 tokens).
         "tps_disagreement": (
-            abs(client_tps - server_tps) / server_tps > TPS_DISAGREEMENT
-            if client_tps and server_tps
+            abs(1 / itl_s - server_tps) / server_tps > TPS_DISAGREEMENT
+            if itl_s and server_tps
             else None
         ),
         "load_ms": _ns_to_ms(row.get("load_duration_ns")),

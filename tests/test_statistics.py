@@ -93,9 +93,13 @@ def test_tpot_queue_and_gap_distribution() -> None:
 
 
 def test_server_client_disagreement_is_flagged_above_ten_percent() -> None:
-    base = {"token_offsets_s": [0.0, 1.0], "eval_count": 2}  # client: 2 tokens/s
-    assert derive({**base, "eval_duration_ns": 1_000_000_000})["tps_disagreement"] is False
-    assert derive({**base, "eval_duration_ns": 800_000_000})["tps_disagreement"] is True
+    base = {"token_offsets_s": [0.0, 0.5, 1.0], "eval_count": 3}  # one token every 0.5 s
+    agreeing = derive({**base, "eval_duration_ns": 1_500_000_000})  # server: 2 tokens/s
+    assert agreeing["tps_disagreement"] is False
+    # n tokens over n - 1 gaps: the client figure reads 3/2 of the server's, yet both agree
+    assert agreeing["client_tokens_per_s"] == pytest.approx(3.0)
+    disagreeing = derive({**base, "eval_duration_ns": 1_200_000_000})  # server: 2.5 tokens/s
+    assert disagreeing["tps_disagreement"] is True
 
 
 def test_prompt_cache_is_detected_against_the_uncached_rate() -> None:
