@@ -44,6 +44,7 @@ class RequestResult:
     error: str | None = None
     http_status: int | None = None
     is_cold: bool = False  # the first request after unloading the model
+    backend: str = "ollama"  # the engine that served it
     checks: dict[str, bool] | None = None  # quality check name -> passed
 
     @property

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from novabench import __version__
-from novabench.backends import ChatRequest, ModelInfo
-from novabench.backends.ollama import OllamaBackend, canonical_name
+from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
 from novabench.checks import evaluate
 from novabench.errors import HostUnreachableError, RequestError
 from novabench.manifest import git_info
@@ -94,7 +93,9 @@ class _Target:
     """One model entry of the suite, resolved against its host."""
 
     spec: ModelSpec
+    kind: str  # the engine: ollama, openai, llamacpp
     host: str
+    engine_model: str  # the model id the engine is asked for
     options: dict[str, object]
     info: ModelInfo | None
     unavailable: str | None  # why no request can be sent, or None
@@ -179,16 +180,21 @@ class SuiteRunner:
         self.store = store
         self.observer: RunObserver = observer or NullObserver()
         self.cold_start = suite.cold_start if cold_start is None else cold_start
-        self._backends: dict[str, OllamaBackend] = {}
+        self._backends: dict[tuple[str, str], Backend] = {}
         self._t0 = 0.0
         self._checked_loaded: set[tuple[str, str]] = set()
 
     async def run(self) -> RunOutcome:
-        hosts = sorted({self.suite.host_for(m) for m in self.suite.models})
-        max_streams = max(64, 4 * len(self.suite.models))
-        self._backends = {h: OllamaBackend(h, max_connections=max_streams) for h in hosts}
+        suite = self.suite
+        endpoints = sorted({(suite.backend_for(m), suite.host_for(m)) for m in suite.models})
+        max_streams = max(64, 4 * len(suite.models))
+        self._backends = {
+            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host))
+            for kind, host in endpoints
+        }
+        hosts = sorted({host for kind, host in endpoints if host.startswith("http")})
         try:
-            versions, targets = await self._preflight(hosts)
+            versions, targets = await self._preflight(endpoints)
             run_id = new_run_id()
             self._create_run(run_id, versions, targets)
             sink = _ResultSink(self.store, run_id)
@@ -228,41 +234,65 @@ class SuiteRunner:
         sampler.start()
         return sampler
 
-    async def _preflight(self, hosts: list[str]) -> tuple[dict[str, str | None], list[_Target]]:
-        """Ask every host for its version and models; refuse to start if no host answers."""
+    def _api_key(self, kind: str, host: str) -> str | None:
+        """The API key of an endpoint, from the environment variable its models name."""
+        for spec in self.suite.models:
+            variable = self.suite.api_key_env_for(spec)
+            same = (self.suite.backend_for(spec), self.suite.host_for(spec)) == (kind, host)
+            if same and variable:
+                return os.environ.get(variable)
+        return None
 
-        async def probe(host: str) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError:
-            backend = self._backends[host]
+    async def _preflight(
+        self, endpoints: list[tuple[str, str]]
+    ) -> tuple[dict[str, str | None], list[_Target]]:
+        """Ask every engine for its version and models; refuse to start if none answers."""
+
+        async def probe(
+            endpoint: tuple[str, str],
+        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError:
+            backend = self._backends[endpoint]
             try:
                 return await backend.version(), await backend.list_models()
             except HostUnreachableError as exc:
                 return exc
 
-        answers = dict(zip(hosts, await asyncio.gather(*(probe(h) for h in hosts)), strict=True))
+        found = await asyncio.gather(*(probe(e) for e in endpoints))
+        answers = dict(zip(endpoints, found, strict=True))
         unreachable = [a for a in answers.values() if isinstance(a, HostUnreachableError)]
-        if len(unreachable) == len(hosts):
+        if len(unreachable) == len(endpoints):
             raise unreachable[0]
         versions: dict[str, str | None] = {}
         targets = []
         for spec in self.suite.models:
-            host = self.suite.host_for(spec)
-            answer = answers[host]
+            kind, host = self.suite.backend_for(spec), self.suite.host_for(spec)
+            engine_model = self.suite.engine_model(spec)
+            answer = answers[(kind, host)]
             options = self.suite.options_for(spec)
+            target = _Target(spec, kind, host, engine_model, options, None, None)
+            targets.append(target)
             if isinstance(answer, HostUnreachableError):
-                versions[host] = None
-                reason = f"cannot reach Ollama at {answer.url} ({answer.reason})"
-                targets.append(_Target(spec, host, options, None, reason))
+                versions.setdefault(host, None)
+                target.unavailable = f"cannot reach {answer.url} ({answer.reason})"
+                if kind == "ollama":
+                    target.unavailable = f"cannot reach Ollama at {answer.url} ({answer.reason})"
                 continue
             versions[host] = answer[0]
-            info = answer[1].get(canonical_name(spec.name))
-            missing = None if info else f"model {spec.name!r} not found on {host}"
-            targets.append(_Target(spec, host, options, info, missing))
+            target.info = answer[1].get(self._backends[(kind, host)].model_key(engine_model))
+            if target.info is None:
+                target.unavailable = f"model {engine_model!r} not found on {host}"
+            variable = self.suite.api_key_env_for(spec)
+            if variable and not os.environ.get(variable):
+                target.unavailable = f"environment variable {variable} (api_key_env) is not set"
         await asyncio.gather(*(self._show(t) for t in targets if t.unavailable is None))
         return versions, targets
 
+    def _backend(self, target: _Target) -> Backend:
+        return self._backends[(target.kind, target.host)]
+
     async def _show(self, target: _Target) -> None:
         try:
-            target.show = await self._backends[target.host].show(target.spec.name)
+            target.show = await self._backend(target).show(target.engine_model)
         except RequestError:
             target.show = None  # older servers and llama-server answer /api/show differently
 
@@ -319,6 +349,8 @@ class SuiteRunner:
                         "parameter_size": t.info.parameter_size if t.info else None,
                         "quantization": t.info.quantization if t.info else None,
                         "options": t.options,
+                        "backend": t.kind,
+                        "engine_model": t.engine_model,
                         "context_length": (t.show or {}).get("context_length"),
                         "show_info": t.show,
                     }
@@ -448,7 +480,7 @@ class SuiteRunner:
     async def _cold_request(self, mode: str, target: _Target, sink: _ResultSink) -> None:
         """Unload the model, then time the request that has to load it again."""
         try:
-            await self._backends[target.host].unload(target.spec.name)
+            await self._backend(target).unload(target.engine_model)
         except RequestError as exc:
             result = self._new_result(mode, target, self.suite.prompts[0], 0, is_cold=True)
             result.error = f"could not unload before the cold start: {exc}"
@@ -474,6 +506,7 @@ class SuiteRunner:
             repetition=repetition,
             is_warmup=is_warmup,
             is_cold=is_cold,
+            backend=target.kind,
             started_at=utcnow(),
             start_offset_s=time.perf_counter() - self._t0,
         )
@@ -499,7 +532,7 @@ class SuiteRunner:
         messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
         messages.append({"role": "user", "content": prompt.text})
         request = ChatRequest(
-            model=target.spec.name,
+            model=target.engine_model,
             messages=messages,
             options=target.options,
             keep_alive=self.suite.keep_alive,
@@ -508,7 +541,7 @@ class SuiteRunner:
         result = self._new_result(mode, target, prompt, repetition, is_warmup, is_cold)
         name = target.spec.name
         self.observer.request_started(mode, name, prompt.id, is_warmup or is_cold)
-        await self._backends[target.host].chat(
+        await self._backend(target).chat(
             request, result, lambda piece: self.observer.text_received(mode, name, piece)
         )
         checks = self.suite.checks_for(prompt)
@@ -523,10 +556,10 @@ class SuiteRunner:
     async def _record_loaded(self, sink: _ResultSink, target: _Target) -> None:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""
         try:
-            loaded = await self._backends[target.host].loaded_models()
+            loaded = await self._backend(target).loaded_models()
         except (RequestError, HostUnreachableError):
             return
-        entry = loaded.get(canonical_name(target.spec.name))
+        entry = loaded.get(self._backend(target).model_key(target.engine_model))
         if entry is None:
             return
         update = functools.partial(

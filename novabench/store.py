@@ -176,11 +176,19 @@ def _m003_baseline(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE runs ADD COLUMN fail_on_regression_pct DOUBLE")
 
 
+def _m004_backends(con: duckdb.DuckDBPyConnection) -> None:
+    """Which engine served each model and request; the engine's own model id."""
+    con.execute("ALTER TABLE results ADD COLUMN backend VARCHAR DEFAULT 'ollama'")
+    con.execute("ALTER TABLE models ADD COLUMN backend VARCHAR DEFAULT 'ollama'")
+    con.execute("ALTER TABLE models ADD COLUMN engine_model VARCHAR")  # id sent to the engine
+
+
 # Append-only: never edit a migration that has shipped; add the next number instead.
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_initial", _m001_initial),
     (2, "m002_measurement", _m002_measurement),
     (3, "m003_baseline", _m003_baseline),
+    (4, "m004_backends", _m004_backends),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -29,10 +29,12 @@ from novabench.errors import SuiteError
 from novabench.suite_errors import validate_yaml
 
 DEFAULT_HOST = "http://localhost:11434"
+EMBEDDED_HOST = "embedded"  # the host of models run in-process by the llamacpp backend
 DEFAULT_PORT = 11434
 MAX_SUITE_BYTES = 1024 * 1024
 
 Mode = Literal["parallel", "sequential"]
+EngineName = Literal["ollama", "openai", "llamacpp"]
 
 # Strict: YAML already types its scalars, so `true` must not pass as 1 and "3" not as 3.
 Int = Annotated[int, Strict()]
@@ -281,11 +283,22 @@ class ModelSpec(BaseModel):
     """One model to benchmark, with its own options and, optionally, its own Ollama server."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = "a model name or a {name, options, host} mapping"
+    expected: ClassVar[str] = (
+        "a model name or a {name, model, backend, options, host, api_key_env} mapping"
+    )
 
-    name: NonBlankText = Field(description="the Ollama model name, e.g. 'llama3.2'")
+    name: NonBlankText = Field(description="the model name, e.g. 'llama3.2'")
+    model: NonBlankText | None = Field(
+        default=None,
+        description="the engine's model id when it differs from `name`: an Ollama or OpenAI "
+        "model name, or for llamacpp a GGUF path or a packaged alias such as 'smollm2'",
+    )
+    backend: EngineName | None = None
     options: OllamaOptions = OllamaOptions()
     host: Text | None = None
+    api_key_env: NonBlankText | None = Field(
+        default=None, description="environment variable holding the API key (openai backend)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -313,6 +326,10 @@ class Suite(BaseModel):
         min_length=1, description="a list of prompt texts or {id, text, system, checks} mappings"
     )
     checks: Checks | None = None
+    backend: EngineName = "ollama"
+    api_key_env: NonBlankText | None = Field(
+        default=None, description="environment variable holding the API key (openai backend)"
+    )
     modes: list[Mode] = Field(
         default=["sequential"], min_length=1, description="a list of 'parallel' and/or 'sequential'"
     )
@@ -367,7 +384,12 @@ class Suite(BaseModel):
     @classmethod
     def _unique_models(cls, models: list[ModelSpec], info: ValidationInfo) -> list[ModelSpec]:
         # The suite host is validated first (field order); if it failed, None stands in for it.
-        keys = [(m.name, m.host or info.data.get("host")) for m in models]
+        # Results are keyed by name and host: the same model on two engines of one host (Ollama's
+        # native API and its /v1) needs two names, e.g. {name: llama3.2-v1, model: llama3.2}.
+        keys = [
+            (m.name, EMBEDDED_HOST if m.backend == "llamacpp" else m.host or info.data.get("host"))
+            for m in models
+        ]
         if found := _duplicates(keys):
             shown = [f"{name!r} on {host or 'the suite host'}" for name, host in keys]
             raise _duplicate_error("model", found, shown)
@@ -487,8 +509,21 @@ class Suite(BaseModel):
         return self._sha256
 
     def host_for(self, model: ModelSpec) -> str:
-        """The Ollama base URL this model is benchmarked on."""
+        """The server URL this model is benchmarked on ('embedded' for the in-process engine)."""
+        if self.backend_for(model) == "llamacpp":
+            return EMBEDDED_HOST
         return model.host or self.host
+
+    def backend_for(self, model: ModelSpec) -> str:
+        """The engine that serves this model: its own `backend`, else the suite's."""
+        return model.backend or self.backend
+
+    def engine_model(self, model: ModelSpec) -> str:
+        """The model id sent to the engine: `model` if given, else `name`."""
+        return model.model or model.name
+
+    def api_key_env_for(self, model: ModelSpec) -> str | None:
+        return model.api_key_env or self.api_key_env
 
     def options_for(self, model: ModelSpec) -> dict[str, Any]:
         """Suite options overridden key by key by the model's own; only the keys that were set."""

@@ -27,7 +27,7 @@ from novabench.compare import (
     smallest_p,
 )
 from novabench.errors import BaselineError, RunNotFoundError
-from novabench.store import MIGRATIONS, Store
+from novabench.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.test_store import make_run, result
@@ -310,7 +310,7 @@ def test_migration_3_adds_the_baseline_to_an_existing_database(tmp_path: Path) -
             con.execute("INSERT INTO schema_migrations VALUES (?, ?, now())", [version, name])
     store = Store(path)
     add_run(store, "R1", 0, FAST)
-    assert store.schema_version() == 3
+    assert store.schema_version() == SCHEMA_VERSION
     assert store.get_run("R1")["baseline"] is None
     assert baseline_comparison(store, "R1") is None
 

@@ -36,16 +36,42 @@ class ChatRequest:
 
 
 class Backend(Protocol):
-    """An engine: reports its version and models, and streams chat completions into results."""
+    """An engine: reports its version and models, and streams chat completions into results.
 
+    `chat` never raises for a failed request: it records the failure in `result.error`.
+    `list_models` is keyed by `model_key(engine model id)`. The optional extras (`show`,
+    `loaded_models`, `unload`) may answer None / {} / raise RequestError where an engine has
+    no such thing; the runner then records nothing for them.
+    """
+
+    kind: str  # "ollama", "openai", "llamacpp": stored with every result
     host: str
 
     async def version(self) -> str: ...
 
     async def list_models(self) -> dict[str, ModelInfo]: ...
 
+    def model_key(self, model: str) -> str: ...
+
     async def chat(
         self, request: ChatRequest, result: RequestResult, on_text: TextCallback | None = None
     ) -> None: ...
 
+    async def show(self, model: str) -> dict[str, Any] | None: ...
+
+    async def loaded_models(self) -> dict[str, dict[str, Any]]: ...
+
+    async def unload(self, model: str) -> None: ...
+
     async def aclose(self) -> None: ...
+
+
+def make_backend(
+    kind: str, host: str, max_connections: int = 1024, api_key: str | None = None
+) -> Backend:
+    """The backend of one engine at one host (imported on first use: engines are optional)."""
+    if kind == "ollama":
+        from novabench.backends.ollama import OllamaBackend
+
+        return OllamaBackend(host, max_connections=max_connections)
+    raise ValueError(f"backend {kind!r} is not available in this novabench")

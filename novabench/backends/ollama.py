@@ -56,6 +56,8 @@ def describe_connect_error(exc: BaseException) -> str:
 class OllamaBackend:
     """A client for one Ollama host."""
 
+    kind = "ollama"
+
     def __init__(self, host: str, max_connections: int = 1024) -> None:
         self.host = host.rstrip("/")
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
@@ -91,6 +93,9 @@ class OllamaBackend:
             return response.json()
         except ValueError as exc:
             raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
+
+    def model_key(self, model: str) -> str:
+        return canonical_name(model)
 
     async def version(self) -> str:
         body = await self._json("GET", "/api/version")
