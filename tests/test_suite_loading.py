@@ -323,7 +323,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
         prompts: [p]
         """
         )
-        == "suite.yaml:2:20: models[0]: unknown key 'flavour': allowed keys are name, model, backend, options, host, api_key_env"
+        == "suite.yaml:2:20: models[0]: unknown key 'flavour': "
+        "allowed keys are name, model, backend, options, host, api_key_env"
     )
 
 
@@ -479,7 +480,8 @@ def test_empty_model_list() -> None:
 def test_model_entry_that_is_neither_name_nor_mapping() -> None:
     assert (
         only_problem("name: s\nmodels: [m, 42]\nprompts: [p]\n")
-        == "suite.yaml:2:13: models[1]: 42 is not a model name or a {name, model, backend, options, host, api_key_env} mapping"
+        == "suite.yaml:2:13: models[1]: 42 is not a model name or a "
+        "{name, model, backend, options, host, api_key_env} mapping"
     )
 
 
@@ -518,9 +520,9 @@ def test_several_problems_are_reported_at_once_in_file_order() -> None:
         "(did you mean 'parallel'?)",
         "suite.yaml:7:14: repetitions: 0 is not allowed: must be an integer >= 1 or 'auto'",
         "suite.yaml:8:1: (top level): unknown key 'colour': allowed keys are name, description, "
-        "host, models, prompts, checks, backend, api_key_env, modes, repetitions, min_repetitions, max_repetitions, "
-        "target_cv, target_metric, cold_start, sample_interval_s, warmup, options, keep_alive, "
-        "timeout_s",
+        "host, models, prompts, checks, backend, api_key_env, modes, repetitions, "
+        "min_repetitions, max_repetitions, target_cv, target_metric, cold_start, "
+        "sample_interval_s, warmup, options, keep_alive, timeout_s",
     ]
 
 

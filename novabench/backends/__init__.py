@@ -74,4 +74,12 @@ def make_backend(
         from novabench.backends.ollama import OllamaBackend
 
         return OllamaBackend(host, max_connections=max_connections)
+    if kind == "openai":
+        from novabench.backends.openai import OpenAIBackend
+
+        return OpenAIBackend(host, max_connections=max_connections, api_key=api_key)
+    if kind == "llamacpp":
+        from novabench.backends.llamacpp import LlamaCppBackend
+
+        return LlamaCppBackend(host)
     raise ValueError(f"backend {kind!r} is not available in this novabench")

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, Undefined
 from markupsafe import Markup
 
 from novabench import __version__
+from novabench.backends.openai import OPENAI_OPTIONS
 from novabench.compare import (
     REGRESSION,
     SIGNIFICANCE,
@@ -213,6 +214,7 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "manifest": run.get("manifest") or {},
         "notices": sections.notices(run, models, rows, stops, facts, label),
         "models": models,
+        "openai_options": tuple(OPENAI_OPTIONS),  # what the openai backend sends; others not
         "prompts": prompts,
         "several_hosts": several_hosts,
         "several_modes": len({s["mode"] for s in summaries}) > 1,
