@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +43,7 @@ from novabench.report import (
     render_index,
     render_run,
 )
-from novabench.runner import NullObserver, RunObserver, RunOutcome, run_suite
+from novabench.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
 from novabench.stats import summarize
 from novabench.store import DEFAULT_DB, Store
 from novabench.suite import DEFAULT_HOST, load_suite, normalize_host
@@ -150,28 +152,41 @@ def run(
     if fail_on_regression_pct is not None and baseline is None:
         raise click.UsageError("--fail-on-regression needs --baseline")
     store = Store(db_path)
+    if db_path.exists():  # else nothing to mark, and nothing is created before the run starts
+        store.mark_abandoned_runs()
     if baseline is not None:
         check_baseline(store, baseline)
     suite = load_suite(suite_path)
     observer: RunObserver
-    if quiet:
-        outcome = run_suite(suite, store, NullObserver(), cold_start=cold)
-    elif sys.stderr.isatty():
-        with LiveObserver() as observer:
-            outcome = run_suite(suite, store, observer, cold_start=cold)
-    else:
-        outcome = run_suite(suite, store, LogObserver(), cold_start=cold)
-    if baseline is not None:
-        store.set_baseline(outcome.run_id, baseline, fail_on_regression_pct)
-    _print_summary(store, outcome)
-    comparison = baseline_comparison(store, outcome.run_id)
-    if comparison is not None:
-        contributors = ", ".join(comparison.baseline_run_ids)
-        title = f"baseline {comparison.baseline}: run {contributors}" if contributors else ""
-        _print_comparison(comparison, title, ("baseline", "this run"))
-    if not no_report:
-        paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
-        click.echo(f"report: {paths[0]}")
+    # Installed until the command ends: a second signal while the report is written exits at once.
+    with _StopOnSignal() as stopper:
+        if quiet:
+            outcome = stopper.run(SuiteRunner(suite, store, NullObserver(), cold))
+        elif sys.stderr.isatty():
+            with LiveObserver() as observer:
+                outcome = stopper.run(SuiteRunner(suite, store, observer, cold))
+        else:
+            outcome = stopper.run(SuiteRunner(suite, store, LogObserver(), cold))
+        if outcome.status == "interrupted":
+            _print_summary(store, outcome)
+            if not no_report:
+                paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
+                click.echo(f"report: {paths[0]}")
+            _fail(
+                f"interrupted: {len(outcome.results)} requests stored in run {outcome.run_id}",
+                EXIT_INTERRUPTED,
+            )
+        if baseline is not None:
+            store.set_baseline(outcome.run_id, baseline, fail_on_regression_pct)
+        _print_summary(store, outcome)
+        comparison = baseline_comparison(store, outcome.run_id)
+        if comparison is not None:
+            contributors = ", ".join(comparison.baseline_run_ids)
+            title = f"baseline {comparison.baseline}: run {contributors}" if contributors else ""
+            _print_comparison(comparison, title, ("baseline", "this run"))
+        if not no_report:
+            paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
+            click.echo(f"report: {paths[0]}")
     if comparison is not None and comparison.failing:
         count = len(comparison.failing)
         click.echo(
@@ -180,6 +195,58 @@ def run(
         )
         sys.exit(EXIT_REGRESSION)
     sys.exit(outcome.exit_code)
+
+
+class _StopOnSignal:
+    """SIGINT and SIGTERM during a run: the first cancels it (what finished is kept and the run
+    marked interrupted), a second exits at once (130); what is in the database stays there.
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.signalled = False
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():  # else signals cannot be had
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.signalled:
+            os._exit(EXIT_INTERRUPTED)
+        self.signalled = True
+        loop, task = self._loop, self._task
+        if loop is None or task is None or loop.is_closed():
+            raise KeyboardInterrupt  # no run going: stop where we are
+        loop.call_soon_threadsafe(task.cancel)
+
+    def run(self, runner: SuiteRunner) -> RunOutcome:
+        """Run the suite; its outcome, with status 'interrupted' when a signal stopped it."""
+
+        async def main() -> RunOutcome:
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
+            if self.signalled:
+                raise KeyboardInterrupt
+            return await runner.run()
+
+        try:
+            return asyncio.run(main())
+        except asyncio.CancelledError:
+            if not self.signalled:
+                raise
+            if runner.outcome is None:  # stopped before the run row was written
+                raise KeyboardInterrupt from None
+            return runner.outcome
+        finally:
+            self._loop = None
 
 
 def _print_summary(store: Store, outcome: RunOutcome) -> None:
@@ -299,7 +366,7 @@ def compare(
     A change is significant when a two-sided Mann-Whitney U test on the repetitions gives
     p < 0.01; about 5 repetitions per side are needed before any change can be.
     """
-    store = Store(_existing(db_path))
+    store = _open_store(db_path)
     comparison = compare_runs(store, run_a, run_b, metric_names or METRIC_NAMES)
     _print_comparison(
         comparison, f"A = run {run_a}, B = run {run_b}", ("A", "B"), show_all, " (--all shows them)"
@@ -339,7 +406,7 @@ def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None
     """Write the HTML report of RUN_ID (or --latest) from the database alone."""
     if not run_id and not latest:
         raise click.UsageError("give a RUN_ID or --latest")
-    store = Store(_existing(db_path))
+    store = _open_store(db_path)
     run_id = store.latest_run_id() if latest or not run_id else run_id
     store.get_run(run_id)
     out = _out(db_path, out_dir)
@@ -357,7 +424,7 @@ def history(db_path: Path, out_dir: Path | None) -> None:
     Run pages that are missing (runs made with --no-report, or pages deleted) are written too,
     so every link in the index leads somewhere.
     """
-    store = Store(_existing(db_path))
+    store = _open_store(db_path)
     out = _out(db_path, out_dir)
     for listed in store.list_runs():
         if not (out / "runs" / f"{listed['run_id']}.html").exists():
@@ -375,7 +442,7 @@ def history(db_path: Path, out_dir: Path | None) -> None:
 @friendly_errors
 def runs(db_path: Path, suite_name: str | None, show_run: str | None) -> None:
     """List the runs in the database, newest first, or print one run's manifest."""
-    store = Store(_existing(db_path))
+    store = _open_store(db_path)
     if show_run is not None:
         manifest = Table(show_header=False, box=None)
         manifest.add_column(style="bold")
@@ -471,9 +538,16 @@ def export(
     db_path: Path, run_id: str | None, suite_name: str | None, export_format: str, out_path: Path
 ) -> None:
     """Export results, one row per request with its derived figures (README lists the columns)."""
-    store = Store(_existing(db_path))
+    store = _open_store(db_path)
     count = export_results(store, out_path, export_format, run_id, suite_name)  # type: ignore[arg-type]
     click.echo(f"{count} rows written to {out_path}")
+
+
+def _open_store(db_path: Path) -> Store:
+    """The existing database, with runs whose process died (kill -9, a crash) marked aborted."""
+    store = Store(_existing(db_path))
+    store.mark_abandoned_runs()
+    return store
 
 
 def _existing(db_path: Path) -> Path:

@@ -183,6 +183,8 @@ class SuiteRunner:
         self._backends: dict[tuple[str, str], Backend] = {}
         self._t0 = 0.0
         self._checked_loaded: set[tuple[str, str]] = set()
+        # The run so far: set once the run row exists, so an interrupted run can be reported.
+        self.outcome: RunOutcome | None = None
 
     async def run(self) -> RunOutcome:
         suite = self.suite
@@ -199,6 +201,7 @@ class SuiteRunner:
             self._create_run(run_id, versions, targets)
             sink = _ResultSink(self.store, run_id)
             outcome = RunOutcome(run_id, "running", self.store.path)
+            self.outcome = outcome
             self._t0 = time.perf_counter()
             sampler = self._sampler(hosts, sink)
             try:
@@ -329,6 +332,8 @@ class SuiteRunner:
                     "options": suite.options.to_request(),
                     "keep_alive": suite.keep_alive,
                     "timeout_s": suite.timeout_s,
+                    "connect_timeout_s": suite.connect_timeout_s,
+                    "first_token_timeout_s": suite.first_token_timeout_s,
                 },
                 "system": system,
                 "hostname": system["hostname"],
@@ -538,6 +543,8 @@ class SuiteRunner:
             options=target.options,
             keep_alive=self.suite.keep_alive,
             timeout_s=self.suite.timeout_s,
+            connect_timeout_s=self.suite.connect_timeout_s,
+            first_token_timeout_s=self.suite.first_token_timeout_s,
         )
         result = self._new_result(mode, target, prompt, repetition, is_warmup, is_cold)
         name = target.spec.name

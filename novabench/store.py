@@ -8,6 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import random
+import re
+import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,6 +29,16 @@ from novabench.metrics import RequestResult
 DEFAULT_DB = Path("reports") / "novabench.duckdb"
 
 RUN_STATUSES = ("running", "complete", "interrupted", "aborted")
+
+# DuckDB lets one process at a time open a file for writing; others get this error on open.
+LOCK_TIMEOUT_ENV = "NOVABENCH_DB_LOCK_TIMEOUT_S"
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+_LOCK_BACKOFF_FIRST_S = 0.01
+_LOCK_BACKOFF_MAX_S = 0.5
+_LOCKED = re.compile(r"Could not set lock on file")
+_LOCK_HOLDER_PID = re.compile(r"\(PID (\d+)\)")
+
+log = logging.getLogger(__name__)
 
 
 def _m001_initial(con: duckdb.DuckDBPyConnection) -> None:
@@ -205,25 +222,68 @@ def utcnow() -> datetime:
 class Store:
     """One DuckDB history file."""
 
-    def __init__(self, path: str | Path = DEFAULT_DB) -> None:
+    def __init__(self, path: str | Path = DEFAULT_DB, lock_timeout_s: float | None = None) -> None:
         self.path = Path(path)
+        self.lock_timeout_s = _lock_timeout_s() if lock_timeout_s is None else lock_timeout_s
+        self.last_backup: Path | None = None  # the copy made before the last migration, if any
+        self.lock_waits_s: list[float] = []  # how long each open waited for another process
         self._migrated = False
+        self._migrate_lock = threading.Lock()
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the file (creating and migrating it on first use), yield a connection, close it."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = duckdb.connect(str(self.path))
-        except (duckdb.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+        """Open the file (creating and migrating it on first use), yield a connection, close it.
+
+        While another process holds the file, retry with backoff for up to `lock_timeout_s`.
+        Only the open is retried, never a statement, so a write cannot happen twice.
+        """
+        con = self._open()
         try:
             if not self._migrated:
-                self._migrate(con)
-                self._migrated = True
+                with self._migrate_lock:
+                    if not self._migrated:
+                        self._migrate(con)
+                        self._migrated = True
             yield con
         finally:
             con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+        started = time.monotonic()
+        delay_s = _LOCK_BACKOFF_FIRST_S
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                con = duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                if not _LOCKED.search(str(exc)):
+                    raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+                waited_s = time.monotonic() - started
+                if waited_s >= self.lock_timeout_s:
+                    holder = _LOCK_HOLDER_PID.search(str(exc))
+                    pid = f" (pid {holder.group(1)})" if holder else ""
+                    raise StoreError(
+                        f"{self.path} is locked by another process{pid} for more than "
+                        f"{self.lock_timeout_s:g} s: wait for it to finish, or set "
+                        f"{LOCK_TIMEOUT_ENV} to wait longer"
+                    ) from exc
+                # Jitter keeps processes that collided once from colliding again in step.
+                pause_s = delay_s * random.uniform(0.5, 1.5)
+                time.sleep(min(pause_s, max(self.lock_timeout_s - waited_s, 0.0)))
+                delay_s = min(delay_s * 2, _LOCK_BACKOFF_MAX_S)
+                continue
+            except (duckdb.Error, OSError) as exc:
+                raise StoreError(f"{self.path}: cannot open the database: {exc}") from exc
+            if tries > 1:
+                waited_s = time.monotonic() - started
+                self.lock_waits_s.append(waited_s)
+                log.debug("%s: waited %.3f s (%d tries) for the lock", self.path, waited_s, tries)
+            return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -237,6 +297,8 @@ class Store:
                 f"{self.path}: database schema version {current} is newer than this novabench "
                 f"understands ({SCHEMA_VERSION}): upgrade novabench or use another --db"
             )
+        if 0 < current < SCHEMA_VERSION:
+            self.last_backup = self._backup(con, current)
         for version, name, migrate in MIGRATIONS:
             if version <= current:
                 continue
@@ -250,6 +312,32 @@ class Store:
             except Exception:
                 con.execute("ROLLBACK")
                 raise
+
+    def _backup(self, con: duckdb.DuckDBPyConnection, version: int) -> Path:
+        """Copy the file as it is before migrating it: <name>.v<version>-backup-<UTC>.duckdb.
+
+        The copy is made while this process holds DuckDB's lock (no other process can write),
+        after a checkpoint has moved everything from the write-ahead log into the file.
+        """
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        backup = self.path.with_name(f"{self.path.stem}.v{version}-backup-{stamp}.duckdb")
+        n = 1
+        while backup.exists():
+            n += 1
+            backup = self.path.with_name(f"{self.path.stem}.v{version}-backup-{stamp}-{n}.duckdb")
+        partial = backup.with_name(backup.name + ".partial")
+        try:
+            con.execute("CHECKPOINT")
+            shutil.copyfile(self.path, partial)
+            os.replace(partial, backup)
+        except (duckdb.Error, OSError) as exc:
+            partial.unlink(missing_ok=True)
+            raise StoreError(
+                f"{self.path}: cannot back up the database before migrating it from schema "
+                f"version {version} to {SCHEMA_VERSION} ({exc}): free space next to it or "
+                "check its folder's permissions"
+            ) from exc
+        return backup
 
     def schema_version(self) -> int:
         with self.connect() as con:
@@ -347,6 +435,35 @@ class Store:
                 "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?",
                 [status, utcnow(), run_id],
             )
+
+    def mark_abandoned_runs(self) -> list[str]:
+        """Mark 'aborted' the runs still 'running' on this machine whose process is gone.
+
+        A run killed with SIGKILL (or a crash or power loss) cannot mark itself; the next command
+        that opens the database does. Runs of other machines are left alone: their processes
+        cannot be seen from here. Returns the run ids marked.
+        """
+        import socket  # imported here: this method is kept apart from the connection code
+
+        hostname = socket.gethostname()
+        with self.connect() as con:
+            running = con.execute(
+                "SELECT run_id, pid, started_at FROM runs "
+                "WHERE status = 'running' AND hostname = ?",
+                [hostname],
+            ).fetchall()
+            abandoned = [
+                run_id
+                for run_id, pid, started_at in running
+                if not _run_process_alive(pid, started_at)
+            ]
+            for run_id in abandoned:
+                con.execute(
+                    "UPDATE runs SET status = 'aborted', ended_at = ? "
+                    "WHERE run_id = ? AND status = 'running'",
+                    [utcnow(), run_id],
+                )
+        return abandoned
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -462,6 +579,23 @@ class Store:
             return _dicts(con.execute(sql, params))
 
 
+def _lock_timeout_s() -> float:
+    """How long to wait for another process's lock: NOVABENCH_DB_LOCK_TIMEOUT_S, else 60 s."""
+    value = os.environ.get(LOCK_TIMEOUT_ENV)
+    if value is None or not value.strip():
+        return DEFAULT_LOCK_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise StoreError(
+            f"{LOCK_TIMEOUT_ENV}={value!r}: expected a number of seconds (0 or more), "
+            f"e.g. {DEFAULT_LOCK_TIMEOUT_S:g}"
+        )
+    return seconds
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> None:
     columns = ", ".join(row)
     placeholders = ", ".join("?" for _ in row)
@@ -482,3 +616,29 @@ def _unjson(row: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description or []]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+# psutil's create time on Linux is rounded to the boot time's whole second; the run row is
+# written after the process started, so a process created this long after it cannot be the run's.
+_PID_REUSE_SLACK_S = 2.0
+
+
+def _run_process_alive(pid: int | None, started_at: datetime) -> bool:
+    """Whether the process that wrote a run (naive UTC `started_at`) still exists.
+
+    A live process with that pid created after the run started is another program that reused it.
+    """
+    import psutil
+
+    if pid is None:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # dead, not yet reaped by its parent
+            return False
+        created = process.create_time()
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # it exists, but we may not look at it: leave the run alone
+    return created <= started_at.replace(tzinfo=UTC).timestamp() + _PID_REUSE_SLACK_S

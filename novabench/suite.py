@@ -360,6 +360,15 @@ class Suite(BaseModel):
     timeout_s: Float = Field(
         default=300.0, gt=0, description="total timeout of one request, in seconds"
     )
+    connect_timeout_s: Float = Field(
+        default=10.0, gt=0, description="how long one request may take to connect, in seconds"
+    )
+    first_token_timeout_s: Float | None = Field(
+        default=None,
+        gt=0,
+        description="how long one request may wait for its first token, in seconds "
+        "(default: only timeout_s bounds it, as a cold model load can take minutes)",
+    )
 
     _path: Path | None = PrivateAttr(default=None)
     _text: str = PrivateAttr(default="")

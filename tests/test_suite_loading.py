@@ -522,7 +522,8 @@ def test_several_problems_are_reported_at_once_in_file_order() -> None:
         "suite.yaml:8:1: (top level): unknown key 'colour': allowed keys are name, description, "
         "host, models, prompts, checks, backend, api_key_env, modes, repetitions, "
         "min_repetitions, max_repetitions, target_cv, target_metric, cold_start, "
-        "sample_interval_s, warmup, options, keep_alive, timeout_s",
+        "sample_interval_s, warmup, options, keep_alive, timeout_s, connect_timeout_s, "
+        "first_token_timeout_s",
     ]
 
 

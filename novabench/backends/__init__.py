@@ -32,7 +32,27 @@ class ChatRequest:
     messages: list[dict[str, str]]
     options: dict[str, Any] = field(default_factory=dict)
     keep_alive: str | int | float | None = None
-    timeout_s: float = 300.0
+    timeout_s: float = 300.0  # the whole request
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float | None = None  # None: only timeout_s bounds the wait
+
+    def deadlines(self, now: float) -> tuple[float, float]:
+        """(first-token deadline, total deadline) on the clock `now` was read from."""
+        total_by = now + self.timeout_s
+        if self.first_token_timeout_s is None:
+            return total_by, total_by
+        return min(total_by, now + self.first_token_timeout_s), total_by
+
+    def timeout_error(self, got_first_token: bool) -> str:
+        """Why a request ran out of time: no first token, or no complete response."""
+        first = self.first_token_timeout_s
+        if not got_first_token and first is not None and first < self.timeout_s:
+            return f"no first token within first_token_timeout_s={first:g}"
+        return f"no complete response within timeout_s={self.timeout_s:g}"
+
+    def connect_error(self) -> str:
+        limit_s = min(self.connect_timeout_s, self.timeout_s)
+        return f"cannot connect within connect_timeout_s={limit_s:g}"
 
 
 class Backend(Protocol):

@@ -167,12 +167,13 @@ class OllamaBackend:
         if request.keep_alive is not None:
             body["keep_alive"] = request.keep_alive
         sent = time.perf_counter()
+        first_by, total_by = request.deadlines(asyncio.get_running_loop().time())
         try:
-            async with asyncio.timeout(request.timeout_s) as deadline:
-                await self._stream_chat(body, request, result, sent, on_text, deadline)
+            async with asyncio.timeout_at(first_by) as deadline:
+                await self._stream_chat(body, request, result, sent, on_text, deadline, total_by)
         except TimeoutError:
             if result.done_reason is None:  # a stall after the done line loses nothing
-                result.error = f"no complete response within timeout_s={request.timeout_s:g}"
+                result.error = request.timeout_error(result.ttft_s is not None)
         except RequestError as exc:
             result.error = str(exc)
             result.http_status = exc.http_status
@@ -181,6 +182,8 @@ class OllamaBackend:
                 pass  # the body's end was lost after the done line: the answer is complete
             elif result.chunk_count:
                 result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
+            elif isinstance(exc, httpx.ConnectTimeout):
+                result.error = f"{request.connect_error()} ({self.host})"
             else:
                 reason = describe_connect_error(exc)
                 result.error = f"cannot reach Ollama at {self.host} ({reason})"
@@ -198,9 +201,10 @@ class OllamaBackend:
         sent: float,
         on_text: TextCallback | None,
         deadline: asyncio.Timeout,
+        total_by: float,
     ) -> None:
         timeout = httpx.Timeout(
-            request.timeout_s, connect=min(CONNECT_TIMEOUT_S, request.timeout_s)
+            request.timeout_s, connect=min(request.connect_timeout_s, request.timeout_s)
         )
         content: list[str] = []
         thinking: list[str] = []
@@ -238,6 +242,7 @@ class OllamaBackend:
                     if piece or thought:
                         if result.ttft_s is None:
                             result.ttft_s = arrived
+                            deadline.reschedule(total_by)  # the first-token wait is over
                         result.token_offsets_s.append(arrived)
                         if piece:
                             content.append(piece)

@@ -1,0 +1,73 @@
+"""Upgrading a database written by an earlier novabench: backup first, migrate in place, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from novabench.report import render_all
+from novabench.store import MIGRATIONS, SCHEMA_VERSION, Store
+from tests.fixtures.make_schema1_db import RUN_ID, unpack
+
+
+def schema_version(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        row = con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_a_schema_1_database_is_backed_up_then_migrated_once(tmp_path: Path) -> None:
+    db = unpack(tmp_path / "reports" / "novabench.duckdb")
+    assert schema_version(db) == 1
+    before = db.read_bytes()
+
+    store = Store(db)
+    assert store.schema_version() == SCHEMA_VERSION
+
+    backup = store.last_backup
+    assert backup is not None and backup.parent == db.parent
+    assert backup.name.startswith("novabench.v1-backup-") and backup.suffix == ".duckdb"
+    assert backup.read_bytes() == before
+    assert schema_version(backup) == 1
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted([db.name, backup.name])
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        names = [
+            r[0]
+            for r in con.execute("SELECT name FROM schema_migrations ORDER BY version").fetchall()
+        ]
+    assert names == [name for _, name, _ in MIGRATIONS]
+
+    [listed] = store.list_runs()
+    assert (listed["run_id"], listed["status"], listed["requests"], listed["errors"]) == (
+        RUN_ID,
+        "complete",
+        8,
+        1,
+    )
+    results = store.results(RUN_ID)
+    assert len(results) == 12
+    assert {r["backend"] for r in results} == {"ollama"}  # m004's default for old rows
+    assert [r["is_cold"] for r in results] == [False] * 12  # m002's default
+    assert results[1]["token_offsets_s"][0] == results[1]["ttft_s"]
+    assert [m["model"] for m in store.models(RUN_ID)] == ["llama3.2", "nemotron-mini"]
+    assert store.get_run(RUN_ID)["host_versions"] == {"http://127.0.0.1:11434": "0.5.7"}
+    assert len(store.history()) == 7  # measured, successful requests
+
+    pages = render_all(store, RUN_ID, tmp_path / "out")
+    assert all(page.exists() for page in pages)
+    assert RUN_ID in pages[0].read_text()
+
+    again = Store(db)
+    assert again.schema_version() == SCHEMA_VERSION
+    assert again.last_backup is None
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted([db.name, backup.name])
+
+
+def test_a_new_database_is_not_backed_up(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.duckdb")
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.last_backup is None
+    assert [p.name for p in tmp_path.iterdir()] == ["db.duckdb"]
