@@ -28,14 +28,17 @@ from novabench.compare import (
     TOO_FEW,
     WITHIN_NOISE,
     Comparison,
+    Finding,
     baseline_comparison,
     check_baseline,
     compare_runs,
 )
 from novabench.errors import NovabenchError, SuiteError
 from novabench.export import FORMATS, export_results
+from novabench.lock import SuiteLock
 from novabench.manifest import manifest_lines
-from novabench.progress import LiveObserver, LogObserver
+from novabench.metrics import RequestResult
+from novabench.progress import JsonLogObserver, LiveObserver, LogObserver, log_json_event
 from novabench.report import (
     render_all,
     render_comparison,
@@ -46,7 +49,7 @@ from novabench.report import (
 from novabench.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
 from novabench.stats import summarize
 from novabench.store import DEFAULT_DB, Store
-from novabench.suite import DEFAULT_HOST, load_suite, normalize_host
+from novabench.suite import DEFAULT_HOST, Suite, load_suite, normalize_host
 from novabench.text import terminal_safe
 
 EXIT_REGRESSION = 4
@@ -56,9 +59,13 @@ _VERDICT_STYLES = {REGRESSION: "red", IMPROVEMENT: "green"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int) -> None:
-    for line in message.splitlines() or [message]:
-        click.echo(f"Error: {line}", err=True)
+def _fail(message: str, code: int, as_json: bool = False) -> None:
+    """`Error: ...` lines on stderr (or, with --log-json, one JSON error object), then exit."""
+    if as_json:
+        log_json_event("error", message=message, exit_code=code)
+    else:
+        for line in message.splitlines() or [message]:
+            click.echo(f"Error: {line}", err=True)
     sys.exit(code)
 
 
@@ -67,12 +74,13 @@ def friendly_errors(command: F) -> F:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("log_json"))
         try:
             return command(*args, **kwargs)
         except NovabenchError as exc:
-            _fail(str(exc), exc.exit_code)
+            _fail(str(exc), exc.exit_code, as_json)
         except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED)
+            _fail("interrupted", EXIT_INTERRUPTED, as_json)
 
     return wrapper  # type: ignore[return-value]
 
@@ -108,7 +116,17 @@ def cli() -> None:
 @click.argument("suite_path", metavar="SUITE", type=click.Path(path_type=Path))
 @db_option
 @out_option
-@click.option("--quiet", "-q", is_flag=True, help="Print errors and the final summary only.")
+@click.option(
+    "--quiet",
+    "-q",
+    is_flag=True,
+    help="Print errors only (on stderr): nothing at all when the run succeeds, as cron wants.",
+)
+@click.option(
+    "--log-json",
+    is_flag=True,
+    help="Progress and errors as one JSON object per line on stderr; with --quiet, errors only.",
+)
 @click.option("--no-report", is_flag=True, help="Store results but write no HTML.")
 @click.option(
     "--cold",
@@ -138,6 +156,7 @@ def run(
     db_path: Path,
     out_dir: Path | None,
     quiet: bool,
+    log_json: bool,
     no_report: bool,
     cold: bool | None,
     baseline: str | None,
@@ -147,7 +166,8 @@ def run(
 
     Exit codes: 0 every request succeeded, 1 some failed, 2 bad suite or --baseline,
     3 host unreachable, 4 a significant regression beyond --fail-on-regression (even when some
-    requests failed too: their lines are printed), 130 interrupted.
+    requests failed too: their lines are printed), 5 the same suite is still running (its lock
+    file in <db folder>/locks/ is held), 130 interrupted.
     """
     if fail_on_regression_pct is not None and baseline is None:
         raise click.UsageError("--fail-on-regression needs --baseline")
@@ -157,44 +177,135 @@ def run(
     if baseline is not None:
         check_baseline(store, baseline)
     suite = load_suite(suite_path)
+    with SuiteLock(db_path.parent / "locks", suite.name) as lock:
+        code = _run_locked(
+            suite,
+            store,
+            lock,
+            quiet,
+            log_json,
+            cold,
+            baseline,
+            fail_on_regression_pct,
+            None if no_report else _out(db_path, out_dir),
+        )
+    sys.exit(code)
+
+
+def _run_locked(
+    suite: Suite,
+    store: Store,
+    lock: SuiteLock,
+    quiet: bool,
+    log_json: bool,
+    cold: bool | None,
+    baseline: str | None,
+    fail_on_regression_pct: float | None,
+    report_dir: Path | None,
+) -> int:
+    """The run itself, under the suite's lock; its exit code."""
+    json_log = JsonLogObserver(errors_only=quiet) if log_json else None
     observer: RunObserver
     # Installed until the command ends: a second signal while the report is written exits at once.
     with _StopOnSignal() as stopper:
-        if quiet:
-            outcome = stopper.run(SuiteRunner(suite, store, NullObserver(), cold))
+        if json_log is not None:
+            outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(json_log, lock), cold))
+        elif quiet:
+            outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(NullObserver(), lock), cold))
         elif sys.stderr.isatty():
             with LiveObserver() as observer:
-                outcome = stopper.run(SuiteRunner(suite, store, observer, cold))
+                outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(observer, lock), cold))
         else:
-            outcome = stopper.run(SuiteRunner(suite, store, LogObserver(), cold))
+            outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(LogObserver(), lock), cold))
         if outcome.status == "interrupted":
-            _print_summary(store, outcome)
-            if not no_report:
-                paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
-                click.echo(f"report: {paths[0]}")
+            _print_summary(store, outcome, quiet, log_json)
+            report = _write_report(store, outcome.run_id, report_dir, quiet)
+            if json_log is not None:
+                _log_run_finished(json_log, outcome, EXIT_INTERRUPTED, report)
             _fail(
                 f"interrupted: {len(outcome.results)} requests stored in run {outcome.run_id}",
                 EXIT_INTERRUPTED,
+                log_json,
             )
         if baseline is not None:
             store.set_baseline(outcome.run_id, baseline, fail_on_regression_pct)
-        _print_summary(store, outcome)
+        _print_summary(store, outcome, quiet, log_json)
         comparison = baseline_comparison(store, outcome.run_id)
-        if comparison is not None:
+        if comparison is not None and not quiet:
             contributors = ", ".join(comparison.baseline_run_ids)
             title = f"baseline {comparison.baseline}: run {contributors}" if contributors else ""
             _print_comparison(comparison, title, ("baseline", "this run"))
-        if not no_report:
-            paths = render_all(store, outcome.run_id, _out(db_path, out_dir))
-            click.echo(f"report: {paths[0]}")
+        report = _write_report(store, outcome.run_id, report_dir, quiet)
+    code = outcome.exit_code
     if comparison is not None and comparison.failing:
+        code = EXIT_REGRESSION
         count = len(comparison.failing)
-        click.echo(
+        message = (
             f"{count} significant regression{'s' if count > 1 else ''} larger than "
             f"{fail_on_regression_pct:g}%: exit {EXIT_REGRESSION}"
         )
-        sys.exit(EXIT_REGRESSION)
-    sys.exit(outcome.exit_code)
+        if json_log is not None:
+            log_json_event("error", message=message, exit_code=EXIT_REGRESSION)
+        elif quiet:  # errors only: the regressions that fail the run, then why it exits 4
+            for finding in comparison.failing:
+                click.echo(f"Error: {_regression_line(finding)}", err=True)
+            click.echo(f"Error: {message}", err=True)
+        else:
+            click.echo(message)
+    if json_log is not None:
+        _log_run_finished(json_log, outcome, code, report)
+    return code
+
+
+class _LockNotes:
+    """Passes every event on, and writes the run id into the lock file once it is known."""
+
+    def __init__(self, observer: RunObserver, lock: SuiteLock) -> None:
+        self.observer = observer
+        self.lock = lock
+
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+        self.lock.record_run_id(run_id)
+        self.observer.run_started(run_id, plan)
+
+    def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
+        self.observer.request_started(mode, model, prompt_id, is_warmup)
+
+    def text_received(self, mode: str, model: str, piece: str) -> None:
+        self.observer.text_received(mode, model, piece)
+
+    def request_finished(self, result: RequestResult) -> None:
+        self.observer.request_finished(result)
+
+    def phase_finished(self, mode: str, wall_s: float) -> None:
+        self.observer.phase_finished(mode, wall_s)
+
+
+def _write_report(store: Store, run_id: str, report_dir: Path | None, quiet: bool) -> str | None:
+    """Write the run's pages (unless --no-report); the run page's path, printed unless quiet."""
+    if report_dir is None:
+        return None
+    path = render_all(store, run_id, report_dir)[0]
+    if not quiet:
+        click.echo(f"report: {path}")
+    return str(path)
+
+
+def _log_run_finished(
+    json_log: JsonLogObserver, outcome: RunOutcome, code: int, report: str | None
+) -> None:
+    json_log.run_finished(
+        outcome.run_id, outcome.status, code, len(outcome.results), len(outcome.failed), report
+    )
+
+
+def _regression_line(finding: Finding) -> str:
+    change = "" if finding.change_pct is None else f" {finding.change_pct:+.1f}%"
+    return terminal_safe(
+        f"regression: {finding.mode} {finding.model} {finding.prompt_id} {finding.label} "
+        f"({finding.unit}): {finding.median_a:.1f} -> {finding.median_b:.1f}{change} "
+        f"({finding.verdict_text})"
+    )
 
 
 class _StopOnSignal:
@@ -249,7 +360,14 @@ class _StopOnSignal:
             self._loop = None
 
 
-def _print_summary(store: Store, outcome: RunOutcome) -> None:
+def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: bool) -> None:
+    """The summary table on stdout; with --quiet only the failed requests, on stderr (and with
+    --log-json too, nothing: each failed request has been logged as JSON already).
+    """
+    if quiet:
+        if not log_json:
+            _print_failures(outcome, _console(stderr=True))
+        return
     console = _console()
     table = Table(title=f"run {outcome.run_id} ({outcome.status})", title_justify="left")
     for header in ("mode", "model", "n", "errors", "TTFT p50 ms", "TTFT p95 ms", "gen tok/s p50"):
@@ -270,6 +388,10 @@ def _print_summary(store: Store, outcome: RunOutcome) -> None:
             f"parallel {outcome.wall_s_by_mode['parallel']:.2f} s vs sequential "
             f"{outcome.wall_s_by_mode['sequential']:.2f} s: speedup {outcome.speedup:.2f}x"
         )
+    _print_failures(outcome, console)
+
+
+def _print_failures(outcome: RunOutcome, console: Console) -> None:
     for failed in outcome.failed[:5]:
         console.print(
             Text(f"failed: {failed.model} {failed.prompt_id}: {terminal_safe(failed.error or '')}")
@@ -323,9 +445,10 @@ def _print_comparison(
         console.print(f"{rows_text} not significant: {counts}{hidden_hint}")
 
 
-def _console() -> Console:
-    """stdout; wide enough in a pipe or a cron mail that tables are not folded."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+def _console(stderr: bool = False) -> Console:
+    """stdout (or stderr); wide enough in a pipe or a cron mail that tables are not folded."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, stderr=stderr, width=None if stream.isatty() else 160)
 
 
 def _num(value: float | None, digits: int = 0) -> str:

@@ -57,3 +57,9 @@ class BaselineError(NovabenchError):
     """A --baseline value is neither 'last', 'median:N' nor a run in the database."""
 
     exit_code = 2
+
+
+class SuiteRunningError(NovabenchError):
+    """Another process holds the suite's lock file: the same suite is still running."""
+
+    exit_code = 5

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections import deque
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -67,6 +68,98 @@ class LogObserver:
 
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self._log(f"{mode} phase done in {wall_s:.2f} s")
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def log_json_event(event: str, stream: IO[str] | None = None, **fields: Any) -> None:
+    """One JSON object on one line: ts (UTC ISO 8601), event, then the fields."""
+    # json.dumps escapes control characters and newlines: a name can never break a line.
+    line = json.dumps({"ts": _utc_stamp(), "event": event, **fields}, default=str)
+    print(line, file=stream or sys.stderr, flush=True)
+
+
+class JsonLogObserver:
+    """One JSON object per event on stderr (--log-json); model output never goes into them.
+
+    With errors_only (--quiet) only failed requests, errors and a failing run's end are written.
+    """
+
+    def __init__(self, stream: IO[str] | None = None, errors_only: bool = False) -> None:
+        self.stream = stream or sys.stderr
+        self.errors_only = errors_only
+
+    def _event(self, event: str, **fields: Any) -> None:
+        log_json_event(event, self.stream, **fields)
+
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+        if not self.errors_only:
+            self._event(
+                "run_started",
+                run_id=run_id,
+                planned_requests=sum(plan.values()),
+                plan=[
+                    {"mode": mode, "model": model, "requests": n}
+                    for (mode, model), n in plan.items()
+                ],
+            )
+
+    def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
+        pass
+
+    def text_received(self, mode: str, model: str, piece: str) -> None:
+        pass
+
+    def request_finished(self, result: RequestResult) -> None:
+        if self.errors_only and result.error is None:
+            return
+        figures = derive(vars(result))
+        self._event(
+            "request_finished",
+            mode=result.mode,
+            model=result.model,
+            host=result.host,
+            prompt_id=result.prompt_id,
+            repetition=result.repetition,
+            warmup=result.is_warmup,
+            cold=result.is_cold,
+            ok=result.error is None,
+            error=result.error,
+            ttft_ms=_rounded(figures["ttft_ms"]),
+            e2e_ms=_rounded(figures["e2e_ms"]),
+            eval_tokens_per_s=_rounded(figures["eval_tokens_per_s"]),
+            output_tokens=result.eval_count,  # the server's count; None when it gave none
+        )
+
+    def phase_finished(self, mode: str, wall_s: float) -> None:
+        if not self.errors_only:
+            self._event("phase_finished", mode=mode, wall_s=round(wall_s, 3))
+
+    def run_finished(
+        self,
+        run_id: str,
+        status: str,
+        exit_code: int,
+        requests: int,
+        failed: int,
+        report: str | None,
+    ) -> None:
+        if not self.errors_only or exit_code != 0:
+            self._event(
+                "run_finished",
+                run_id=run_id,
+                status=status,
+                exit_code=exit_code,
+                requests=requests,
+                failed=failed,
+                report=report,
+            )
 
 
 class _StreamTails:

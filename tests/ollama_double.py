@@ -92,7 +92,7 @@ _REASONING_EFFORTS = {
     "xhigh": True,
     "ultra": True,
 }
-_STREAM_FAULTS = frozenset({"error_line", "cut", "malformed", "stall"})
+_STREAM_FAULTS = frozenset({"error_line", "cut", "malformed", "stall", "huge_line", "endless"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,6 +152,8 @@ class Fault:
     line: bytes = b""
     seconds: float = 0.0
     clean: bool = False
+    size: int = 0
+    location: str = ""
 
     @classmethod
     def http_status(cls, status: int, body: dict[str, Any] | str | None = None) -> Fault:
@@ -181,6 +183,27 @@ class Fault:
     def stall(cls, after_tokens: int, seconds: float) -> Fault:
         """Pause `seconds` after `after_tokens` chunks (it counts in eval_duration)."""
         return cls("stall", after_tokens=after_tokens, seconds=seconds)
+
+    @classmethod
+    def huge_line(cls, size: int, after_tokens: int = 0) -> Fault:
+        """After `after_tokens` chunks, one line of `size` bytes (sent in 64 KiB HTTP chunks)."""
+        return cls("huge_line", after_tokens=after_tokens, size=size)
+
+    @classmethod
+    def endless(cls) -> Fault:
+        """A stream that never sends done: tokens go on until the client leaves."""
+        return cls("endless")
+
+    @classmethod
+    def not_ndjson(cls, body: bytes | str, content_type: str = "text/html") -> Fault:
+        """A 200 whose body is not NDJSON at all (a proxy's login page, say)."""
+        text = body.decode("latin-1") if isinstance(body, bytes) else body
+        return cls("not_ndjson", body=text, message=content_type)
+
+    @classmethod
+    def redirect(cls, location: str, status: int = 307) -> Fault:
+        """Answer with a redirect to `location` (no body)."""
+        return cls("redirect", status=status, location=location)
 
     @classmethod
     def delay_headers(cls, seconds: float) -> Fault:
@@ -1431,6 +1454,14 @@ class OllamaDouble:
         if fault is not None and fault.kind == "http_status":
             self._send_fault_status(ex, fault, openai=job.openai)
             return
+        if fault is not None and fault.kind == "not_ndjson":
+            ex.send(200, str(fault.body).encode("latin-1"), fault.message)
+            return
+        if fault is not None and fault.kind == "redirect":
+            head = _response_head(fault.status, None, 0, ex.keep_alive)
+            ex.transport.write(head[:-2] + f"Location: {fault.location}\r\n\r\n".encode())
+            ex.headers_sent = True
+            return
         runtime = job.runtime
         load_start_ns = time.perf_counter_ns()
         await self._acquire_runner(runtime, job.num_ctx, job.keep_alive_s)
@@ -1479,6 +1510,20 @@ class OllamaDouble:
                     shift_s += fault.seconds
                 elif fault.kind == "malformed":
                     sink.raw_line(fault.line)
+                elif fault.kind == "huge_line":
+                    piece = b"x" * 65536
+                    ex.write_chunk(b'{"pad":"')
+                    for _ in range(fault.size // len(piece)):
+                        ex.write_chunk(piece)
+                        await ex.writer.drain()
+                    ex.write_chunk(b'"}\n')
+                elif fault.kind == "endless":
+                    step = 0
+                    while True:
+                        await _sleep_until(loop, first_target + step * interval_s)
+                        sink.token(step % token_count)
+                        step += 1
+                        await ex.drain()
                 elif fault.kind == "error_line":
                     sink.error(fault.message)
                     return None

@@ -42,14 +42,15 @@ def test_run_with_db_and_out_options(ollama: OllamaDouble, isolated: Path) -> No
     assert (isolated / "data" / "h.duckdb").is_file()
     assert (isolated / "site" / "index.html").is_file()
     assert not (isolated / "reports").exists()
-    assert result.stderr == ""
+    assert result.stdout == "" and result.stderr == ""  # --quiet: a silent success
 
 
 def test_run_exits_1_when_some_requests_fail(ollama: OllamaDouble, isolated: Path) -> None:
     suite = write_suite(isolated / "s.yaml", ollama.url, models="[llama3.2, ghost]")
     result = CliRunner().invoke(cli, ["run", str(suite), "--quiet"])
     assert result.exit_code == 1
-    assert f"failed: ghost p1: model 'ghost' not found on {ollama.url}" in result.stdout
+    assert result.stdout == ""  # --quiet: only the failed requests, on stderr
+    assert f"failed: ghost p1: model 'ghost' not found on {ollama.url}" in result.stderr
 
 
 def test_run_exits_3_with_one_line_when_host_is_down(isolated: Path) -> None:
@@ -61,7 +62,8 @@ def test_run_exits_3_with_one_line_when_host_is_down(isolated: Path) -> None:
         f"Error: cannot reach Ollama at {url} (connection refused): "
         "start it with 'ollama serve' or set OLLAMA_HOST\n"
     )
-    assert not (isolated / "reports").exists()
+    # only the suite's (released) lock file: no database, no report
+    assert [p.name for p in (isolated / "reports").rglob("*")] == ["locks", "mini.lock"]
 
 
 def test_run_exits_2_on_a_bad_suite(isolated: Path) -> None:

@@ -343,13 +343,13 @@ def test_run_with_baseline_gates_regressions_and_compare_shows_them(
         modes="[sequential]",
         repetitions=8,
     )
-    first = CliRunner().invoke(cli, ["run", str(suite), "-q", "--no-report", "--baseline", "last"])
+    first = CliRunner().invoke(cli, ["run", str(suite), "--no-report", "--baseline", "last"])
     assert first.exit_code == 0, first.output
     assert "no comparable earlier run of suite 'mini'" in first.stdout
     ollama.stop()
 
     with slower_double(ollama.port):
-        args = ["run", str(suite), "-q", "--no-report", "--baseline", "last"]
+        args = ["run", str(suite), "--no-report", "--baseline", "last"]
         gated = CliRunner().invoke(cli, [*args, "--fail-on-regression", "10"])
         assert gated.exit_code == 4, gated.output
         (run_a, run_b) = run_ids(isolated / "reports" / "novabench.duckdb")
@@ -361,7 +361,7 @@ def test_run_with_baseline_gates_regressions_and_compare_shows_them(
         assert "larger than 10%: exit 4" in gated.stdout
 
         tolerant = CliRunner().invoke(
-            cli, ["run", str(suite), "-q", "--baseline", run_a, "--fail-on-regression", "500"]
+            cli, ["run", str(suite), "--baseline", run_a, "--fail-on-regression", "500"]
         )
         assert tolerant.exit_code == 0, tolerant.output
         assert "regression (p = 0.00016)" in tolerant.stdout  # reported, within tolerance
@@ -393,7 +393,10 @@ def test_a_regression_exit_4_takes_precedence_over_failed_requests_1(
         args = ["run", str(suite), "-q", "--no-report", "--baseline", "last"]
         gated = CliRunner().invoke(cli, [*args, "--fail-on-regression", "10"])
         assert gated.exit_code == 4, gated.output
-        assert "failed: ghost p1" in gated.stdout  # the failures are still shown
+        assert gated.stdout == ""  # --quiet: the failures and the regressions, on stderr
+        assert "failed: ghost p1" in gated.stderr  # the failures are still shown
+        assert "Error: regression: sequential llama3.2 p1" in gated.stderr
+        assert gated.stderr.endswith("larger than 10%: exit 4\n")
         tolerant = CliRunner().invoke(cli, [*args, "--fail-on-regression", "500"])
         assert tolerant.exit_code == 1  # no regression beyond the tolerance: the failures count
 

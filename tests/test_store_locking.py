@@ -146,14 +146,19 @@ def test_overlapping_runs_keep_every_row_while_reports_read(tmp_path: Path) -> N
     models = [dataclasses.replace(m) for m in FAST_MODELS]
     db = tmp_path / "reports" / "novabench.duckdb"
     with OllamaDouble(models=models, num_parallel=4) as double:
-        suite = write_suite(
-            tmp_path / "s.yaml",
-            double.url,
-            models="[" + ", ".join(m.name for m in models) + "]",
-            repetitions=REPETITIONS,
-            warmup=0,
-        )
-        writers = [novabench("run", str(suite), "--db", str(db), "--quiet") for _ in range(RUNS)]
+        # one suite name each: runs of the same suite do not overlap (its lock file, exit 5)
+        suites = [
+            write_suite(
+                tmp_path / f"s{i}.yaml",
+                double.url,
+                name=f"mini{i}",
+                models="[" + ", ".join(m.name for m in models) + "]",
+                repetitions=REPETITIONS,
+                warmup=0,
+            )
+            for i in range(RUNS)
+        ]
+        writers = [novabench("run", str(s), "--db", str(db), "--quiet") for s in suites]
         readers: list[tuple[list[str], int, str, str]] = []
 
         def read_while_writing() -> None:

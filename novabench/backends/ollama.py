@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import socket
 import time
 from typing import Any
@@ -19,6 +20,11 @@ INFO_TIMEOUT_S = 30.0
 # After the done line only the end of the body is left to read; a server that never sends it
 # costs this much, not the request's whole timeout.
 BODY_END_TIMEOUT_S = 1.0
+# One NDJSON line longer than this is refused: Ollama's lines are a few hundred bytes, and a
+# server that never sends a newline must not make novabench buffer without end.
+MAX_LINE_BYTES = 1024 * 1024
+# The part of an error body that is read (and shown shortened); the rest is not downloaded.
+MAX_ERROR_BODY_BYTES = 64 * 1024
 # Server fields copied as they are; Ollama omits any that are zero (ollama-api.md §0).
 SERVER_FIELDS = {
     "prompt_eval_count": "prompt_eval_count",
@@ -83,6 +89,10 @@ class OllamaBackend:
             if method == "GET":
                 raise HostUnreachableError(self.host, describe_connect_error(exc)) from exc
             raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
+        if response.is_redirect:
+            raise RequestError(
+                f"{self.host}{path} answered {_redirect_text(response)}", response.status_code
+            )
         if response.status_code >= 400:
             raise RequestError(
                 f"{self.host}{path} answered HTTP {response.status_code}: "
@@ -213,62 +223,110 @@ class OllamaBackend:
                 "POST", "/api/chat", json=body, timeout=timeout
             ) as response:
                 result.http_status = response.status_code
+                if response.is_redirect:
+                    raise RequestError(_redirect_text(response), response.status_code)
                 if response.status_code >= 400:
-                    await response.aread()
+                    text = await _read_error_body(response)
                     raise RequestError(
-                        self._http_error(request.model, response), response.status_code
+                        self._http_error(request.model, response.status_code, text),
+                        response.status_code,
                     )
-                async for line in response.aiter_lines():
-                    arrived = time.perf_counter() - sent
-                    # After `done`, read on to the end of the body (the chunked terminator,
-                    # normally in the same packet) without looking: httpcore reuses a
-                    # connection only once its response was read to the end, and stopping at
-                    # `done` cost a new TCP connection, so a handshake, in every request's TTFT.
-                    if result.done_reason is not None or not line.strip():
-                        continue
-                    result.chunk_count += 1
-                    result.response_bytes += len(line)
-                    try:
-                        chunk = json.loads(line)
-                    except ValueError:
-                        raise RequestError(f"malformed line from server: {line[:80]!r}") from None
-                    if not isinstance(chunk, dict):
-                        raise RequestError(f"malformed line from server: {line[:80]!r}")
-                    if chunk.get("error"):
-                        raise RequestError(f"server error mid-stream: {chunk['error']}")
-                    message = chunk.get("message") or {}
-                    piece = message.get("content") or ""
-                    thought = message.get("thinking") or ""
-                    if piece or thought:
-                        if result.ttft_s is None:
-                            result.ttft_s = arrived
-                            deadline.reschedule(total_by)  # the first-token wait is over
-                        result.token_offsets_s.append(arrived)
-                        if piece:
-                            content.append(piece)
-                            if on_text is not None:
-                                on_text(piece)
-                        if thought:
-                            thinking.append(thought)
-                    if chunk.get("done"):
-                        result.e2e_s = arrived
-                        end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
-                        when = deadline.when()
-                        if when is None or when > end_by:
-                            deadline.reschedule(end_by)
-                        result.done_reason = chunk.get("done_reason") or ""
-                        for wire, name in SERVER_FIELDS.items():
-                            value = chunk.get(wire)
-                            if isinstance(value, int | float):
-                                setattr(result, name, int(value))
+                # Lines are split here, not by aiter_lines(), so that one line is capped at
+                # MAX_LINE_BYTES (aiter_lines buffers a line whole, however long it grows).
+                pending = b""
+                async for data in response.aiter_bytes():
+                    if pending:
+                        data = pending + data
+                    lines = data.split(b"\n")
+                    pending = lines.pop()
+                    if len(pending) > MAX_LINE_BYTES:
+                        raise RequestError(_TOO_LONG)
+                    for line in lines:
+                        arrived = time.perf_counter() - sent
+                        # After `done`, read on to the end of the body (the chunked terminator,
+                        # normally in the same packet) without looking: httpcore reuses a
+                        # connection only once its response was read to the end, and stopping
+                        # at `done` cost a new TCP connection, so a handshake, in every
+                        # request's TTFT.
+                        if result.done_reason is not None or not line.strip():
+                            continue
+                        if len(line) > MAX_LINE_BYTES:
+                            raise RequestError(_TOO_LONG)
+                        result.chunk_count += 1
+                        result.response_bytes += len(line)
+                        try:
+                            chunk = json.loads(line)
+                        except ValueError:
+                            raise RequestError(_malformed(line)) from None
+                        if not isinstance(chunk, dict):
+                            raise RequestError(_malformed(line))
+                        if chunk.get("error"):
+                            raise RequestError(f"server error mid-stream: {chunk['error']}")
+                        message = chunk.get("message") or {}
+                        if not isinstance(message, dict):
+                            raise RequestError(_malformed(line))
+                        piece = message.get("content") or ""
+                        thought = message.get("thinking") or ""
+                        if piece or thought:
+                            if not isinstance(piece, str) or not isinstance(thought, str):
+                                raise RequestError(_malformed(line))
+                            if result.ttft_s is None:
+                                result.ttft_s = arrived
+                                deadline.reschedule(total_by)  # the first-token wait is over
+                            result.token_offsets_s.append(arrived)
+                            if piece:
+                                content.append(piece)
+                                if on_text is not None:
+                                    on_text(piece)
+                            if thought:
+                                thinking.append(thought)
+                        if chunk.get("done"):
+                            result.e2e_s = arrived
+                            end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
+                            when = deadline.when()
+                            if when is None or when > end_by:
+                                deadline.reschedule(end_by)
+                            done_reason = chunk.get("done_reason")
+                            result.done_reason = done_reason if isinstance(done_reason, str) else ""
+                            for wire, name in SERVER_FIELDS.items():
+                                value = chunk.get(wire)
+                                if isinstance(value, int | float) and math.isfinite(value):
+                                    setattr(result, name, int(value))
+                if pending.strip() and result.done_reason is None:
+                    raise RequestError(_malformed(pending))
         finally:
             result.response_text = "".join(content)
             result.thinking_text = "".join(thinking)
 
-    def _http_error(self, model: str, response: httpx.Response) -> str:
-        if response.status_code == 404 and "not found" in response.text:
+    def _http_error(self, model: str, status: int, text: str) -> str:
+        if status == 404 and "not found" in text:
             return f"model {model!r} not found on {self.host}"
-        return f"HTTP {response.status_code}: {_error_text(response.text)}"
+        return f"HTTP {status}: {_error_text(text)}"
+
+
+_TOO_LONG = f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB from server"
+
+
+def _malformed(line: bytes) -> str:
+    return f"malformed line from server: {line[:80].decode('utf-8', 'replace')!r}"
+
+
+def _redirect_text(response: httpx.Response) -> str:
+    location = response.headers.get("location", "(no Location header)")
+    return (
+        f"HTTP {response.status_code}: redirected to {location} "
+        "(novabench does not follow redirects)"
+    )
+
+
+async def _read_error_body(response: httpx.Response) -> str:
+    """The start of an error response's body (at most MAX_ERROR_BODY_BYTES are read)."""
+    received = b""
+    async for data in response.aiter_bytes():
+        received += data
+        if len(received) >= MAX_ERROR_BODY_BYTES:
+            break
+    return received[:MAX_ERROR_BODY_BYTES].decode("utf-8", "replace")
 
 
 def _error_text(text: str) -> str:
