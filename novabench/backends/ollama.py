@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
 import time
 from typing import Any
 
 import httpx
 
 from novabench.backends import ChatRequest, ModelInfo, TextCallback
+from novabench.backends.streaming import StreamedText, describe_connect_error, stream_guarded
 from novabench.errors import HostUnreachableError, RequestError
 from novabench.metrics import RequestResult
 
@@ -41,22 +41,6 @@ def canonical_name(name: str) -> str:
     name = name.strip().lower()
     last = name.rsplit("/", 1)[-1]
     return name if ":" in last else f"{name}:latest"
-
-
-def describe_connect_error(exc: BaseException) -> str:
-    """Why a connection failed, as a user would say it (from the OS error beneath)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(seen, socket.gaierror):
-            return "host name not found"
-        if isinstance(seen, httpx.ConnectTimeout | httpx.PoolTimeout | TimeoutError):
-            return "connection timed out"
-        if isinstance(seen, OSError) and seen.strerror:
-            return seen.strerror.lower()
-        seen = seen.__cause__ or seen.__context__
-    return str(exc) or type(exc).__name__
 
 
 class OllamaBackend:
@@ -176,32 +160,15 @@ class OllamaBackend:
             body["options"] = request.options
         if request.keep_alive is not None:
             body["keep_alive"] = request.keep_alive
-        sent = time.perf_counter()
-        first_by, total_by = request.deadlines(asyncio.get_running_loop().time())
-        try:
-            async with asyncio.timeout_at(first_by) as deadline:
-                await self._stream_chat(body, request, result, sent, on_text, deadline, total_by)
-        except TimeoutError:
-            if result.done_reason is None:  # a stall after the done line loses nothing
-                result.error = request.timeout_error(result.ttft_s is not None)
-        except RequestError as exc:
-            result.error = str(exc)
-            result.http_status = exc.http_status
-        except httpx.TransportError as exc:
-            if result.done_reason is not None:
-                pass  # the body's end was lost after the done line: the answer is complete
-            elif result.chunk_count:
-                result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
-            elif isinstance(exc, httpx.ConnectTimeout):
-                result.error = f"{request.connect_error()} ({self.host})"
-            else:
-                reason = describe_connect_error(exc)
-                result.error = f"cannot reach Ollama at {self.host} ({reason})"
-        finally:
-            if result.e2e_s is None:  # else the done line's arrival
-                result.e2e_s = time.perf_counter() - sent
-            if result.error is None and result.done_reason is None:
-                result.error = "stream ended without a done line"
+        await stream_guarded(
+            request,
+            result,
+            lambda sent, deadline, total_by: self._stream_chat(
+                body, request, result, sent, on_text, deadline, total_by
+            ),
+            f"Ollama at {self.host}",
+            "a done line",
+        )
 
     async def _stream_chat(
         self,
@@ -216,8 +183,7 @@ class OllamaBackend:
         timeout = httpx.Timeout(
             request.timeout_s, connect=min(request.connect_timeout_s, request.timeout_s)
         )
-        content: list[str] = []
-        thinking: list[str] = []
+        text = StreamedText(result, on_text, deadline, total_by)
         try:
             async with self._client.stream(
                 "POST", "/api/chat", json=body, timeout=timeout
@@ -226,9 +192,9 @@ class OllamaBackend:
                 if response.is_redirect:
                     raise RequestError(_redirect_text(response), response.status_code)
                 if response.status_code >= 400:
-                    text = await _read_error_body(response)
+                    error_body = await _read_error_body(response)
                     raise RequestError(
-                        self._http_error(request.model, response.status_code, text),
+                        self._http_error(request.model, response.status_code, error_body),
                         response.status_code,
                     )
                 # Lines are split here, not by aiter_lines(), so that one line is capped at
@@ -270,16 +236,7 @@ class OllamaBackend:
                         if piece or thought:
                             if not isinstance(piece, str) or not isinstance(thought, str):
                                 raise RequestError(_malformed(line))
-                            if result.ttft_s is None:
-                                result.ttft_s = arrived
-                                deadline.reschedule(total_by)  # the first-token wait is over
-                            result.token_offsets_s.append(arrived)
-                            if piece:
-                                content.append(piece)
-                                if on_text is not None:
-                                    on_text(piece)
-                            if thought:
-                                thinking.append(thought)
+                            text.add(arrived, piece, thought)
                         if chunk.get("done"):
                             result.e2e_s = arrived
                             end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
@@ -295,8 +252,7 @@ class OllamaBackend:
                 if pending.strip() and result.done_reason is None:
                     raise RequestError(_malformed(pending))
         finally:
-            result.response_text = "".join(content)
-            result.thinking_text = "".join(thinking)
+            text.close()
 
     def _http_error(self, model: str, status: int, text: str) -> str:
         if status == 404 and "not found" in text:

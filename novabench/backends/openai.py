@@ -17,12 +17,8 @@ from typing import Any
 import httpx
 
 from novabench.backends import ChatRequest, ModelInfo, TextCallback
-from novabench.backends.ollama import (
-    BODY_END_TIMEOUT_S,
-    CONNECT_TIMEOUT_S,
-    INFO_TIMEOUT_S,
-    describe_connect_error,
-)
+from novabench.backends.ollama import BODY_END_TIMEOUT_S, CONNECT_TIMEOUT_S, INFO_TIMEOUT_S
+from novabench.backends.streaming import StreamedText, describe_connect_error, stream_guarded
 from novabench.errors import HostUnreachableError, RequestError
 from novabench.metrics import RequestResult
 
@@ -186,34 +182,17 @@ class OpenAIBackend:
         """
         result.backend = self.kind
         body = request_body(request)
-        sent = time.perf_counter()
-        first_by, total_by = request.deadlines(asyncio.get_running_loop().time())
-        try:
-            async with asyncio.timeout_at(first_by) as deadline:
-                await self._stream_chat(body, request, result, sent, on_text, deadline, total_by)
-        except TimeoutError:
-            if result.done_reason is None:  # a stall after [DONE] loses nothing
-                result.error = request.timeout_error(result.ttft_s is not None)
-        except RequestError as exc:
-            result.error = str(exc)
-            result.http_status = exc.http_status or result.http_status
-        except httpx.TransportError as exc:
-            if result.done_reason is not None:
-                pass  # the body's end was lost after [DONE]: the answer is complete
-            elif result.chunk_count:
-                result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
-            elif isinstance(exc, httpx.ConnectTimeout):
-                result.error = f"{request.connect_error()} ({self.host})"
-            else:
-                reason = describe_connect_error(exc)
-                result.error = f"cannot reach {SERVER_NAME} at {self.host} ({reason})"
-        finally:
-            if result.e2e_s is None:  # else the arrival of [DONE]
-                result.e2e_s = time.perf_counter() - sent
-            if result.error is None and result.done_reason is None:
-                result.error = "stream ended without [DONE]"
-            if result.error is not None:
-                result.error = self._redact(result.error)
+        await stream_guarded(
+            request,
+            result,
+            lambda sent, deadline, total_by: self._stream_chat(
+                body, request, result, sent, on_text, deadline, total_by
+            ),
+            f"{SERVER_NAME} at {self.host}",
+            "[DONE]",
+        )
+        if result.error is not None:
+            result.error = self._redact(result.error)
 
     async def _stream_chat(
         self,
@@ -228,8 +207,7 @@ class OpenAIBackend:
         timeout = httpx.Timeout(
             request.timeout_s, connect=min(request.connect_timeout_s, request.timeout_s)
         )
-        content: list[str] = []
-        reasoning: list[str] = []
+        text = StreamedText(result, on_text, deadline, total_by)
         finish_reason: str | None = None
         try:
             async with self._client.stream(
@@ -275,16 +253,7 @@ class OpenAIBackend:
                     piece = _text(delta.get("content"))
                     thought = _text(delta.get("reasoning")) or _text(delta.get("reasoning_content"))
                     if piece or thought:
-                        if result.ttft_s is None:
-                            result.ttft_s = arrived
-                            deadline.reschedule(total_by)  # the first-token wait is over
-                        result.token_offsets_s.append(arrived)
-                        if piece:
-                            content.append(piece)
-                            if on_text is not None:
-                                on_text(piece)
-                        if thought:
-                            reasoning.append(thought)
+                        text.add(arrived, piece, thought)
                     # Both finish forms: an empty-delta finish chunk (Ollama >= 0.32.6, OpenAI)
                     # or finish_reason on the last content chunk (older servers).
                     if isinstance(choice.get("finish_reason"), str):
@@ -299,8 +268,7 @@ class OpenAIBackend:
                             if isinstance(value, int) and not isinstance(value, bool):
                                 setattr(result, name, value)
         finally:
-            result.response_text = "".join(content)
-            result.thinking_text = "".join(reasoning)
+            text.close()
 
     def _http_error(self, model: str, response: httpx.Response) -> str:
         message = error_text(response.text)
