@@ -166,7 +166,8 @@ class OllamaBackend:
             lambda sent, deadline, total_by: self._stream_chat(
                 body, request, result, sent, on_text, deadline, total_by
             ),
-            f"Ollama at {self.host}",
+            "Ollama",
+            self.host,
             "a done line",
         )
 

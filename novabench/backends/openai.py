@@ -188,7 +188,8 @@ class OpenAIBackend:
             lambda sent, deadline, total_by: self._stream_chat(
                 body, request, result, sent, on_text, deadline, total_by
             ),
-            f"{SERVER_NAME} at {self.host}",
+            SERVER_NAME,
+            self.host,
             "[DONE]",
         )
         if result.error is not None:

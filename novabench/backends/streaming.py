@@ -75,13 +75,14 @@ async def stream_guarded(
     request: ChatRequest,
     result: RequestResult,
     read: StreamReader,
-    unreachable: str,
+    server: str,
+    host: str,
     end_marker: str,
 ) -> None:
     """Run `read` under the request's first-token and total deadlines; record any failure.
 
-    Never raises for a failed request. `unreachable` names the server in a connection error
-    ("Ollama at URL"); `end_marker` names what a complete stream ends with ("a done line").
+    Never raises for a failed request. `server` and `host` name the server in a connection error
+    ("Ollama"); `end_marker` names what a complete stream ends with ("a done line").
     """
     sent = time.perf_counter()
     first_by, total_by = request.deadlines(asyncio.get_running_loop().time())
@@ -100,9 +101,9 @@ async def stream_guarded(
         elif result.chunk_count:
             result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
         elif isinstance(exc, httpx.ConnectTimeout):
-            result.error = f"{request.connect_error()} ({unreachable.rsplit(' at ', 1)[-1]})"
+            result.error = f"{request.connect_error()} ({host})"
         else:
-            result.error = f"cannot reach {unreachable} ({describe_connect_error(exc)})"
+            result.error = f"cannot reach {server} at {host} ({describe_connect_error(exc)})"
     finally:
         if result.e2e_s is None:  # else the arrival of the end of the answer
             result.e2e_s = time.perf_counter() - sent
