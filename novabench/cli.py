@@ -35,6 +35,7 @@ from novabench.compare import (
 )
 from novabench.errors import NovabenchError, SuiteError
 from novabench.export import FORMATS, export_results
+from novabench.load_stats import level_name, limits_of, sweeps, verdict
 from novabench.lock import SuiteLock
 from novabench.manifest import manifest_lines
 from novabench.metrics import RequestResult
@@ -264,7 +265,7 @@ class _LockNotes:
         self.observer = observer
         self.lock = lock
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None:
         self.lock.record_run_id(run_id)
         self.observer.run_started(run_id, plan)
 
@@ -279,6 +280,9 @@ class _LockNotes:
 
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self.observer.phase_finished(mode, wall_s)
+
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        self.observer.level_finished(model, host, summary)
 
 
 def _write_report(store: Store, run_id: str, report_dir: Path | None, quiet: bool) -> str | None:
@@ -372,7 +376,8 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
     table = Table(title=f"run {outcome.run_id} ({outcome.status})", title_justify="left")
     for header in ("mode", "model", "n", "errors", "TTFT p50 ms", "TTFT p95 ms", "gen tok/s p50"):
         table.add_column(header, justify="left" if header in ("mode", "model") else "right")
-    for row in summarize(store.results(outcome.run_id)):
+    results = store.results(outcome.run_id)
+    for row in summarize(r for r in results if r["mode"] != "load"):
         table.add_row(
             row["mode"],
             Text(terminal_safe(row["model"])),
@@ -382,13 +387,45 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
             _num(row["ttft_ms_p95"]),
             _num(row["eval_tokens_per_s_median"], 1),
         )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    _print_load(store, outcome.run_id, results, console)
     if outcome.speedup is not None:
         console.print(
             f"parallel {outcome.wall_s_by_mode['parallel']:.2f} s vs sequential "
             f"{outcome.wall_s_by_mode['sequential']:.2f} s: speedup {outcome.speedup:.2f}x"
         )
     _print_failures(outcome, console)
+
+
+def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], console: Console) -> None:
+    """Each load sweep: a row per level, then what the sweep found, in words."""
+    levels = store.load_levels(run_id)
+    if not levels:
+        return
+    limits = limits_of(store.get_run(run_id).get("manifest"))
+    backends = {(m["model"], m["host"]): m.get("backend") or "ollama" for m in store.models(run_id)}
+    headers = ["level", "n", "errors", "tok/s", "req/s", "TTFT p50/p95/p99 ms", "ITL p50/p95 ms"]
+    headers += ["e2e p95 ms"] + (["goodput req/s"] if limits else [])
+    for (model, host), summaries in sweeps(levels, results, limits).items():
+        table = Table(title=f"load: {model} on {host}", title_justify="left")
+        for header in headers:
+            table.add_column(header, justify="left" if header == "level" else "right")
+        for level in summaries:
+            cells = [
+                level_name(level["kind"], level["level"]),
+                str(level["requests"]),
+                str(level["errors"]),
+                _num(level["output_tokens_per_s"], 1),
+                _num(level["requests_per_s"], 2),
+                "/".join(_num(level[f"ttft_ms_p{q}"]) for q in (50, 95, 99)),
+                "/".join(_num(level[f"itl_ms_p{q}"], 1) for q in (50, 95)),
+                _num(level["e2e_ms_p95"]),
+            ] + ([_num(level["goodput_rps"], 2)] if limits else [])
+            table.add_row(*cells)
+        table.title = Text(terminal_safe(str(table.title)))
+        console.print(table)
+        console.print(Text(verdict(summaries, backends.get((model, host), "ollama"))))
 
 
 def _print_failures(outcome: RunOutcome, console: Console) -> None:

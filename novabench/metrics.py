@@ -46,6 +46,7 @@ class RequestResult:
     is_cold: bool = False  # the first request after unloading the model
     backend: str = "ollama"  # the engine that served it
     checks: dict[str, bool] | None = None  # quality check name -> passed
+    load_level: int | None = None  # load mode: the index of the level it was sent at
 
     @property
     def ok(self) -> bool:

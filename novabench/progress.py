@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from novabench.load_stats import level_name
 from novabench.metrics import RequestResult, derive
 from novabench.text import one_line, terminal_safe
 
@@ -44,6 +45,28 @@ def describe_result(result: RequestResult) -> str:
     return f"{what}: " + ", ".join(parts)
 
 
+def describe_level(model: str, host: str, summary: dict[str, Any]) -> str:
+    """One plain line about a finished load level: throughput, latency, errors, why it stopped."""
+    where = level_name(summary["kind"], summary["level"])
+    parts = [f"{summary['requests']} requests"]
+    if summary.get("output_tokens_per_s") is not None:
+        parts.append(f"{summary['output_tokens_per_s']:.1f} tok/s")
+        parts.append(f"{summary['requests_per_s']:.2f} req/s")
+    for name, label in (("ttft_ms", "ttft"), ("e2e_ms", "e2e")):
+        p50, p95 = summary.get(f"{name}_p50"), summary.get(f"{name}_p95")
+        if p50 is not None and p95 is not None:
+            parts.append(f"{label} p50/p95 {p50:.0f}/{p95:.0f} ms")
+    if summary.get("goodput_rps") is not None:
+        parts.append(f"goodput {summary['goodput_rps']:.2f} req/s")
+    if summary.get("errors"):
+        parts.append(f"{summary['errors']} failed")
+    if summary.get("stop_reason") == "saturated":
+        parts.append("saturated: sweep stops")
+    elif summary.get("stop_reason") == "failing":
+        parts.append("too many failures: sweep stops")
+    return f"load {terminal_safe(model)} @ {where}: " + ", ".join(parts)
+
+
 class LogObserver:
     """One timestamped line per event, for cron and pipes."""
 
@@ -54,8 +77,10 @@ class LogObserver:
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         print(f"{stamp} {message}", file=self.stream, flush=True)
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
-        self._log(f"run {run_id} started: {sum(plan.values())} requests")
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None:
+        planned = sum(n or 0 for n in plan.values())
+        more = " or more (some levels last a duration)" if None in plan.values() else ""
+        self._log(f"run {run_id} started: {planned} requests{more}")
 
     def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
         pass
@@ -68,6 +93,9 @@ class LogObserver:
 
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self._log(f"{mode} phase done in {wall_s:.2f} s")
+
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        self._log(describe_level(model, host, summary))
 
 
 def _utc_stamp() -> str:
@@ -98,12 +126,12 @@ class JsonLogObserver:
     def _event(self, event: str, **fields: Any) -> None:
         log_json_event(event, self.stream, **fields)
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None:
         if not self.errors_only:
             self._event(
                 "run_started",
                 run_id=run_id,
-                planned_requests=sum(plan.values()),
+                planned_requests=None if None in plan.values() else sum(plan.values()),
                 plan=[
                     {"mode": mode, "model": model, "requests": n}
                     for (mode, model), n in plan.items()
@@ -140,6 +168,21 @@ class JsonLogObserver:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         if not self.errors_only:
             self._event("phase_finished", mode=mode, wall_s=round(wall_s, 3))
+
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        if not self.errors_only:
+            keys = (
+                "kind", "level", "requests", "errors", "wall_s", "output_tokens_per_s",
+                "requests_per_s", "goodput_rps", "ttft_ms_p50", "ttft_ms_p95", "ttft_ms_p99",
+                "itl_ms_p50", "itl_ms_p95", "itl_ms_p99", "e2e_ms_p50", "e2e_ms_p95",
+                "queue_ms_p50", "stop_reason",
+            )  # fmt: skip
+            figures = {
+                k: _rounded(v) if isinstance(v, float) else v
+                for k, v in summary.items()
+                if k in keys
+            }
+            self._event("level_finished", model=model, host=host, **figures)
 
     def run_finished(
         self,
@@ -221,7 +264,7 @@ class LiveObserver:
     def __exit__(self, *exc: object) -> None:
         self.live.__exit__(None, None, None)
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None:
         self.console.print(Text(f"run {run_id}"), style="bold")
         for (mode, model), total in plan.items():
             label = Text(f"{mode:<10} {terminal_safe(model)}")
@@ -243,3 +286,6 @@ class LiveObserver:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self.tails.finish(mode)
         self.console.print(Text(f"{mode} phase done in {wall_s:.2f} s"))
+
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        self.console.print(Text(describe_level(model, host, summary)))

@@ -20,6 +20,7 @@ from novabench import __version__
 from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
 from novabench.checks import evaluate
 from novabench.errors import HostUnreachableError, RequestError
+from novabench.load import sweep
 from novabench.manifest import git_info
 from novabench.metrics import RequestResult, derive
 from novabench.sampling import ResourceSample, ResourceSampler
@@ -32,7 +33,7 @@ from novabench.system import system_info
 class RunObserver(Protocol):
     """Receives progress events (the live display, log lines, or nothing)."""
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None: ...
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None: ...
 
     def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None: ...
 
@@ -42,11 +43,13 @@ class RunObserver(Protocol):
 
     def phase_finished(self, mode: str, wall_s: float) -> None: ...
 
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None: ...
+
 
 class NullObserver:
     """Observes nothing: the default for library use."""
 
-    def run_started(self, run_id: str, plan: dict[tuple[str, str], int]) -> None:
+    def run_started(self, run_id: str, plan: dict[tuple[str, str], int | None]) -> None:
         pass
 
     def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
@@ -59,6 +62,9 @@ class NullObserver:
         pass
 
     def phase_finished(self, mode: str, wall_s: float) -> None:
+        pass
+
+    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
         pass
 
 
@@ -189,7 +195,7 @@ class SuiteRunner:
     async def run(self) -> RunOutcome:
         suite = self.suite
         endpoints = sorted({(suite.backend_for(m), suite.host_for(m)) for m in suite.models})
-        max_streams = max(64, 4 * len(suite.models))
+        max_streams = max(64, 4 * len(suite.models), self._max_load_streams)
         self._backends = {
             (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host))
             for kind, host in endpoints
@@ -343,6 +349,7 @@ class SuiteRunner:
                     "repetitions": repetitions,
                     "cold_start": self.cold_start,
                     "sample_interval_s": suite.sample_interval_s,
+                    "load": suite.load.model_dump() if suite.load else None,
                 },
                 "models": [
                     {
@@ -369,6 +376,22 @@ class SuiteRunner:
         )
 
     @property
+    def _max_load_streams(self) -> int:
+        """The most requests a load sweep has in flight at once on one host."""
+        load = self.suite.load
+        if load is None or "load" not in self.suite.modes:
+            return 0
+        return int(max(load.levels)) if load.kind == "concurrency" else load.max_in_flight
+
+    def _planned(self, mode: str) -> int | None:
+        """Measured requests per model in a mode; None when a load level lasts a duration."""
+        load = self.suite.load
+        if mode != "load" or load is None:
+            return len(self.suite.prompts) * self._max_repetitions
+        counts = [load.requests_at(level) for level in load.levels]
+        return None if None in counts else sum(c for c in counts if c is not None)
+
+    @property
     def _max_repetitions(self) -> int:
         reps = self.suite.repetitions
         return reps if isinstance(reps, int) else self.suite.max_repetitions
@@ -378,21 +401,26 @@ class SuiteRunner:
     ) -> None:
         suite = self.suite
         ready = [t for t in targets if t.unavailable is None]
-        per_mode = len(suite.prompts) * self._max_repetitions
-        plan: dict[tuple[str, str], int] = {
-            (mode, t.spec.name): per_mode
-            + (0 if t.unavailable else suite.warmup)
-            + (1 if self.cold_start and t.unavailable is None and mode == suite.modes[0] else 0)
-            for mode in suite.modes
-            for t in targets
-        }
+        plan: dict[tuple[str, str], int | None] = {}
+        for mode in suite.modes:
+            planned = self._planned(mode)
+            for t in targets:
+                extra = 0 if t.unavailable else suite.warmup
+                if self.cold_start and t.unavailable is None and mode == suite.modes[0]:
+                    extra += 1
+                if mode == "load" and t.unavailable:
+                    planned_here: int | None = len(suite.load_prompts())
+                else:
+                    planned_here = None if planned is None else planned + extra
+                plan[(mode, t.spec.name)] = planned_here
         self.observer.run_started(run_id, plan)
         stops: list[dict[str, object]] = []
         for mode in suite.modes:
             for target in targets:
                 if target.unavailable is not None:
-                    for prompt in suite.prompts:
-                        for rep in range(self._max_repetitions):
+                    prompts = suite.load_prompts() if mode == "load" else suite.prompts
+                    for prompt in prompts:
+                        for rep in range(1 if mode == "load" else self._max_repetitions):
                             sink.submit(self._failed(mode, target, prompt, rep))
             if self.cold_start and mode == suite.modes[0]:
                 for target in ready:
@@ -403,7 +431,9 @@ class SuiteRunner:
             phase_started_at = utcnow()
             phase_t0 = time.perf_counter()
             requests = 0
-            if mode == "sequential":
+            if mode == "load":
+                requests = await self._load(run_id, ready, sink)
+            elif mode == "sequential":
                 for target in ready:
                     for prompt in suite.prompts:
                         requests += await self._repeat(mode, [target], prompt, sink, stops)
@@ -534,7 +564,8 @@ class SuiteRunner:
         sink: _ResultSink,
         is_warmup: bool = False,
         is_cold: bool = False,
-    ) -> None:
+        load_level: int | None = None,
+    ) -> RequestResult:
         messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
         messages.append({"role": "user", "content": prompt.text})
         request = ChatRequest(
@@ -547,6 +578,7 @@ class SuiteRunner:
             first_token_timeout_s=self.suite.first_token_timeout_s,
         )
         result = self._new_result(mode, target, prompt, repetition, is_warmup, is_cold)
+        result.load_level = load_level
         name = target.spec.name
         self.observer.request_started(mode, name, prompt.id, is_warmup or is_cold)
         await self._backend(target).chat(
@@ -560,6 +592,42 @@ class SuiteRunner:
         if result.ok and (target.host, name) not in self._checked_loaded:
             self._checked_loaded.add((target.host, name))
             await self._record_loaded(sink, target)
+        return result
+
+    async def _load(self, run_id: str, ready: list[_Target], sink: _ResultSink) -> int:
+        """Sweep every model's load levels: hosts at once, the models of one host in turn.
+
+        Models sharing a host are swept one after the other, so that one curve is not bent by
+        another model's requests; separate hosts are independent machines, swept together.
+        Returns how many requests were sent.
+        """
+        spec = self.suite.load
+        assert spec is not None  # the suite's validator requires it with modes: [load]
+        prompts = self.suite.load_prompts()
+        by_host: dict[str, list[_Target]] = {}
+        for target in ready:
+            by_host.setdefault(target.host, []).append(target)
+
+        async def sweep_one(target: _Target) -> int:
+            async def send(prompt: PromptSpec, number: int, level_index: int) -> RequestResult:
+                return await self._request(
+                    "load", target, prompt, number, sink, load_level=level_index
+                )
+
+            async def record(row: dict[str, Any], summary: dict[str, Any]) -> None:
+                level = {"model": target.spec.name, "host": target.host, **row}
+                await sink.call(self.store.add_load_level, run_id, level)
+                self.observer.level_finished(target.spec.name, target.host, summary)
+
+            summaries = await sweep(
+                spec, prompts, send, lambda: time.perf_counter() - self._t0, record
+            )
+            return sum(s["requests"] for s in summaries)
+
+        async def sweep_host(targets: list[_Target]) -> int:
+            return sum([await sweep_one(target) for target in targets])
+
+        return sum(await asyncio.gather(*(sweep_host(ts) for ts in by_host.values())))
 
     async def _record_loaded(self, sink: _ResultSink, target: _Target) -> None:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""

@@ -200,12 +200,37 @@ def _m004_backends(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE models ADD COLUMN engine_model VARCHAR")  # id sent to the engine
 
 
+def _m005_load(con: duckdb.DuckDBPyConnection) -> None:
+    """Load sweeps: the level each request was sent at, and each level's own facts."""
+    con.execute("ALTER TABLE results ADD COLUMN load_level INTEGER")  # index into load_levels
+    con.execute(
+        """
+        CREATE TABLE load_levels (
+            run_id VARCHAR NOT NULL,
+            model VARCHAR NOT NULL,
+            host VARCHAR NOT NULL,
+            level_index INTEGER NOT NULL,       -- position in the suite's list of levels
+            kind VARCHAR NOT NULL,              -- concurrency / rate
+            level DOUBLE NOT NULL,              -- concurrent streams, or requests/s offered
+            started_at TIMESTAMP NOT NULL,      -- UTC
+            started_offset_s DOUBLE NOT NULL,   -- first request sent, seconds after run start
+            wall_s DOUBLE NOT NULL,             -- first request sent to last request ended
+            requests INTEGER NOT NULL,          -- sent at this level
+            delayed_arrivals INTEGER NOT NULL,  -- rate levels: arrivals that waited for a slot
+            stop_reason VARCHAR,                -- on the last level run: saturated / failing
+            PRIMARY KEY (run_id, model, host, level_index)
+        )
+        """
+    )
+
+
 # Append-only: never edit a migration that has shipped; add the next number instead.
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_initial", _m001_initial),
     (2, "m002_measurement", _m002_measurement),
     (3, "m003_baseline", _m003_baseline),
     (4, "m004_backends", _m004_backends),
+    (5, "m005_load", _m005_load),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -392,6 +417,11 @@ class Store:
                 },
             )
 
+    def add_load_level(self, run_id: str, level: dict[str, Any]) -> None:
+        """Record one finished level of a load sweep (a dict with load_levels' columns)."""
+        with self.connect() as con:
+            _insert(con, "load_levels", {"run_id": run_id, **level})
+
     def update_model(self, run_id: str, model: str, host: str, **fields: Any) -> None:
         """Set facts learnt about a model during the run (what /api/ps says once it is loaded)."""
         fields = _jsonify(fields, MODEL_JSON)
@@ -530,6 +560,16 @@ class Store:
             return _dicts(
                 con.execute(
                     "SELECT * EXCLUDE (run_id) FROM samples WHERE run_id = ? ORDER BY offset_s",
+                    [run_id],
+                )
+            )
+
+    def load_levels(self, run_id: str) -> list[dict[str, Any]]:
+        with self.connect() as con:
+            return _dicts(
+                con.execute(
+                    "SELECT * EXCLUDE (run_id) FROM load_levels WHERE run_id = ? "
+                    "ORDER BY model, host, level_index",
                     [run_id],
                 )
             )

@@ -26,14 +26,16 @@ from pydantic_core import PydanticCustomError
 
 from novabench.checks import schema_problem
 from novabench.errors import SuiteError
+from novabench.suite_errors import located_error as _located_error
 from novabench.suite_errors import validate_yaml
+from novabench.suite_load import LoadSpec
 
 DEFAULT_HOST = "http://localhost:11434"
 EMBEDDED_HOST = "embedded"  # the host of models run in-process by the llamacpp backend
 DEFAULT_PORT = 11434
 MAX_SUITE_BYTES = 1024 * 1024
 
-Mode = Literal["parallel", "sequential"]
+Mode = Literal["parallel", "sequential", "load"]
 EngineName = Literal["ollama", "openai", "llamacpp"]
 
 # Strict: YAML already types its scalars, so `true` must not pass as 1 and "3" not as 3.
@@ -133,13 +135,6 @@ def _duplicate_error(
     return PydanticCustomError(
         "duplicate", f"duplicate {what}: {listing}", {"what": what, "duplicates": duplicates}
     )
-
-
-def _located_error(problems: list[dict[str, Any]]) -> PydanticCustomError:
-    """One error for problems at places inside the validated value: {at, value, message} each."""
-    # The loader makes one line of each, `KEY.PATH.AT: VALUE MESSAGE`, with VALUE as in the YAML.
-    listing = "; ".join(f"{p['at']}: {p['value']!r} {p['message']}" for p in problems)
-    return PydanticCustomError("located", listing, {"problems": problems})
 
 
 def _compiles(pattern: str) -> str:
@@ -331,7 +326,12 @@ class Suite(BaseModel):
         default=None, description="environment variable holding the API key (openai backend)"
     )
     modes: list[Mode] = Field(
-        default=["sequential"], min_length=1, description="a list of 'parallel' and/or 'sequential'"
+        default=["sequential"],
+        min_length=1,
+        description="a list of 'parallel', 'sequential' and/or 'load' (load needs a load section)",
+    )
+    load: LoadSpec | None = Field(
+        default=None, description="the load sweep run by `modes: [load]` (concurrency or rate)"
     )
     repetitions: int | Literal["auto"] = Field(
         default=3,
@@ -454,6 +454,44 @@ class Suite(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _load_section_agrees(self) -> Suite:
+        if "load" in self.modes and self.load is None:
+            index = self.modes.index("load")
+            raise _located_error(
+                [
+                    {
+                        "at": ("modes", index),
+                        "value": "load",
+                        "message": "needs a load section, e.g. load: {concurrency: [1, 2, 4, 8]}",
+                    }
+                ]
+            )
+        if self.load is not None and "load" not in self.modes:
+            raise _located_error(
+                [
+                    {
+                        "at": ("load",),
+                        "value": "load",
+                        "message": "is not run: add 'load' to modes",
+                    }
+                ]
+            )
+        known = [p.id for p in self.prompts]
+        wanted = self.load.prompts if self.load and self.load.prompts else []
+        problems = [
+            {
+                "at": ("load", "prompts", i),
+                "value": prompt_id,
+                "message": f"is not a prompt id of this suite: choose from {', '.join(known)}",
+            }
+            for i, prompt_id in enumerate(wanted)
+            if prompt_id not in known
+        ]
+        if problems:
+            raise _located_error(problems)
+        return self
+
     @field_validator("keep_alive", mode="before")
     @classmethod
     def _check_keep_alive(cls, value: Any) -> Any:
@@ -546,6 +584,11 @@ class Suite(BaseModel):
             overrides = {name: getattr(own, name) for name in own.model_fields_set}
             merged = merged.model_copy(update=overrides) if merged else own
         return merged if merged and merged.declared else None
+
+    def load_prompts(self) -> list[PromptSpec]:
+        """The prompts the load sweep draws from, in turn."""
+        wanted = self.load.prompts if self.load and self.load.prompts else None
+        return [p for p in self.prompts if wanted is None or p.id in wanted]
 
 
 def load_suite(path: str | os.PathLike[str]) -> Suite:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticCustomError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from novabench.errors import SuiteError
@@ -41,6 +42,13 @@ _TYPE_EXPECTED = {
 ModelT = TypeVar("ModelT", bound=BaseModel)
 Loc = tuple[int | str, ...]
 Problem = tuple[int, int, str]  # line, column, the whole message line; sorted into document order
+
+
+def located_error(problems: list[dict[str, Any]]) -> PydanticCustomError:
+    """One error for problems at places inside the validated value: {at, value, message} each."""
+    # The loader makes one line of each, `KEY.PATH.AT: VALUE MESSAGE`, with VALUE as in the YAML.
+    listing = "; ".join(f"{p['at']}: {p['value']!r} {p['message']}" for p in problems)
+    return PydanticCustomError("located", listing, {"problems": problems})
 
 
 def validate_yaml(

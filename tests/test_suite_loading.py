@@ -367,8 +367,8 @@ def test_misspelt_mode() -> None:
           - paralel
         """
     ) == (
-        "suite.yaml:6:5: modes[1]: 'paralel' is not a mode: use 'parallel' or 'sequential' "
-        "(did you mean 'parallel'?)"
+        "suite.yaml:6:5: modes[1]: 'paralel' is not a mode: use 'parallel', 'sequential' "
+        "or 'load' (did you mean 'parallel'?)"
     )
 
 
@@ -516,11 +516,11 @@ def test_several_problems_are_reported_at_once_in_file_order() -> None:
         "suite.yaml:4:15: models[0].options: unknown key 'temprature' "
         "(did you mean 'temperature'?)",
         "suite.yaml:4:36: models[0].options.seed: 1.5 is not an integer",
-        "suite.yaml:6:9: modes[0]: 'paralel' is not a mode: use 'parallel' or 'sequential' "
+        "suite.yaml:6:9: modes[0]: 'paralel' is not a mode: use 'parallel', 'sequential' or 'load' "
         "(did you mean 'parallel'?)",
         "suite.yaml:7:14: repetitions: 0 is not allowed: must be an integer >= 1 or 'auto'",
         "suite.yaml:8:1: (top level): unknown key 'colour': allowed keys are name, description, "
-        "host, models, prompts, checks, backend, api_key_env, modes, repetitions, "
+        "host, models, prompts, checks, backend, api_key_env, modes, load, repetitions, "
         "min_repetitions, max_repetitions, target_cv, target_metric, cold_start, "
         "sample_interval_s, warmup, options, keep_alive, timeout_s, connect_timeout_s, "
         "first_token_timeout_s",

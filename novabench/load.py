@@ -1,0 +1,175 @@
+"""Load mode: sweep concurrency levels (closed loop) or arrival rates (open loop, Poisson).
+
+A concurrency level keeps N streams busy: each sends its next request as soon as its last one
+ends. A rate level sends requests at Poisson arrival times whatever the server does, so a server
+that cannot keep up builds a queue (capped at `max_in_flight`; arrivals beyond it wait and are
+counted as delayed). Each level's requests are stored as they finish, like any others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from novabench.load_stats import failing, saturated_at, summarize_level
+from novabench.metrics import RequestResult
+from novabench.store import utcnow
+from novabench.suite import PromptSpec
+from novabench.suite_load import LoadSpec
+
+# Sends one request: (prompt, sequence number in the level, level index) -> its result.
+Send = Callable[[PromptSpec, int, int], Awaitable[RequestResult]]
+
+
+@dataclass
+class LevelOutcome:
+    """The requests of one level and how many arrivals had to wait for a free slot."""
+
+    results: list[RequestResult]
+    delayed_arrivals: int = 0
+
+
+async def closed_loop(
+    send: Send,
+    streams: int,
+    prompts: Sequence[PromptSpec],
+    level_index: int,
+    count: int | None,
+    duration_s: float | None,
+) -> LevelOutcome:
+    """Keep `streams` requests in flight until `count` are sent or `duration_s` has passed."""
+    loop = asyncio.get_running_loop()
+    ends_by = loop.time() + duration_s if duration_s is not None else None
+    sequence = itertools.count()
+    results: list[RequestResult] = []
+
+    async def stream() -> None:
+        while True:
+            number = next(sequence)
+            if count is not None and number >= count:
+                return
+            if ends_by is not None and loop.time() >= ends_by:
+                return
+            results.append(await send(prompts[number % len(prompts)], number, level_index))
+
+    await asyncio.gather(*(stream() for _ in range(streams)))
+    return LevelOutcome(results)
+
+
+def arrival_offsets_s(
+    rate: float, seed: int, level_index: int, count: int | None, duration_s: float | None
+) -> list[float]:
+    """Poisson arrival times (s after the level starts): the first at 0, then exponential gaps.
+
+    Seeded by the suite's seed and the level, so a suite replays the same arrivals.
+    """
+    rng = random.Random(f"novabench-load:{seed}:{level_index}")
+    offsets: list[float] = []
+    at = 0.0
+    while count is None or len(offsets) < count:
+        if duration_s is not None and at >= duration_s:
+            break
+        offsets.append(at)
+        at += rng.expovariate(rate)
+    return offsets
+
+
+async def open_loop(
+    send: Send,
+    arrivals_s: Sequence[float],
+    prompts: Sequence[PromptSpec],
+    level_index: int,
+    max_in_flight: int,
+) -> LevelOutcome:
+    """Send a request at each arrival time, never more than `max_in_flight` at once."""
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(max_in_flight)
+    results: list[RequestResult] = []
+    delayed = 0
+    start = loop.time()
+
+    async def one(number: int) -> None:
+        try:
+            results.append(await send(prompts[number % len(prompts)], number, level_index))
+        finally:
+            slots.release()
+
+    tasks = []
+    for number, at in enumerate(arrivals_s):
+        wait_s = start + at - loop.time()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        if slots.locked():
+            delayed += 1
+        await slots.acquire()
+        tasks.append(asyncio.create_task(one(number)))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+    return LevelOutcome(results, delayed)
+
+
+def level_row(
+    spec: LoadSpec,
+    level_index: int,
+    outcome: LevelOutcome,
+    started_at: Any,
+    started_offset_s: float,
+) -> dict[str, Any]:
+    """The load_levels row of a finished level (stop_reason filled in by the sweep)."""
+    results = outcome.results
+    first = min((r.start_offset_s for r in results), default=started_offset_s)
+    last = max((r.start_offset_s + (r.e2e_s or 0.0) for r in results), default=first)
+    return {
+        "level_index": level_index,
+        "kind": spec.kind,
+        "level": float(spec.levels[level_index]),
+        "started_at": started_at,
+        "started_offset_s": first,
+        "wall_s": max(0.0, last - first),
+        "requests": len(results),
+        "delayed_arrivals": outcome.delayed_arrivals,
+        "stop_reason": None,
+    }
+
+
+async def sweep(
+    spec: LoadSpec,
+    prompts: Sequence[PromptSpec],
+    send: Send,
+    now_offset_s: Callable[[], float],
+    record_level: Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]],
+) -> list[dict[str, Any]]:
+    """Run the levels in order for one model; stop early on saturation or failure.
+
+    `record_level(row, summary)` stores a finished level (its results are already submitted).
+    Returns the level summaries.
+    """
+    limits = spec.slo_limits()
+    summaries: list[dict[str, Any]] = []
+    for index, value in enumerate(spec.levels):
+        count = spec.requests_at(value)
+        started_at, started_offset_s = utcnow(), now_offset_s()
+        if spec.kind == "concurrency":
+            outcome = await closed_loop(send, int(value), prompts, index, count, spec.duration_s)
+        else:
+            arrivals = arrival_offsets_s(value, spec.seed, index, count, spec.duration_s)
+            outcome = await open_loop(send, arrivals, prompts, index, spec.max_in_flight)
+        row = level_row(spec, index, outcome, started_at, started_offset_s)
+        summary = summarize_level(row, [vars(r) for r in outcome.results], limits)
+        summaries.append(summary)
+        if failing(summary):
+            row["stop_reason"] = "failing"
+        elif spec.early_stop and index < len(spec.levels) - 1 and saturated_at(summaries):
+            row["stop_reason"] = "saturated"
+        summary["stop_reason"] = row["stop_reason"]
+        await record_level(row, summary)
+        if row["stop_reason"]:
+            break
+    return summaries
