@@ -548,10 +548,14 @@ def validate(suite_paths: tuple[Path, ...]) -> None:
         except SuiteError as exc:
             problems.extend(exc.problems)
             continue
-        click.echo(
-            f"{path}: ok ({len(suite.models)} models, {len(suite.prompts)} prompts, "
-            f"modes {', '.join(suite.modes)}, {suite.repetitions} repetitions)"
-        )
+        parts = [f"{len(suite.models)} models", f"{len(suite.prompts)} prompts"]
+        parts.append(f"modes {', '.join(suite.modes)}")
+        if set(suite.modes) - {"load"}:
+            parts.append(f"{suite.repetitions} repetitions")
+        if suite.load is not None and "load" in suite.modes:
+            levels = ", ".join(f"{v:g}" for v in suite.load.levels)
+            parts.append(f"load {suite.load.kind} [{levels}], {suite.load.level_size()}")
+        click.echo(f"{path}: ok ({', '.join(parts)})")
     if problems:
         _fail("\n".join(problems), SuiteError.exit_code)
 

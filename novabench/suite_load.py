@@ -149,6 +149,16 @@ class LoadSpec(BaseModel):
             return max(MIN_REQUESTS_PER_LEVEL, REQUESTS_PER_STREAM * int(level))
         return max(MIN_REQUESTS_PER_LEVEL, math.ceil(DEFAULT_RATE_WINDOW_S * level))
 
+    def level_size(self) -> str:
+        """How long a level lasts, in words."""
+        if self.duration_s is not None:
+            return f"{self.duration_s:g} s per level"
+        if self.requests_per_level is not None:
+            return f"{self.requests_per_level} requests per level"
+        if self.kind == "concurrency":
+            return f"{REQUESTS_PER_STREAM} requests per stream per level (at least 8)"
+        return f"{DEFAULT_RATE_WINDOW_S:g} s of arrivals per level (at least 8 requests)"
+
     def slo_limits(self) -> dict[str, float]:
         return self.slo.limits() if self.slo else {}
 
