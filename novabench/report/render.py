@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import plotly.io as pio
 import plotly.offline
 import yaml
 from jinja2 import Environment, PackageLoader, Undefined
@@ -30,6 +29,9 @@ from novabench.compare import (
     history_changes,
 )
 from novabench.report import charts, comparisons, sections, timeline, trends
+from novabench.report import load as load_section
+from novabench.report.figures import figure as _figure
+from novabench.report.figures import script_json as _script_json
 from novabench.stats import OUTLIER_IQR_FACTOR, with_figures
 from novabench.store import Store, utcnow
 
@@ -106,19 +108,22 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     models = sorted(store.models(run_id), key=lambda m: not m["found"])  # missing ones last
     prompts = store.prompts(run_id)
-    rows = with_figures(store.results(run_id))
+    every_row = with_figures(store.results(run_id))
+    # Per-mode tables and charts pool repetitions of one prompt; a sweep's levels have their own
+    # section. The timeline, resources and errors keep every request on the run's clock.
+    rows = load_section.without_load(every_row)
     phases = store.phases(run_id)
     samples = store.samples(run_id)
     stops = store.repetition_stops(run_id)
     facts = sections.suite_facts(run.get("suite_text"))
 
-    hosts = {m["host"] for m in models} | {r["host"] for r in rows}
+    hosts = {m["host"] for m in models} | {r["host"] for r in every_row}
     several_hosts = len(hosts) > 1
 
     def label(row: dict[str, Any]) -> str:
         return f"{row['model']} @ {row['host']}" if several_hosts else str(row["model"])
 
-    modes = _mode_order(list(run.get("modes") or []) + [r["mode"] for r in rows])
+    modes = _mode_order(list(run.get("modes") or []) + [r["mode"] for r in every_row])
     model_order = {(m["model"], m["host"]): i for i, m in enumerate(models)}
 
     def order(summary: dict[str, Any]) -> tuple[Any, ...]:
@@ -186,7 +191,7 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "resources",
         "Resource usage",
         _resources_caption(samples, (run.get("manifest") or {}).get("sample_interval_s")),
-        charts.resource_usage(samples, rows, label, system.get("cpu_cores_logical")),
+        charts.resource_usage(samples, every_row, label, system.get("cpu_cores_logical")),
     )
     requests = _figure(
         "timeline",
@@ -196,12 +201,17 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         + ": each bar ends at its last chunk, the server's durations laid back from there "
         "(generation, prompt eval, load, queue); what precedes them is the client and network. "
         "Warm-ups and cold starts are hatched. Hover a bar for its phases in ms.",
-        timeline.request_timeline(rows, label, modes),
+        timeline.request_timeline(every_row, label, modes),
     )
     figures = [f for f in figures if f["json"] is not None]
+    load = load_section.section(store.load_levels(run_id), every_row, samples, run, models, label)
     return {
         "title": f"{run['suite_name']} · {run_id}",
-        "charted": bool(figures) or requests["json"] is not None or resources["json"] is not None,
+        "charted": bool(figures)
+        or requests["json"] is not None
+        or resources["json"] is not None
+        or bool(load and load["figures"]),
+        "load": load,
         "baseline": _baseline_context(baseline_comparison(store, run_id)),
         "significance": f"{SIGNIFICANCE:g}",
         "run": run,
@@ -212,7 +222,7 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "system": {key: system.get(key) for key in SYSTEM_KEYS},
         "gpus": system.get("gpus") or [],
         "manifest": run.get("manifest") or {},
-        "notices": sections.notices(run, models, rows, stops, facts, label),
+        "notices": sections.notices(run, models, every_row, stops, facts, label),
         "models": models,
         "openai_options": tuple(OPENAI_OPTIONS),  # what the openai backend sends; others not
         "prompts": prompts,
@@ -231,7 +241,8 @@ def _run_context(store: Store, run_id: str) -> dict[str, Any]:
         "figures": figures,
         "timeline": requests if requests["json"] is not None else None,
         "resources": resources if resources["json"] is not None else None,
-        "errors": [r for r in rows if r.get("error") is not None],
+        "errors": [r for r in every_row if r.get("error") is not None],
+        "load_requests": len(every_row) - len(rows),
         "responses": _responses(rows, prompts, models, modes, label),
         "warmup_count": sum(1 for r in rows if r.get("is_warmup")),
         "cold_count": sum(1 for r in rows if r.get("is_cold")),
@@ -449,28 +460,6 @@ def _duration_s(started_at: datetime | None, ended_at: datetime | None) -> float
 
 
 # ---- figures in the page ------------------------------------------------------------------
-
-
-def _script_json(value: str) -> Markup:
-    """JSON text safe inside <script>: no '</script>', '<!--' or '&' can survive escaping."""
-    safe = (
-        value.replace("<", "\\u003c")
-        .replace(">", "\\u003e")
-        .replace("&", "\\u0026")
-        .replace("\u2028", "\\u2028")
-        .replace("\u2029", "\\u2029")
-    )
-    return Markup(safe)
-
-
-def _figure(figure_id: str, title: str, caption: str, fig: Any | None) -> dict[str, Any]:
-    text = None if fig is None else pio.to_json(fig, validate=False, pretty=False)
-    return {
-        "id": figure_id,
-        "title": title,
-        "caption": caption,
-        "json": None if text is None else _script_json(text),
-    }
 
 
 @functools.cache
