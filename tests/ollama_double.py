@@ -110,6 +110,11 @@ class FakeModel:
     prompt_token_s: float = 0.0005
     ttft_s: float = 0.01
     token_interval_s: float = 0.002
+    # Continuous batching (ollama-api.md §2.4): each other generation running at the same time
+    # stretches this one's token interval by this fraction, so per-stream tokens/s drops and the
+    # aggregate grows less than linearly. 0: slots are independent; 1: compute-bound, the
+    # aggregate does not grow at all.
+    batch_slowdown: float = 0.0
     size_bytes: int = 2_019_393_189
     digest: str = ""
     family: str = "llama"
@@ -668,6 +673,7 @@ class _ModelRuntime:
         self.loaded = False
         self.num_ctx = 0
         self.refcount = 0
+        self.generating = 0  # generations holding a slot now (batch_slowdown reads it)
         self.keep_alive_s = keep_alive_s
         self.expires_at_unix: float | None = None
         self.expiry_handle: asyncio.TimerHandle | None = None
@@ -1477,7 +1483,11 @@ class OllamaDouble:
                 await asyncio.sleep(uncached * runtime.model.prompt_token_s)
                 prompt_ns = time.perf_counter_ns() - prompt_start_ns
                 runtime.prompt_cache.append((*job.prompt_messages, ("assistant", job.reply)))
-                metrics = await self._emit(ex, job, sink, load_ns, prompt_ns)
+                runtime.generating += 1
+                try:
+                    metrics = await self._emit(ex, job, sink, load_ns, prompt_ns)
+                finally:
+                    runtime.generating -= 1
         finally:
             self._release_runner(runtime)
         # Written after the release, so a client that sees `done` also sees keep_alive 0 applied.
@@ -1499,6 +1509,9 @@ class OllamaDouble:
         fault_at = min(fault.after_tokens, token_count) if fault is not None else -1
         interval_s = model.token_interval_s
         first_target = loop.time() + model.ttft_s
+        # With batch_slowdown each step's length depends on the generations running meanwhile,
+        # so the schedule advances step by step (still from the schedule, not from the clock).
+        stepped_target = first_target
         shift_s = 0.0
         first_token_ns = 0
         write_ns = ex.request.token_write_ns
@@ -1530,7 +1543,12 @@ class OllamaDouble:
                 else:
                     sink.cut(fault.clean)
                     return None
-            await _sleep_until(loop, first_target + index * interval_s + shift_s)
+            if model.batch_slowdown and index:
+                others = job.runtime.generating - 1
+                stepped_target += interval_s * (1 + model.batch_slowdown * others)
+                await _sleep_until(loop, stepped_target + shift_s)
+            else:
+                await _sleep_until(loop, first_target + index * interval_s + shift_s)
             if index == token_count:
                 break
             if index == 0:
@@ -2027,7 +2045,11 @@ _DEMO_FALLBACK_REPLIES = [
 
 
 def _demo_model(
-    name: str, token_interval_ms: float | None, ttft_ms: float | None, load_ms: float
+    name: str,
+    token_interval_ms: float | None,
+    ttft_ms: float | None,
+    load_ms: float,
+    batch_slowdown: float = 0.0,
 ) -> FakeModel:
     """A FakeModel with a demo profile: replies picked per prompt, realistic-looking speeds."""
     profile = dict(_DEMO_PROFILES.get(name.split(":")[0].lower(), {}))
@@ -2045,6 +2067,7 @@ def _demo_model(
         reply=reply,
         load_s=load_ms / 1000,
         ttft_s=(ttft_ms if ttft_ms is not None else 10.0) / 1000,
+        batch_slowdown=batch_slowdown,
         **profile,
     )
 
@@ -2063,10 +2086,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--ttft-ms", type=float, default=None, help="default: 10")
     parser.add_argument("--load-ms", type=float, default=500.0)
+    parser.add_argument(
+        "--batch-slowdown",
+        type=float,
+        default=0.0,
+        help="per other running generation, the fraction each token interval stretches by "
+        "(0: independent slots; 1: aggregate throughput does not grow)",
+    )
     parser.add_argument("--version", default="0.12.6", help="what /api/version reports")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.models.split(",") if name.strip()]
-    models = [_demo_model(n, args.token_interval_ms, args.ttft_ms, args.load_ms) for n in names]
+    models = [
+        _demo_model(n, args.token_interval_ms, args.ttft_ms, args.load_ms, args.batch_slowdown)
+        for n in names
+    ]
     double = OllamaDouble(
         models,
         num_parallel=args.num_parallel,

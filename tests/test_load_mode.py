@@ -270,3 +270,24 @@ def test_cli_prints_each_level_and_the_verdict(tmp_path: Path) -> None:
     assert levels[-1]["stop_reason"] == "saturated" and levels[0]["model"] == "llama3.2"
     started = next(e for e in events if e["event"] == "run_started")
     assert started["planned_requests"] == 6 + 6 + 6 + 1  # every level, and the warm-up
+
+
+def test_a_compute_bound_server_saturates_without_queueing(tmp_path: Path) -> None:
+    # eight slots, but every extra generation slows all the others as much (batch_slowdown 1):
+    # no request waits for a slot, yet the aggregate does not grow
+    model = FakeModel("llama3.2", reply=REPLY, token_interval_s=0.004, batch_slowdown=1.0)
+    with OllamaDouble(models=[model], num_parallel=8) as double:
+        path = load_suite_file(
+            tmp_path, double.url, "{concurrency: [1, 2, 4], requests_per_level: 8}"
+        )
+        store, run_id = run_sweep(path, tmp_path)
+    summaries = stored_sweep(store, run_id)
+    found = saturated_at(summaries)
+    assert found is not None and summaries[found.knee_index]["level"] == 1
+    # the double's fixed 10 ms before the first token shows as queue wait at every level; a
+    # wait for a slot would add most of a 90 ms generation to it
+    assert summaries[found.seen_index]["queue_ms_p50"] < summaries[0]["queue_ms_p50"] + 10
+    assert summaries[found.seen_index]["itl_ms_p50"] > 1.5 * summaries[0]["itl_ms_p50"]
+    text = verdict(summaries, "ollama")
+    assert "the hardware, not the number of slots, is the limit" in text
+    assert "OLLAMA_NUM_PARALLEL" not in text
