@@ -23,6 +23,13 @@ from novabench.store import Store
 
 SIGNIFICANCE = 0.01  # two-sided p below this is a significant change
 MIN_REPETITIONS = 3  # per side; below it no test is attempted
+# A load sweep's requests ran at rising levels of load: pooled per prompt they are no repetitions
+# of one measurement, so they are never compared here (the run page's Load section shows them).
+LOAD_MODE = "load"
+LOAD_NOTE = (
+    "run {run_id} swept load levels: its load requests are not compared (each level ran under "
+    "a different load); compare the Load sections of the run pages"
+)
 
 
 @dataclass(frozen=True)
@@ -208,11 +215,13 @@ def compare_runs(
 ) -> Comparison:
     """Run B against run A for every group both measured; RunNotFoundError for an unknown id."""
     suite_a, suite_b = store.get_run(run_a)["suite_name"], store.get_run(run_b)["suite_name"]
-    samples = _samples(store.history(run_ids=[run_a, run_b]))
+    rows = store.history(run_ids=[run_a, run_b])
+    samples = _samples(rows)
     base, current = samples.get(run_a, {}), samples.get(run_b, {})
     comparison = Comparison(run_b, run_a)
     if suite_a != suite_b:
         comparison.notes.append(f"different suites: {suite_a!r} → {suite_b!r}")
+    comparison.notes += _load_notes(rows, (run_a, run_b))
     for key, sample in current.items():
         if key in base:
             _add(comparison, key, [base[key]], sample, metrics)
@@ -234,7 +243,9 @@ def baseline_comparison(
     comparison = Comparison(
         run_id, spec.text, fail_on_regression_pct=run.get("fail_on_regression_pct")
     )
-    current = _samples(store.history(run_ids=[run_id])).get(run_id, {})
+    rows = store.history(run_ids=[run_id])
+    current = _samples(rows).get(run_id, {})
+    comparison.notes += _load_notes(rows, (run_id,))
     if spec.run_id is not None:  # --baseline RUN_ID
         try:
             store.get_run(spec.run_id)
@@ -321,7 +332,7 @@ def _samples(rows: Iterable[dict[str, Any]]) -> dict[str, dict[GroupKey, _Sample
     """Rows of `Store.history` as run id -> group -> measured values, in the rows' order."""
     samples: dict[str, dict[GroupKey, _Sample]] = {}
     for row in with_figures(rows):
-        if not is_measured(row) or row.get("error") is not None:
+        if not is_measured(row) or row.get("error") is not None or row["mode"] == LOAD_MODE:
             continue
         key = (row["mode"], row["model"], row["host"], row["prompt_id"])
         groups = samples.setdefault(row["run_id"], {})
@@ -332,6 +343,12 @@ def _samples(rows: Iterable[dict[str, Any]]) -> dict[str, dict[GroupKey, _Sample
             if value is not None and math.isfinite(value):
                 groups[key].values[metric.name].append(value)
     return samples
+
+
+def _load_notes(rows: Iterable[dict[str, Any]], run_ids: Sequence[str]) -> list[str]:
+    """A note for each of `run_ids` whose stored requests include a load sweep's."""
+    swept = {row["run_id"] for row in rows if row["mode"] == LOAD_MODE}
+    return [LOAD_NOTE.format(run_id=run_id) for run_id in run_ids if run_id in swept]
 
 
 def _add(

@@ -15,7 +15,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from novabench.compare import REGRESSION, Finding
+from novabench.compare import LOAD_MODE, REGRESSION, Finding
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
 from novabench.stats import median, with_figures
 
@@ -87,6 +87,8 @@ def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         lambda: defaultdict(list)
     )
     for row in with_figures(rows):
+        if row["mode"] == LOAD_MODE:
+            continue  # levels of a sweep are no per-run median of one load: see the run pages
         key = (row["suite_name"], row["model"], row["host"], row["mode"])
         requests[key][row["run_id"]].append(row)
     series = []
