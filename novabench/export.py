@@ -28,14 +28,14 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("novabench_version", "r.novabench_version", "novabench that measured it"),
     ("ollama_version", "r.ollama_version", "Ollama version of the suite's host"),
     ("seq", "x.seq", "order in which requests finished within the run"),
-    ("mode", "x.mode", "parallel or sequential"),
+    ("mode", "x.mode", "parallel, sequential or load"),
     ("model", "x.model", "model name as given in the suite"),
     ("host", "x.host", "Ollama URL"),
     ("digest", "m.digest", "model digest (64 hex)"),
     ("quantization", "m.quantization", "quantization level"),
     ("parameter_size", "m.parameter_size", "parameter size, e.g. 3.2B"),
     ("prompt_id", "x.prompt_id", "prompt id"),
-    ("repetition", "x.repetition", "repetition number, from 0"),
+    ("repetition", "x.repetition", "repetition number, from 0 (load: request number in its level)"),
     ("is_warmup", "x.is_warmup", "warm-up request: excluded from statistics"),
     ("is_cold", "x.is_cold", "cold start (model unloaded first): excluded from warm statistics"),
     ("started_at", "x.started_at", "when the request was sent (UTC)"),
@@ -95,6 +95,9 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("http_status", "x.http_status", "HTTP status of the response"),
     ("response_text", "x.response_text", "the answer (untrusted model output)"),
     ("token_offsets_s", "x.token_offsets_s", "arrival of each content chunk, s after send"),
+    # Added after format 1 shipped: at the end, so no column moves.
+    ("load_kind", "l.kind", "load mode: concurrency or rate, else empty"),
+    ("load_level", "l.level", "load mode: concurrent streams, or requests/s offered"),
 ]
 _TOKENS = "coalesce(nullif(x.eval_count, 0), len(x.token_offsets_s))"
 
@@ -109,6 +112,8 @@ SELECT {columns}
 FROM results x
 JOIN runs r USING (run_id)
 LEFT JOIN models m ON m.run_id = x.run_id AND m.model = x.model AND m.host = x.host
+LEFT JOIN load_levels l ON l.run_id = x.run_id AND l.model = x.model AND l.host = x.host
+    AND l.level_index = x.load_level
 WHERE (?::VARCHAR IS NULL OR x.run_id = ?) AND (?::VARCHAR IS NULL OR r.suite_name = ?)
 ORDER BY r.started_at, x.run_id, x.seq
 """

@@ -14,7 +14,7 @@ from novabench.errors import RunNotFoundError
 from novabench.export import COLUMNS, EXPORT_FORMAT_VERSION, export_results
 from novabench.metrics import derive
 from tests.conftest import write_suite
-from tests.ollama_double import OllamaDouble
+from tests.ollama_double import FakeModel, OllamaDouble
 
 
 @pytest.fixture
@@ -118,3 +118,28 @@ def test_export_command(two_runs: tuple[Store, list[str]], tmp_path: Path) -> No
         cli, ["export", "--db", str(store.path), "--format", "xml", "--out", str(out)]
     )
     assert result.exit_code == 2 and "'xml' is not one of 'csv', 'json', 'parquet'" in result.stderr
+
+
+def test_load_requests_carry_their_level(tmp_path: Path) -> None:
+    model = FakeModel("llama3.2", reply="one two three", token_interval_s=0.002)
+    with OllamaDouble(models=[model], num_parallel=2) as double:
+        path = write_suite(
+            tmp_path / "load.yaml",
+            double.url,
+            models="[llama3.2]",
+            prompts='["Hi."]',
+            modes="[load, sequential]",
+            repetitions=1,
+            load="{concurrency: [1, 2], requests_per_level: 3, early_stop: false}",
+        )
+        store = Store(tmp_path / "db.duckdb")
+        run_id = run_suite(load_suite(path), store).run_id
+    out = tmp_path / "load.csv"
+    export_results(store, out, "csv", run_id=run_id)
+    rows = list(csv.DictReader(out.open()))
+    measured = [r for r in rows if r["is_warmup"] == "false"]
+    levels = sorted((r["load_kind"], r["load_level"]) for r in measured if r["mode"] == "load")
+    assert levels == [("concurrency", "1.0")] * 3 + [("concurrency", "2.0")] * 3
+    assert [(r["load_kind"], r["load_level"]) for r in measured if r["mode"] != "load"] == [
+        ("", "")
+    ]
