@@ -71,6 +71,14 @@ RUN_PAGE_TEXTS = (SCRIPT_TAG, IMG_TAG, BREAKOUT, JS_LINK, SVG_TAG, PROMPT_TAG, B
 # How many charts a page of each kind has at least with this data (ids change as pages grow):
 # a run page its distributions, gaps, wall times and resources, history two metrics.
 MIN_CHARTS = {"run": 6, "history": 2}
+# The third run adds a load sweep (1 slot: it saturates at once) to one sequential repetition.
+LOAD_KEYS: dict[str, object] = {
+    "modes": "[sequential, load]",
+    "repetitions": 1,
+    "load": "{concurrency: [1, 2, 4], requests_per_level: 6, slo: {ttft_ms: 50}}",
+}
+# Traces per swept model in each chart of the Load section.
+LOAD_TRACES = {"load-throughput": 1, "load-requests": 2, "load-ttft": 3, "load-itl": 3}
 
 # Runs in the page after Plotly: each chart, the figure JSON beside it, and what got drawn.
 CHARTS_JS = """() => {
@@ -209,9 +217,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
         double.add_fault("scripter", Fault.http_status(500, {"error": ERROR_TAG}))
         second = write_suite(root / "second.yaml", double.url, **SUITE_KEYS, repetitions=2)
         run_2 = _run(second, store)
+        swept = write_suite(root / "load.yaml", double.url, **{**SUITE_KEYS, **LOAD_KEYS})
+        run_load = _run(swept, store)
     names = {
         render_run(store, run_1, out_dir).resolve(): "run-1",
         render_run(store, run_2, out_dir).resolve(): "run-2",
+        render_run(store, run_load, out_dir).resolve(): "run-load",
     }
     render_history(store, out_dir)
     render_index(store, out_dir)
@@ -335,7 +346,7 @@ def _problems(visits: dict[str, Visit], check: Callable[[Visit], list[str]]) -> 
 
 
 def test_every_page_kind_is_rendered_and_opens(visits: dict[str, Visit], site: Site) -> None:
-    expected = {"index", "history", "run-1", "run-2"}
+    expected = {"index", "history", "run-1", "run-2", "run-load"}
     if site.comparison_rendered:
         expected.add("comparison")
     assert expected <= set(visits), f"pages rendered: {sorted(visits)}"
@@ -393,6 +404,21 @@ def test_every_chart_is_drawn_with_data(visits: dict[str, Visit]) -> None:
     assert not problems, f"charts not rendered:\n{problems}"
     drawn = {name: [c["id"] for c in v.charts] for name, v in visits.items()}
     print(f"\ncharts drawn: {drawn}")
+
+
+def test_the_load_section_draws_every_sweep(visits: dict[str, Visit]) -> None:
+    visit = visits["run-load"]
+    assert "Load" in visit.text and "OLLAMA_NUM_PARALLEL is probably 1." in visit.text
+    charts = {c["id"].removeprefix("chart-"): c for c in visit.charts}
+    assert {*LOAD_TRACES, "load-curve"} <= set(charts), sorted(charts)
+    for chart_id, per_model in LOAD_TRACES.items():
+        chart = charts[chart_id]
+        assert chart["traces_with_data"] == per_model * len(MODELS), (chart_id, chart)
+        assert chart["drawn_traces"] == chart["traces_with_data"], (chart_id, chart)
+    # a line per model and the ringed knees, every model saturated at its one slot
+    curve = charts["load-curve"]
+    assert curve["drawn_traces"] == curve["traces_with_data"] == len(MODELS) + 1, curve
+    assert BOLD_MODEL in curve["svg_text"]
 
 
 def test_model_names_in_charts_show_their_tags(visits: dict[str, Visit]) -> None:
