@@ -40,12 +40,15 @@ async def closed_loop(
     level_index: int,
     count: int | None,
     duration_s: float | None,
+    results: list[RequestResult],
 ) -> LevelOutcome:
-    """Keep `streams` requests in flight until `count` are sent or `duration_s` has passed."""
+    """Keep `streams` requests in flight until `count` are sent or `duration_s` has passed.
+
+    Finished requests are appended to `results` as they end (kept if the level is cancelled).
+    """
     loop = asyncio.get_running_loop()
     ends_by = loop.time() + duration_s if duration_s is not None else None
     sequence = itertools.count()
-    results: list[RequestResult] = []
 
     async def stream() -> None:
         while True:
@@ -84,11 +87,14 @@ async def open_loop(
     prompts: Sequence[PromptSpec],
     level_index: int,
     max_in_flight: int,
+    results: list[RequestResult],
 ) -> LevelOutcome:
-    """Send a request at each arrival time, never more than `max_in_flight` at once."""
+    """Send a request at each arrival time, never more than `max_in_flight` at once.
+
+    Finished requests are appended to `results` as they end (kept if the level is cancelled).
+    """
     loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(max_in_flight)
-    results: list[RequestResult] = []
     delayed = 0
     start = loop.time()
 
@@ -156,11 +162,25 @@ async def sweep(
     for index, value in enumerate(spec.levels):
         count = spec.requests_at(value)
         started_at, started_offset_s = utcnow(), now_offset_s()
-        if spec.kind == "concurrency":
-            outcome = await closed_loop(send, int(value), prompts, index, count, spec.duration_s)
-        else:
-            arrivals = arrival_offsets_s(value, spec.seed, index, count, spec.duration_s)
-            outcome = await open_loop(send, arrivals, prompts, index, spec.max_in_flight)
+        finished: list[RequestResult] = []
+        try:
+            if spec.kind == "concurrency":
+                outcome = await closed_loop(
+                    send, int(value), prompts, index, count, spec.duration_s, finished
+                )
+            else:
+                arrivals = arrival_offsets_s(value, spec.seed, index, count, spec.duration_s)
+                outcome = await open_loop(
+                    send, arrivals, prompts, index, spec.max_in_flight, finished
+                )
+        except asyncio.CancelledError:
+            # Interrupted: the requests that finished are stored; so is the level they belong to.
+            if finished:
+                row = level_row(spec, index, LevelOutcome(finished), started_at, started_offset_s)
+                row["stop_reason"] = "interrupted"
+                summary = summarize_level(row, [vars(r) for r in finished], limits)
+                await asyncio.shield(record_level(row, summary))
+            raise
         row = level_row(spec, index, outcome, started_at, started_offset_s)
         summary = summarize_level(row, [vars(r) for r in outcome.results], limits)
         summaries.append(summary)

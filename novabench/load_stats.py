@@ -166,9 +166,13 @@ def verdict(levels: Sequence[dict[str, Any]], backend: str = "ollama") -> str:
     """The sweep's outcome in a sentence or two, for the report and the terminal."""
     measured = [lv for lv in levels if lv.get("output_tokens_per_s") is not None]
     if not measured:
-        return "No level finished a request: nothing to say about throughput."
+        return "No level finished: nothing to say about throughput yet."
     kind = measured[0]["kind"]
     stop = levels[-1].get("stop_reason")
+    if stop == "interrupted":
+        partial = f" The run was interrupted during {level_name(kind, levels[-1]['level'])}"
+        return verdict(levels[:-1], backend) + partial + ": that level is partial and not judged."
+
     if stop == "failing":
         last = levels[-1]
         return (

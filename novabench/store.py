@@ -217,7 +217,7 @@ def _m005_load(con: duckdb.DuckDBPyConnection) -> None:
             wall_s DOUBLE NOT NULL,             -- first request sent to last request ended
             requests INTEGER NOT NULL,          -- sent at this level
             delayed_arrivals INTEGER NOT NULL,  -- rate levels: arrivals that waited for a slot
-            stop_reason VARCHAR,                -- on the last level run: saturated / failing
+            stop_reason VARCHAR,                -- last level run: saturated/failing/interrupted
             PRIMARY KEY (run_id, model, host, level_index)
         )
         """

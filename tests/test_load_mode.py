@@ -4,7 +4,11 @@ Poisson arrivals, duration-bound levels, failures, several hosts at once, the CL
 from __future__ import annotations
 
 import json
+import signal
 import statistics
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -291,3 +295,42 @@ def test_a_compute_bound_server_saturates_without_queueing(tmp_path: Path) -> No
     text = verdict(summaries, "ollama")
     assert "the hardware, not the number of slots, is the limit" in text
     assert "OLLAMA_NUM_PARALLEL" not in text
+
+
+@pytest.mark.timeout(120)
+def test_an_interrupted_level_keeps_its_finished_requests_and_says_so(tmp_path: Path) -> None:
+    model = FakeModel("slow", reply=" ".join(["word"] * 10), token_interval_s=0.05)
+    with OllamaDouble(models=[model], num_parallel=2) as double:
+        path = load_suite_file(
+            tmp_path,
+            double.url,
+            "{concurrency: [2, 4], requests_per_level: 40}",
+            models="[slow]",
+            warmup=0,
+            sample_interval_s=0,
+        )
+        log = tmp_path / "stderr.log"
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "novabench", "run", str(path), "--db", "db.duckdb"],
+                cwd=tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+        deadline = time.monotonic() + 60
+        while log.read_text().count(" load slow ") < 4:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130, log.read_text()
+    store = Store(tmp_path / "db.duckdb")
+    (run,) = store.list_runs()
+    (level,) = store.load_levels(run["run_id"])
+    rows = [r for r in store.results(run["run_id"]) if r["mode"] == "load"]
+    assert level["stop_reason"] == "interrupted"
+    assert level["requests"] == len(rows) >= 4 and len(rows) < 40
+    summaries = stored_sweep(store, run["run_id"])
+    assert verdict(summaries).endswith(
+        "The run was interrupted during 2 concurrent requests: "
+        "that level is partial and not judged."
+    )
