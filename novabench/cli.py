@@ -400,14 +400,15 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
 
 def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], console: Console) -> None:
     """Each load sweep: a row per level, then what the sweep found, in words."""
-    levels = store.load_levels(run_id)
-    if not levels:
+    manifest = store.get_run(run_id).get("manifest")
+    limits = limits_of(manifest)
+    found = sweeps(store.load_levels(run_id), results, limits, manifest=manifest)
+    if not found:
         return
-    limits = limits_of(store.get_run(run_id).get("manifest"))
     backends = {(m["model"], m["host"]): m.get("backend") or "ollama" for m in store.models(run_id)}
     headers = ["level", "n", "errors", "tok/s", "req/s", "TTFT p50/p95/p99 ms", "ITL p50/p95 ms"]
     headers += ["e2e p95 ms"] + (["goodput req/s"] if limits else [])
-    for (model, host), summaries in sweeps(levels, results, limits).items():
+    for (model, host), summaries in found.items():
         table = Table(title=f"load: {model} on {host}", title_justify="left")
         for header in headers:
             table.add_column(header, justify="left" if header == "level" else "right")

@@ -169,8 +169,9 @@ def verdict(levels: Sequence[dict[str, Any]], backend: str = "ollama") -> str:
         return "No level finished: nothing to say about throughput yet."
     kind = measured[0]["kind"]
     stop = levels[-1].get("stop_reason")
-    if stop == "interrupted":
-        partial = f" The run was interrupted during {level_name(kind, levels[-1]['level'])}"
+    if stop in ("interrupted", "aborted"):
+        how = "interrupted" if stop == "interrupted" else "stopped (killed or crashed)"
+        partial = f" The run was {how} during {level_name(kind, levels[-1]['level'])}"
         return verdict(levels[:-1], backend) + partial + ": that level is partial and not judged."
 
     if stop == "failing":
@@ -219,11 +220,14 @@ def sweeps(
     results: Iterable[dict[str, Any]],
     limits: dict[str, float] | None = None,
     samples: Sequence[dict[str, Any]] = (),
+    manifest: dict[str, Any] | None = None,
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Every model's sweep from stored rows: {(model, host): level summaries in sweep order}.
 
     `level_rows` are the run's load_levels rows, `results` its result rows (only measured load
-    requests are used), `samples` its resource samples.
+    requests are used), `samples` its resource samples. Requests of a level that has no row (the
+    run was killed during it) still count: the level is rebuilt from them and the run manifest's
+    list of levels, with stop_reason 'aborted'.
     """
     sent: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for row in results:
@@ -231,12 +235,43 @@ def sweeps(
         if row.get("mode") == "load" and row.get("load_level") is not None and measured:
             key = (row["model"], row["host"], row["load_level"])
             sent.setdefault(key, []).append(row)
+    levels = list(level_rows)
+    recorded = {(lv["model"], lv["host"], lv["level_index"]) for lv in levels}
+    for key, rows in sent.items():
+        if key not in recorded and (rebuilt := _rebuilt_level(key, rows, manifest)) is not None:
+            levels.append(rebuilt)
     found: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for level in sorted(level_rows, key=lambda lv: lv["level_index"]):
+    for level in sorted(levels, key=lambda lv: lv["level_index"]):
         rows = sent.get((level["model"], level["host"], level["level_index"]), [])
         summary = summarize_level(level, rows, limits, samples)
         found.setdefault((level["model"], level["host"]), []).append(summary)
     return found
+
+
+def _rebuilt_level(
+    key: tuple[str, str, int], rows: list[dict[str, Any]], manifest: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """A level row from its requests alone, for a run that ended before writing it."""
+    load = (manifest or {}).get("load") or {}
+    kind = "concurrency" if load.get("concurrency") else "rate" if load.get("rate") else None
+    values = load.get(kind) if kind else None
+    model, host, index = key
+    if kind is None or not values or index >= len(values):
+        return None
+    first = min(r["start_offset_s"] for r in rows)
+    last = max(r["start_offset_s"] + (r.get("e2e_s") or 0.0) for r in rows)
+    return {
+        "model": model,
+        "host": host,
+        "level_index": index,
+        "kind": kind,
+        "level": float(values[index]),
+        "started_offset_s": first,
+        "wall_s": last - first,
+        "requests": len(rows),
+        "delayed_arrivals": 0,
+        "stop_reason": "aborted",
+    }
 
 
 def limits_of(manifest: dict[str, Any] | None) -> dict[str, float]:
