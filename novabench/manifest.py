@@ -67,6 +67,7 @@ def manifest_lines(run: dict[str, Any], models: list[dict[str, Any]]) -> list[tu
         ("repetitions", str(manifest.get("repetitions", run["repetitions"]))),
         ("warm-up", str(run["warmup"])),
         ("cold start", "yes" if manifest.get("cold_start") else "no"),
+        *_load_lines(manifest.get("load")),
         ("options", _compact(options)),
         ("os", f"{system.get('os', '—')} ({system.get('machine', '')})"),
         ("cpu", f"{system.get('cpu_model', '—')}"),
@@ -96,3 +97,22 @@ def manifest_lines(run: dict[str, Any], models: list[dict[str, Any]]) -> list[tu
 
 def _compact(value: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, {}, []))
+
+
+def _load_lines(load: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """The load sweep's settings, when the run had one."""
+    if not load:
+        return []
+    kind = "concurrency" if load.get("concurrency") else "rate"
+    levels = ", ".join(f"{v:g}" for v in load.get(kind) or [])
+    size = (
+        f"{load['duration_s']:g} s"
+        if load.get("duration_s") is not None
+        else f"{load['requests_per_level']} requests"
+        if load.get("requests_per_level") is not None
+        else "default size"
+    )
+    slo = ", ".join(f"{k}≤{v:g}" for k, v in (load.get("slo") or {}).items() if v is not None)
+    stop = "on" if load.get("early_stop") else "off"
+    text = f"{kind} [{levels}], {size} per level, early stop {stop}"
+    return [("load", text + (f", SLO {slo}" if slo else ""))]
