@@ -9,18 +9,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from novabench.compare import LOAD_MODE
 from novabench.load_stats import level_name, limits_of, saturated_at, sweeps, verdict
 from novabench.report import load_charts
 from novabench.report.charts import Label
 from novabench.report.figures import figure
 
-MODE = "load"
 SLO_NAMES = {"ttft_ms": "TTFT", "itl_ms": "ITL", "e2e_ms": "end-to-end"}
 
 
 def without_load(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows the per-mode tables and charts may pool: a sweep's levels are not repetitions."""
-    return [r for r in rows if r.get("mode") != MODE]
+    return [r for r in rows if r.get("mode") != LOAD_MODE]
 
 
 def slo_text(limits: dict[str, float]) -> str | None:
