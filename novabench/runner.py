@@ -124,6 +124,7 @@ class _ResultSink:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="novabench-store")
         self._pending: list[tuple[int, RequestResult]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._failure: Exception | None = None  # the first write that failed
         self.results: list[RequestResult] = []
 
     def submit(self, result: RequestResult) -> None:
@@ -144,24 +145,34 @@ class _ResultSink:
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
-            samples = self._take_samples()
-            await loop.run_in_executor(
-                self._executor, self._store.add_results, self.run_id, batch, samples
-            )
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                samples = self._take_samples()
+                await loop.run_in_executor(
+                    self._executor, self._store.add_results, self.run_id, batch, samples
+                )
+        except Exception as exc:
+            # Kept for flush() to raise, not left in the task: an exception nobody retrieves is
+            # logged when the task is collected, and that can happen at any time.
+            self._failure = self._failure or exc
 
     async def flush(self) -> None:
-        while self._writer is not None and not self._writer.done():
-            await asyncio.shield(self._writer)
+        """Wait until every result submitted so far is written; raise if a write failed.
+
+        Several sweeps may flush at once (hosts are swept together): each waits for whichever
+        writer task is current until none is running.
+        """
+        while (writer := self._writer) is not None and not writer.done():
+            await asyncio.wait([writer])
         samples = self._take_samples()
         if samples:
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(
                 self._executor, self._store.add_samples, self.run_id, samples
             )
-        if self._writer is not None and self._writer.exception() is not None:
-            raise self._writer.exception()  # type: ignore[misc]
+        if self._failure is not None:
+            raise self._failure
 
     async def call(self, fn: Callable[..., object], *args: object) -> None:
         """Run a store write in the writer thread, after every result submitted so far."""
