@@ -298,3 +298,27 @@ def test_compare_and_history_leave_load_rows_out(runs: dict[str, Rendered], tmp_
 )
 def test_a_log_axis_only_when_levels_double(levels: list[float], expected: bool) -> None:
     assert doubles(levels) is expected
+
+
+def test_a_level_the_run_never_wrote_is_shown_from_its_requests(
+    runs: dict[str, Rendered], tmp_path: Path
+) -> None:
+    # as after kill -9 during the last level: its requests are stored, its level row is not
+    mixed = runs["mixed"]
+    copy = tmp_path / "killed.duckdb"
+    with mixed.store.connect() as con:
+        con.execute(f"ATTACH '{copy}' AS killed")
+        con.execute(
+            "COPY FROM DATABASE "
+            + con.execute("SELECT current_database()").fetchone()[0]
+            + " TO killed"
+        )
+    store = Store(copy)
+    with store.connect() as con:
+        con.execute(
+            "DELETE FROM load_levels WHERE run_id = ? AND level_index = ?",
+            [mixed.run_id, len(LEVELS) - 1],
+        )
+    page = render_run(store, mixed.run_id, tmp_path / "out").read_text(encoding="utf-8")
+    assert page.count("stopped: aborted") == 2  # both swept models lost their last level row
+    assert f"{level_name('concurrency', LEVELS[-1])}" in page

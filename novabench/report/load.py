@@ -59,17 +59,20 @@ def section(
     models: Sequence[dict[str, Any]],
     label: Label,
 ) -> dict[str, Any] | None:
-    """The section's context from the run's stored rows; None for a run without load levels."""
-    if not level_rows:
-        return None
+    """The section's context from the run's stored rows; None for a run without load levels.
+
+    A level the run never wrote (killed during it) is rebuilt from its requests by `sweeps`.
+    """
     manifest = run.get("manifest") or {}
     limits = limits_of(manifest)
     backends = {(m["model"], m["host"]): m.get("backend") or "ollama" for m in models}
     order = {key: i for i, key in enumerate(backends)}
     found = sorted(
-        sweeps(level_rows, rows, limits, samples).items(),
+        sweeps(level_rows, rows, limits, samples, manifest=manifest).items(),
         key=lambda kv: order.get(kv[0], len(order)),
     )
+    if not found:
+        return None
     entries = [
         _sweep(model, host, levels, backends.get((model, host), "ollama"), label)
         for (model, host), levels in found
