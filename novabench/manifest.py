@@ -64,7 +64,11 @@ def manifest_lines(run: dict[str, Any], models: list[dict[str, Any]]) -> list[tu
         ("host", run["host"]),
         ("ollama", run.get("ollama_version") or "—"),
         ("modes", ", ".join(run["modes"])),
-        ("repetitions", str(manifest.get("repetitions", run["repetitions"]))),
+        *(
+            [("repetitions", str(manifest.get("repetitions", run["repetitions"])))]
+            if set(run["modes"]) - {"load"}
+            else []
+        ),
         ("warm-up", str(run["warmup"])),
         ("cold start", "yes" if manifest.get("cold_start") else "no"),
         *_load_lines(manifest.get("load")),
