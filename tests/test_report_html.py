@@ -1228,6 +1228,19 @@ def test_timeline_gives_overlapping_requests_lanes_of_their_own() -> None:
     assert timeline.request_segments(failed) == [timeline.Segment("failed", 1.0, 0.5)]
 
 
+def test_timeline_lanes_stop_growing_at_the_cap() -> None:
+    # 100 requests all at once (a load level of 100 streams): 32 lanes, bars share the rest
+    rows = [
+        {"mode": "load", "model": "m", "start_offset_s": i * 0.001, "e2e_s": 10.0}
+        for i in range(100)
+    ]
+    names, lane_of = timeline.lanes(rows, lambda r: str(r["model"]), ["load"])
+    assert len(names) == timeline.MAX_SUB_LANES == 32
+    assert lane_of[:32] == list(range(32))
+    assert sorted(set(lane_of)) == list(range(32))
+    assert lane_of[32] == 0  # the lane that frees first takes the next request
+
+
 # ---- run page: the baseline block ---------------------------------------------------------
 
 RUN_A, RUN_B = "20261127T100000Z-aaaa", "20261127T100100Z-bbbb"

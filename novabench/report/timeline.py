@@ -85,6 +85,12 @@ def request_segments(row: dict[str, Any]) -> list[Segment]:
     return segments[::-1]
 
 
+# Overlapping requests of one mode and model get a lane each up to this many; beyond it (a load
+# sweep of hundreds of streams) bars share the lane that frees first, so the chart keeps a height
+# a page can show.
+MAX_SUB_LANES = 32
+
+
 def lanes(
     rows: Sequence[dict[str, Any]], label: Label, modes: Sequence[str]
 ) -> tuple[list[str], list[int]]:
@@ -111,7 +117,9 @@ def lanes(
                 free = next(
                     (k for k, e in enumerate(ends) if e <= row["start_offset_s"] + 1e-6), None
                 )
-                if free is None:
+                if free is None and len(ends) >= MAX_SUB_LANES:
+                    free = min(range(len(ends)), key=ends.__getitem__)
+                elif free is None:
                     free = len(ends)
                     ends.append(0.0)
                     names.append(name if free == 0 else f"{name} ({free + 1})")
