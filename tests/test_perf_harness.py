@@ -25,6 +25,7 @@ from tests.perf.server import DoubleProcess, reply_text
 TOKENS = 20
 REQUESTS = 4
 LEVELS = (1, 4)
+FAST_LEVEL = 3
 
 
 def test_reply_splits_into_the_asked_number_of_tokens() -> None:
@@ -46,6 +47,7 @@ def test_harness_runs_every_client_at_each_level(
         *("--levels", ",".join(map(str, LEVELS)), "--tokens", str(TOKENS)),
         *("--requests-per-level", str(REQUESTS), "--rounds", "1", "--no-pin"),
         *("--ttft-ms", "10", "--flood-streams", "2", "--flood-requests", "2"),
+        *("--fast-levels", str(FAST_LEVEL), "--fast-interval-ms", "3"),
         *("--json", str(out)),
     ]
     assert main(argv) == 0
@@ -53,10 +55,16 @@ def test_harness_runs_every_client_at_each_level(
     printed = capsys.readouterr().out
     assert "novabench, live display on" in printed and "Targets" in printed
     document = json.loads(out.read_text())
-    results = [run for run in document["results"] if not run["flood"]]
+    results = [run for run in document["results"] if not run["flood"] and not run["fast"]]
     assert [(r["client"], r["concurrency"]) for r in results] == [
         (name, level) for level in LEVELS for name in CLIENT_NAMES
     ]
+    fast = [run for run in document["results"] if run["fast"]]
+    assert [(r["client"], r["concurrency"], r["itl_cfg_ms"]) for r in fast] == [
+        (name, FAST_LEVEL, 3.0) for name in CLIENT_NAMES
+    ]
+    # One request per stream per round at a fast level.
+    assert all((r["requests"], r["failed"], r["mismatched"]) == (FAST_LEVEL, 0, 0) for r in fast)
     flood = [run for run in document["results"] if run["flood"]]
     assert [run["client"] for run in flood] == list(CLIENT_NAMES)
     assert all(run["failed"] == 0 and run["cpu_us_per_token"] > 0 for run in flood)
@@ -78,8 +86,11 @@ def test_harness_runs_every_client_at_each_level(
         assert 0 < run["ttft_true_ms"] < 10_000 and run["ttft_measured_ms"] > 0
         assert abs(run["ttft_error_ms"]) < 1_000 and run["cpu_us_per_token"] > 0
     targets = {v["target"]: v["met"] for v in document["verdicts"]}
-    assert len(targets) == 4
+    assert len(targets) == 5
     assert targets["TTFT error < 5% at 256 streams"] is None  # no 256 level in this run
+    assert f"timing error < 5% (TTFT, ITL, tokens/s) at {FAST_LEVEL} streams, 3 ms/token" in (
+        targets
+    )
 
 
 def test_unknown_client_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 
 from novabench.backends import ChatRequest, ModelInfo, TextCallback
+from novabench.backends.ndjson_http import LineTooLong, NdjsonHttpClient, ResponseHead
 from novabench.backends.streaming import StreamedText, describe_connect_error, stream_guarded
 from novabench.errors import HostUnreachableError, RequestError
 from novabench.metrics import RequestResult
@@ -57,8 +58,19 @@ class OllamaBackend:
             limits=limits,
             trust_env=False,  # a proxy from the environment must not sit between us and the server
         )
+        # The streamed chats go through a transport of their own (ndjson_http.py: httpx's
+        # per-token CPU cost saturates the client at a few hundred streams). Idle connections
+        # never outnumber the streams once in flight; closing any would put a handshake into a
+        # later request's TTFT.
+        self._stream = NdjsonHttpClient(
+            self.host,
+            max_idle_connections=max_connections,
+            max_line_bytes=MAX_LINE_BYTES,
+            max_error_body_bytes=MAX_ERROR_BODY_BYTES,
+        )
 
     async def aclose(self) -> None:
+        await self._stream.aclose()
         await self._client.aclose()
 
     async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -75,7 +87,9 @@ class OllamaBackend:
             raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
         if response.is_redirect:
             raise RequestError(
-                f"{self.host}{path} answered {_redirect_text(response)}", response.status_code
+                f"{self.host}{path} answered "
+                f"{_redirect_text(response.status_code, response.headers)}",
+                response.status_code,
             )
         if response.status_code >= 400:
             raise RequestError(
@@ -181,79 +195,32 @@ class OllamaBackend:
         deadline: asyncio.Timeout,
         total_by: float,
     ) -> None:
-        timeout = httpx.Timeout(
-            request.timeout_s, connect=min(request.connect_timeout_s, request.timeout_s)
-        )
         text = StreamedText(result, on_text, deadline, total_by)
+
+        def on_head(head: ResponseHead) -> None:
+            result.http_status = head.status
+
         try:
-            async with self._client.stream(
-                "POST", "/api/chat", json=body, timeout=timeout
-            ) as response:
-                result.http_status = response.status_code
-                if response.is_redirect:
-                    raise RequestError(_redirect_text(response), response.status_code)
-                if response.status_code >= 400:
-                    error_body = await _read_error_body(response)
-                    raise RequestError(
-                        self._http_error(request.model, response.status_code, error_body),
-                        response.status_code,
-                    )
-                # Lines are split here, not by aiter_lines(), so that one line is capped at
-                # MAX_LINE_BYTES (aiter_lines buffers a line whole, however long it grows).
-                pending = b""
-                async for data in response.aiter_bytes():
-                    if pending:
-                        data = pending + data
-                    lines = data.split(b"\n")
-                    pending = lines.pop()
-                    if len(pending) > MAX_LINE_BYTES:
-                        raise RequestError(_TOO_LONG)
-                    for line in lines:
-                        arrived = time.perf_counter() - sent
-                        # After `done`, read on to the end of the body (the chunked terminator,
-                        # normally in the same packet) without looking: httpcore reuses a
-                        # connection only once its response was read to the end, and stopping
-                        # at `done` cost a new TCP connection, so a handshake, in every
-                        # request's TTFT.
-                        if result.done_reason is not None or not line.strip():
-                            continue
-                        if len(line) > MAX_LINE_BYTES:
-                            raise RequestError(_TOO_LONG)
-                        result.chunk_count += 1
-                        result.response_bytes += len(line)
-                        try:
-                            chunk = json.loads(line)
-                        except ValueError:
-                            raise RequestError(_malformed(line)) from None
-                        if not isinstance(chunk, dict):
-                            raise RequestError(_malformed(line))
-                        if chunk.get("error"):
-                            raise RequestError(f"server error mid-stream: {chunk['error']}")
-                        message = chunk.get("message") or {}
-                        if not isinstance(message, dict):
-                            raise RequestError(_malformed(line))
-                        piece = message.get("content") or ""
-                        thought = message.get("thinking") or ""
-                        if piece or thought:
-                            if not isinstance(piece, str) or not isinstance(thought, str):
-                                raise RequestError(_malformed(line))
-                            text.add(arrived, piece, thought)
-                        if chunk.get("done"):
-                            result.e2e_s = arrived
-                            end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
-                            when = deadline.when()
-                            if when is None or when > end_by:
-                                deadline.reschedule(end_by)
-                            done_reason = chunk.get("done_reason")
-                            result.done_reason = done_reason if isinstance(done_reason, str) else ""
-                            for wire, name in SERVER_FIELDS.items():
-                                value = chunk.get(wire)
-                                if isinstance(value, int | float) and math.isfinite(value):
-                                    setattr(result, name, int(value))
-                if pending.strip() and result.done_reason is None:
-                    raise RequestError(_malformed(pending))
+            head = await self._stream.post_lines(
+                "/api/chat",
+                _json_bytes(body),
+                _ChatLines(result, text, sent, deadline),
+                connect_timeout_s=min(request.connect_timeout_s, request.timeout_s),
+                on_head=on_head,
+            )
+        except LineTooLong:
+            raise RequestError(_TOO_LONG) from None
         finally:
             text.close()
+        if 300 <= head.status < 400:
+            raise RequestError(_redirect_text(head.status, head.headers), head.status)
+        if head.status >= 400:
+            raise RequestError(
+                self._http_error(
+                    request.model, head.status, head.error_body.decode("utf-8", "replace")
+                ),
+                head.status,
+            )
 
     def _http_error(self, model: str, status: int, text: str) -> str:
         if status == 404 and "not found" in text:
@@ -268,22 +235,67 @@ def _malformed(line: bytes) -> str:
     return f"malformed line from server: {line[:80].decode('utf-8', 'replace')!r}"
 
 
-def _redirect_text(response: httpx.Response) -> str:
-    location = response.headers.get("location", "(no Location header)")
-    return (
-        f"HTTP {response.status_code}: redirected to {location} "
-        "(novabench does not follow redirects)"
-    )
+def _redirect_text(status: int, headers: Mapping[str, str]) -> str:
+    location = headers.get("location", "(no Location header)")
+    return f"HTTP {status}: redirected to {location} (novabench does not follow redirects)"
 
 
-async def _read_error_body(response: httpx.Response) -> str:
-    """The start of an error response's body (at most MAX_ERROR_BODY_BYTES are read)."""
-    received = b""
-    async for data in response.aiter_bytes():
-        received += data
-        if len(received) >= MAX_ERROR_BODY_BYTES:
-            break
-    return received[:MAX_ERROR_BODY_BYTES].decode("utf-8", "replace")
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    """The request body as httpx would send it: compact UTF-8 JSON."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _ChatLines:
+    """Records each /api/chat NDJSON line into the result, called from the transport's
+    data_received (no coroutine switch per token)."""
+
+    def __init__(
+        self, result: RequestResult, text: StreamedText, sent: float, deadline: asyncio.Timeout
+    ) -> None:
+        self.result = result
+        self.text = text
+        self.sent = sent
+        self.deadline = deadline
+
+    def __call__(self, line: bytes, arrived_at: float) -> None:
+        result = self.result
+        # After `done`, the rest of the body (normally just the chunked terminator) is read
+        # without looking, so that the connection is reused: a new one costs a handshake in
+        # the next request's TTFT.
+        if result.done_reason is not None or not line.strip():
+            return
+        arrived = arrived_at - self.sent
+        result.chunk_count += 1
+        result.response_bytes += len(line)
+        try:
+            chunk = json.loads(line)
+        except ValueError:
+            raise RequestError(_malformed(line)) from None
+        if not isinstance(chunk, dict):
+            raise RequestError(_malformed(line))
+        if chunk.get("error"):
+            raise RequestError(f"server error mid-stream: {chunk['error']}")
+        message = chunk.get("message") or {}
+        if not isinstance(message, dict):
+            raise RequestError(_malformed(line))
+        piece = message.get("content") or ""
+        thought = message.get("thinking") or ""
+        if piece or thought:
+            if not isinstance(piece, str) or not isinstance(thought, str):
+                raise RequestError(_malformed(line))
+            self.text.add(arrived, piece, thought)
+        if chunk.get("done"):
+            result.e2e_s = arrived
+            end_by = asyncio.get_running_loop().time() + BODY_END_TIMEOUT_S
+            when = self.deadline.when()
+            if when is None or when > end_by:
+                self.deadline.reschedule(end_by)
+            done_reason = chunk.get("done_reason")
+            result.done_reason = done_reason if isinstance(done_reason, str) else ""
+            for wire, name in SERVER_FIELDS.items():
+                value = chunk.get(wire)
+                if isinstance(value, int | float) and math.isfinite(value):
+                    setattr(result, name, int(value))
 
 
 def _error_text(text: str) -> str:

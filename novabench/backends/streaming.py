@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from novabench.backends import ChatRequest, TextCallback
+from novabench.backends import ChatRequest, TextCallback, ndjson_http
 from novabench.errors import RequestError
 from novabench.metrics import RequestResult
 
@@ -26,7 +26,10 @@ def describe_connect_error(exc: BaseException) -> str:
             return "connection refused"
         if isinstance(seen, socket.gaierror):
             return "host name not found"
-        if isinstance(seen, httpx.ConnectTimeout | httpx.PoolTimeout | TimeoutError):
+        if isinstance(
+            seen,
+            httpx.ConnectTimeout | httpx.PoolTimeout | ndjson_http.ConnectTimeout | TimeoutError,
+        ):
             return "connection timed out"
         if isinstance(seen, OSError) and seen.strerror:
             return seen.strerror.lower()
@@ -95,12 +98,12 @@ async def stream_guarded(
     except RequestError as exc:
         result.error = str(exc)
         result.http_status = exc.http_status or result.http_status
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, ndjson_http.TransportError) as exc:
         if result.done_reason is not None:
             pass  # the body's end was lost after the answer ended: it is complete
         elif result.chunk_count:
             result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
-        elif isinstance(exc, httpx.ConnectTimeout):
+        elif isinstance(exc, httpx.ConnectTimeout | ndjson_http.ConnectTimeout):
             result.error = f"{request.connect_error()} ({host})"
         else:
             result.error = f"cannot reach {server} at {host} ({describe_connect_error(exc)})"

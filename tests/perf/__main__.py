@@ -29,6 +29,10 @@ def _int_list(text: str) -> tuple[int, ...]:
     return values
 
 
+def _fast_levels(text: str) -> tuple[int, ...]:
+    return () if text.strip().lower() in ("", "none") else _int_list(text)
+
+
 def _names(text: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in text.split(",") if part.strip())
     unknown = [name for name in names if name not in CLIENT_NAMES]
@@ -57,6 +61,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "double's own record of what it did (the double runs in a child process).",
     )
     parser.add_argument("--levels", type=_int_list, default=(1, 16, 64, 256))
+    parser.add_argument(
+        "--fast-levels",
+        type=_fast_levels,
+        default=(512,),
+        help="levels on the fast schedule, one request per stream per round ('none' skips)",
+    )
+    parser.add_argument("--fast-interval-ms", type=_positive(float), default=20.0)
     parser.add_argument("--tokens", type=_positive(int), default=200)
     parser.add_argument("--interval-ms", type=_positive(float), default=2.0)
     parser.add_argument("--ttft-ms", type=_positive(float), default=50.0)
@@ -82,6 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if set(args.levels) & set(args.fast_levels):
+        raise SystemExit("error: a level cannot be in both --levels and --fast-levels")
     config = PerfConfig(
         levels=args.levels,
         tokens=args.tokens,
@@ -93,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         pin_cpus=not args.no_pin,
         flood_streams=max(0, args.flood_streams),
         flood_requests=args.flood_requests,
+        fast_levels=args.fast_levels,
+        fast_interval_ms=args.fast_interval_ms,
     )
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     loadavg_before = os.getloadavg()

@@ -39,7 +39,7 @@ import psutil
 
 from novabench.metrics import derive, quantile
 from tests.perf.clients import CLIENT_NAMES, Sample, make_client
-from tests.perf.server import FLOOD_MODEL, MODEL, DoubleProcess
+from tests.perf.server import FAST_MODEL, FLOOD_MODEL, MODEL, DoubleProcess
 
 LEVEL_TIMEOUT_S = 600.0
 FETCH_TIMEOUT_S = 30.0
@@ -59,6 +59,13 @@ class PerfConfig:
     pin_cpus: bool = True  # server on one core, clients on another, when there are two
     flood_streams: int = 8  # 0 skips the flood phase
     flood_requests: int = 16  # per round, FLOOD_TOKENS tokens each
+    # The big level(s) on the "fast" schedule: the same TTFT and answer length, one token every
+    # fast_interval_ms. 512 streams x 2 ms would offer 256,000 tokens/s, more than any Python
+    # process can write or read on one core; 512 x 20 ms is 25,600 tokens/s, still far beyond
+    # what a real Ollama box streams (README, "Measurement accuracy"). One request per stream
+    # per round: all of them start at once, the hardest moment for TTFT.
+    fast_levels: tuple[int, ...] = (512,)
+    fast_interval_ms: float = 20.0
 
     def requests_at(self, concurrency: int) -> int:
         """Requests per round at one level: at least one per stream, so every stream is used."""
@@ -75,9 +82,9 @@ class RequestTruth:
     ttft_measured_ms: float
     transit_ms: float  # client sent → server read the request
     itl_true_ms: float
-    itl_measured_ms: float
+    itl_measured_ms: float | None  # None: every token arrived in one read (the flood)
     tps_true: float
-    tps_measured: float
+    tps_measured: float | None
     lags_ms: list[float]
 
 
@@ -109,6 +116,7 @@ class RunFigures:
     client: str
     concurrency: int
     flood: bool  # the unpaced phase: only its CPU per token is of interest
+    fast: bool  # a fast level (PerfConfig.fast_levels), on the fast schedule
     requests: int
     failed: int
     tokens: int
@@ -254,10 +262,17 @@ def compare(
 
 
 def summarize(
-    config: PerfConfig, client: str, concurrency: int, rounds: list[RoundRecord], flood: bool
+    config: PerfConfig,
+    client: str,
+    concurrency: int,
+    rounds: list[RoundRecord],
+    flood: bool,
+    fast: bool = False,
 ) -> RunFigures:
     """Pool the rounds' requests; CPU per token is the median of the rounds'."""
     compared = [truth for record in rounds for truth in record.compared]
+    # In the flood a whole answer can arrive in one read: no span, so no ITL or tokens/s.
+    spanned = [t for t in compared if t.itl_measured_ms is not None and t.tps_measured]
     lags = [lag for truth in compared for lag in truth.lags_ms]
     ttft_errors = [t.ttft_measured_ms - t.ttft_true_ms for t in compared]
     ttft_true = _median(t.ttft_true_ms for t in compared)
@@ -268,6 +283,7 @@ def summarize(
         client=client,
         concurrency=concurrency,
         flood=flood,
+        fast=fast,
         requests=sum(record.requests for record in rounds),
         failed=sum(record.failed for record in rounds),
         tokens=sum(record.tokens for record in rounds),
@@ -287,15 +303,19 @@ def summarize(
         ),
         ttft_vs_server_ms=_median(t.ttft_measured_ms - t.ttft_server_ms for t in compared),
         transit_ms=_median(t.transit_ms for t in compared),
-        itl_cfg_ms=config.interval_ms,
+        itl_cfg_ms=config.fast_interval_ms if fast else config.interval_ms,
         itl_true_ms=_median(t.itl_true_ms for t in compared),
-        itl_measured_ms=_median(t.itl_measured_ms for t in compared),
+        itl_measured_ms=_median(t.itl_measured_ms for t in spanned if t.itl_measured_ms),
         itl_error_pct=_median(
-            100.0 * (t.itl_measured_ms - t.itl_true_ms) / t.itl_true_ms for t in compared
+            100.0 * (t.itl_measured_ms - t.itl_true_ms) / t.itl_true_ms
+            for t in spanned
+            if t.itl_measured_ms is not None
         ),
         tps_true=_median(t.tps_true for t in compared),
-        tps_measured=_median(t.tps_measured for t in compared),
-        tps_error_pct=_median(100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in compared),
+        tps_measured=_median(t.tps_measured for t in spanned if t.tps_measured),
+        tps_error_pct=_median(
+            100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in spanned if t.tps_measured
+        ),
         lag_p50_ms=quantile(lags, 0.50),
         lag_p95_ms=quantile(lags, 0.95),
         buffered_writes=sum(record.buffered_writes for record in rounds),
@@ -319,18 +339,28 @@ def run_perf(config: PerfConfig, progress: Callable[[str], None] | None = None) 
         config.tokens,
         config.ttft_ms,
         config.interval_ms,
-        num_parallel=max(config.levels),
+        num_parallel=max(config.levels + config.fast_levels),
         cpu=cpus[-1] if pin else None,
+        fast_interval_ms=config.fast_interval_ms,
     ) as double:
         server = psutil.Process(double.pid)
         try:
             if pin:
                 os.sched_setaffinity(0, {cpus[0]})
-            phases = [(level, MODEL, config.requests_at(level), False) for level in config.levels]
+            phases = [
+                (level, MODEL, config.requests_at(level), False, False) for level in config.levels
+            ]
+            phases += [(level, FAST_MODEL, level, False, True) for level in config.fast_levels]
             if config.flood_streams:
-                phases.append((config.flood_streams, FLOOD_MODEL, config.flood_requests, True))
-            for concurrency, model, requests, flood in phases:
-                label = f"flood, {concurrency} streams" if flood else f"{concurrency} streams"
+                phases.append(
+                    (config.flood_streams, FLOOD_MODEL, config.flood_requests, True, False)
+                )
+            for concurrency, model, requests, flood, fast in phases:
+                label = f"{concurrency} streams"
+                if flood:
+                    label = f"flood, {label}"
+                elif fast:
+                    label = f"{label}, fast schedule ({config.fast_interval_ms:g} ms/token)"
                 rounds: dict[str, list[RoundRecord]] = {name: [] for name in config.clients}
                 for round_index, name in itertools.product(range(config.rounds), config.clients):
                     if progress is not None:
@@ -346,7 +376,7 @@ def run_perf(config: PerfConfig, progress: Callable[[str], None] | None = None) 
                     truth = fetch_timings(double.url)
                     rounds[name].append(compare(samples, truth, wall_s, cpu_s, server_cpu_s))
                 for name in config.clients:
-                    figures.append(summarize(config, name, concurrency, rounds[name], flood))
+                    figures.append(summarize(config, name, concurrency, rounds[name], flood, fast))
         finally:
             if pin:
                 os.sched_setaffinity(0, set(cpus))

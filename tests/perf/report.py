@@ -25,6 +25,8 @@ TTFT_ERROR_MS_AT_1 = 1.0
 TTFT_ERROR_PCT_AT_256 = 5.0
 TPS_ERROR_PCT_AT_1 = 1.0
 CPU_RATIO_TO_OLLAMA = 1.5
+# The fast level's target: TTFT, ITL and tokens/s each within this of the truth.
+TIMING_ERROR_PCT_FAST = 5.0
 TARGET_CLIENT = "novabench-live"  # novabench as `novabench run` uses it: live display on
 
 DEFINITIONS = {
@@ -91,7 +93,7 @@ def accuracy_table(name: str, figures: list[RunFigures]) -> Table:
     for run in figures:
         failed = f" ({run.failed} failed)" if run.failed else ""
         table.add_row(
-            str(run.concurrency),
+            _level_label(run),
             f"{run.requests}{failed}",
             str(run.tokens),
             _f(run.ttft_true_ms),
@@ -137,13 +139,13 @@ def server_table(config: PerfConfig, figures: list[RunFigures]) -> Table:
         if run.flood:
             continue
         table.add_row(
-            str(run.concurrency),
+            _level_label(run),
             run.client,
             _f(config.ttft_ms),
             _f(run.ttft_server_ms),
             _f(run.transit_ms),
             _f(run.active_streams, 1),
-            _f(config.interval_ms, 3),
+            _f(run.itl_cfg_ms, 3),
             _f(run.itl_true_ms, 3),
             _f(run.server_cpu_pct, 0),
             _f(run.client_cpu_pct, 0),
@@ -170,11 +172,12 @@ def cpu_table(config: PerfConfig, figures: list[RunFigures]) -> Table:
     ]
     if ratios:
         table.add_column("live ÷ ollama", justify="right")
-    rows = [(level, False) for level in config.levels]
+    rows = [(level, False) for level in config.levels + config.fast_levels]
     if config.flood_streams:
         rows.append((config.flood_streams, True))
     for level, flood in rows:
-        cells = [f"{level}, flood" if flood else str(level)]
+        fast = " fast" if level in config.fast_levels else ""
+        cells = [f"{level}, flood" if flood else f"{level}{fast}"]
         for name in config.clients:
             run = by_key[(name, level, flood)]
             spread = run.cpu_us_per_token_rounds
@@ -190,6 +193,10 @@ def cpu_table(config: PerfConfig, figures: list[RunFigures]) -> Table:
 
 
 Key = tuple[str, int, bool]
+
+
+def _level_label(run: RunFigures) -> str:
+    return f"{run.concurrency} fast" if run.fast else str(run.concurrency)
 
 
 def _by_key(figures: list[RunFigures]) -> dict[Key, RunFigures]:
@@ -253,7 +260,10 @@ def verdicts(config: PerfConfig, figures: list[RunFigures]) -> list[Verdict]:
                 f"{one.tps_error_pct:+.3f}%" + also(1, "tps_error_pct", "%"),
             )
         )
-    ratios = {f"{level} streams": cpu_ratio(by_key, level) for level in config.levels}
+    out.extend(_fast_verdicts(config, by_key))
+    ratios = {
+        f"{level} streams": cpu_ratio(by_key, level) for level in config.levels + config.fast_levels
+    }
     if config.flood_streams:
         ratios["flood"] = cpu_ratio(by_key, config.flood_streams, True)
     known = {label: ratio for label, ratio in ratios.items() if ratio is not None}
@@ -268,6 +278,48 @@ def verdicts(config: PerfConfig, figures: list[RunFigures]) -> list[Verdict]:
                 known[worst] <= CPU_RATIO_TO_OLLAMA,
                 ", ".join(f"{label} {ratio:.2f}×" for label, ratio in known.items())
                 + f" (worst: {worst})",
+            )
+        )
+    return out
+
+
+def _fast_verdicts(config: PerfConfig, by_key: dict[Key, RunFigures]) -> list[Verdict]:
+    """The big level on the fast schedule: TTFT, ITL and tokens/s all within 5%, none failed."""
+    target = (
+        f"timing error < {TIMING_ERROR_PCT_FAST:g}% (TTFT, ITL, tokens/s) at "
+        f"{{level}} streams, {config.fast_interval_ms:g} ms/token"
+    )
+    if not config.fast_levels:
+        return [Verdict(target.format(level=512), None, "–")]
+    out = []
+    for level in config.fast_levels:
+        run = by_key.get((TARGET_CLIENT, level, False))
+        errors = (
+            [run.ttft_error_pct, run.itl_error_pct, run.tps_error_pct] if run is not None else []
+        )
+        if run is None or any(error is None for error in errors):
+            out.append(Verdict(target.format(level=level), None, "–"))
+            continue
+        quiet = by_key.get(("novabench", level, False))
+        peer = by_key.get(("ollama", level, False))
+        notes = [
+            f"{label} TTFT {other.ttft_error_pct:+.1f}%, tokens/s {other.tps_error_pct:+.1f}%"
+            for label, other in (("display off", quiet), ("ollama", peer))
+            if other is not None
+            and other.ttft_error_pct is not None
+            and other.tps_error_pct is not None
+        ]
+        out.append(
+            Verdict(
+                target.format(level=level),
+                run.failed == 0
+                and all(
+                    abs(error) < TIMING_ERROR_PCT_FAST for error in errors if error is not None
+                ),
+                f"TTFT {run.ttft_error_pct:+.2f}% ({_f(run.ttft_error_ms)} ms of "
+                f"{_f(run.ttft_true_ms)} ms), ITL {run.itl_error_pct:+.2f}%, tokens/s "
+                f"{run.tps_error_pct:+.2f}%, {run.failed} failed"
+                + "".join(f"; {note}" for note in notes),
             )
         )
     return out
@@ -295,7 +347,14 @@ def print_report(
     console.print(
         f"[bold]novabench measurement accuracy[/]: TTFT {config.ttft_ms:g} ms, "
         f"{config.tokens} tokens every {config.interval_ms:g} ms, streams "
-        f"{', '.join(map(str, config.levels))}, {config.rounds} round(s); "
+        f"{', '.join(map(str, config.levels))}"
+        + (
+            f"; fast schedule ({config.fast_interval_ms:g} ms/token) at "
+            f"{', '.join(map(str, config.fast_levels))} streams"
+            if config.fast_levels
+            else ""
+        )
+        + f", {config.rounds} round(s); "
         f"medians over requests; {wall_s:.0f} s; {os.cpu_count()} CPUs, load average "
         f"{loadavg_before[0]:.2f} before and {os.getloadavg()[0]:.2f} after"
     )

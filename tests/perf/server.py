@@ -23,6 +23,9 @@ MODEL = "perf-model"
 # that a paced stream costs (those depend on how the streams' ticks happen to line up).
 FLOOD_MODEL = "perf-flood"
 FLOOD_TOKENS = 1000
+# A third model for the big concurrency level: the same TTFT and answer length, a slower token
+# interval (see PerfConfig.fast_interval_ms).
+FAST_MODEL = "perf-fast"
 START_TIMEOUT_S = 20.0
 # Short words cycling, so each token line is the size of a real one (about 110 bytes).
 _WORDS = ("the", "model", "answers", "in", "a", "steady", "stream", "of", "tokens,", "one")
@@ -33,14 +36,14 @@ def reply_text(tokens: int) -> str:
     return " ".join(_WORDS[i % len(_WORDS)] for i in range(tokens))
 
 
-def schedule_model(tokens: int, ttft_ms: float, interval_ms: float) -> FakeModel:
+def schedule_model(tokens: int, ttft_ms: float, interval_ms: float, name: str = MODEL) -> FakeModel:
     """A model whose first token comes `ttft_ms` after the request is read, then every interval.
 
     The double spends _WARM_LOAD_S handing out a warm runner before its own ttft_s, and prompt
     evaluation is made free, so the configured TTFT is exactly ttft_ms from the request's receipt.
     """
     return FakeModel(
-        MODEL,
+        name,
         reply=reply_text(tokens),
         load_s=0.0,
         prompt_token_s=0.0,
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--ttft-ms", type=float, required=True)
     parser.add_argument("--interval-ms", type=float, required=True)
+    parser.add_argument("--fast-interval-ms", type=float, required=True)
     parser.add_argument("--num-parallel", type=int, required=True)
     parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     args = parser.parse_args(argv)
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, {args.cpu})
     models = [
         schedule_model(args.tokens, args.ttft_ms, args.interval_ms),
+        schedule_model(args.tokens, args.ttft_ms, args.fast_interval_ms, FAST_MODEL),
         flood_model(),
     ]
     double = OllamaDouble(models, num_parallel=args.num_parallel, host="127.0.0.1", port=0)
@@ -96,6 +101,7 @@ class DoubleProcess:
         interval_ms: float,
         num_parallel: int,
         cpu: int | None = None,
+        fast_interval_ms: float = 20.0,
     ) -> None:
         self.command = [
             sys.executable,
@@ -104,6 +110,7 @@ class DoubleProcess:
             f"--tokens={tokens}",
             f"--ttft-ms={ttft_ms}",
             f"--interval-ms={interval_ms}",
+            f"--fast-interval-ms={fast_interval_ms}",
             f"--num-parallel={num_parallel}",
         ]
         if cpu is not None:
