@@ -17,15 +17,19 @@ import pytest
 from novabench.backends import ChatRequest
 from novabench.backends.ollama import BODY_END_TIMEOUT_S, OllamaBackend
 from novabench.metrics import RequestResult
+from novabench.suite import parse_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.perf.__main__ import main
 from tests.perf.clients import CLIENT_NAMES
+from tests.perf.loadmode import LoadConfig, load_suite_text, run_load_phase
 from tests.perf.server import DoubleProcess, reply_text
 
 TOKENS = 20
 REQUESTS = 4
 LEVELS = (1, 4)
 FAST_LEVEL = 3
+LOAD_STREAMS = 8
+LOAD_REQUESTS = 2 * LOAD_STREAMS
 
 
 def test_reply_splits_into_the_asked_number_of_tokens() -> None:
@@ -48,6 +52,7 @@ def test_harness_runs_every_client_at_each_level(
         *("--requests-per-level", str(REQUESTS), "--rounds", "1", "--no-pin"),
         *("--ttft-ms", "10", "--flood-streams", "2", "--flood-requests", "2"),
         *("--fast-levels", str(FAST_LEVEL), "--fast-interval-ms", "3"),
+        *("--load-levels", "2", "--load-requests", "3"),
         *("--json", str(out)),
     ]
     assert main(argv) == 0
@@ -85,12 +90,59 @@ def test_harness_runs_every_client_at_each_level(
         # Sanity only: the double's truth and the client's clock are the same clock.
         assert 0 < run["ttft_true_ms"] < 10_000 and run["ttft_measured_ms"] > 0
         assert abs(run["ttft_error_ms"]) < 1_000 and run["cpu_us_per_token"] > 0
+    assert [
+        (level["accuracy"]["concurrency"], level["stored_rows"], level["accuracy"]["failed"])
+        for level in document["load_mode"]
+    ] == [(2, 3, 0)]
+    assert document["load_config"]["levels"] == [2]
     targets = {v["target"]: v["met"] for v in document["verdicts"]}
-    assert len(targets) == 5
+    assert len(targets) == 6
+    assert any(
+        target.startswith("load mode (runner, DuckDB, live display) sustains 2 streams")
+        for target in targets
+    )
     assert targets["TTFT error < 5% at 256 streams"] is None  # no 256 level in this run
     assert f"timing error < 5% (TTFT, ITL, tokens/s) at {FAST_LEVEL} streams, 3 ms/token" in (
         targets
     )
+
+
+def test_load_suite_gives_every_request_its_own_prompt() -> None:
+    suite = parse_suite(load_suite_text("http://127.0.0.1:1", 4, 10, LoadConfig(levels=(4,))))
+    texts = [prompt.text for prompt in suite.load_prompts()]
+    assert len(texts) == len(set(texts)) == 10
+    assert suite.prompts[0].text not in texts  # the warm-up has its own
+    assert suite.load is not None and suite.load.requests_at(4) == 10
+
+
+def test_load_phase_matches_every_stored_request_to_its_truth() -> None:
+    config = LoadConfig(
+        levels=(LOAD_STREAMS,), tokens=TOKENS, ttft_ms=10, interval_ms=3, pin_cpus=False
+    )
+    [level] = run_load_phase(config)
+    run = level.accuracy
+    assert level.status == "complete" and level.errors == []
+    assert (level.stored_rows, run.requests, run.failed) == (LOAD_REQUESTS, LOAD_REQUESTS, 0)
+    assert (run.mismatched, level.unclaimed) == (0, 0)
+    assert run.tokens == (LOAD_REQUESTS + 1) * TOKENS  # the warm-up's tokens count for CPU
+    for value in (
+        run.ttft_true_ms,
+        run.ttft_measured_ms,
+        run.ttft_error_pct,
+        run.itl_error_pct,
+        run.tps_error_pct,
+        run.lag_p95_ms,
+        run.cpu_us_per_token,
+        level.level_tokens_per_s,
+        level.true_tokens_per_s,
+        level.level_tokens_per_s_error_pct,
+        level.level_ttft_p95_ms,
+        level.true_ttft_p95_ms,
+    ):
+        assert value is not None and math.isfinite(value)
+    # Sanity only: the runner's send stamp and the double's writes share one clock.
+    assert 0 < run.ttft_true_ms < 10_000 and abs(run.ttft_error_ms or 0.0) < 1_000
+    assert level.run_wall_s >= level.phase_wall_s > 0
 
 
 def test_unknown_client_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

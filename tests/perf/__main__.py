@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tests.perf.clients import CLIENT_NAMES
 from tests.perf.harness import PerfConfig, run_perf
+from tests.perf.loadmode import LoadConfig, run_load_phase
 from tests.perf.report import print_report, write_json
 
 DEFAULT_JSON = Path("reports/perf.json")
@@ -68,6 +69,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="levels on the fast schedule, one request per stream per round ('none' skips)",
     )
     parser.add_argument("--fast-interval-ms", type=_positive(float), default=20.0)
+    parser.add_argument(
+        "--load-levels",
+        type=_fast_levels,
+        default=(512,),
+        help="load-mode phase: a real SuiteRunner run per level, on the fast schedule, "
+        "storing to DuckDB with the live display on ('none' skips)",
+    )
+    parser.add_argument(
+        "--load-requests",
+        type=_positive(int),
+        default=None,
+        help="requests per load-mode level (default: 2 × streams)",
+    )
     parser.add_argument("--tokens", type=_positive(int), default=200)
     parser.add_argument("--interval-ms", type=_positive(float), default=2.0)
     parser.add_argument("--ttft-ms", type=_positive(float), default=50.0)
@@ -109,13 +123,26 @@ def main(argv: list[str] | None = None) -> int:
         fast_levels=args.fast_levels,
         fast_interval_ms=args.fast_interval_ms,
     )
+    load_config = LoadConfig(
+        levels=args.load_levels,
+        requests_per_level=args.load_requests,
+        tokens=args.tokens,
+        ttft_ms=args.ttft_ms,
+        interval_ms=args.fast_interval_ms,
+        pin_cpus=not args.no_pin,
+    )
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     loadavg_before = os.getloadavg()
     started = time.perf_counter()
-    figures = run_perf(config, progress=lambda message: console.print(f"[dim]{message}[/]"))
+
+    def progress(message: str) -> None:
+        console.print(f"[dim]{message}[/]")
+
+    figures = run_perf(config, progress=progress)
+    load = run_load_phase(load_config, progress=progress)
     wall_s = time.perf_counter() - started
-    found = print_report(console, config, figures, wall_s, loadavg_before)
-    write_json(args.json, config, figures, found, wall_s, loadavg_before)
+    found = print_report(console, config, figures, wall_s, loadavg_before, load, load_config)
+    write_json(args.json, config, figures, found, wall_s, loadavg_before, load, load_config)
     console.print(f"figures written to {args.json}")
     return 0
 

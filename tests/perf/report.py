@@ -17,6 +17,9 @@ from rich.table import Table
 
 from tests.perf.clients import make_client
 from tests.perf.harness import PerfConfig, RunFigures
+from tests.perf.loadmode import CLIENT as CLIENT_LOAD
+from tests.perf.loadmode import TITLE as LOAD_TITLE
+from tests.perf.loadmode import LoadConfig, LoadFigures
 from tests.perf.server import FLOOD_TOKENS
 
 FORMAT_VERSION = 1
@@ -28,6 +31,8 @@ CPU_RATIO_TO_OLLAMA = 1.5
 # The fast level's target: TTFT, ITL and tokens/s each within this of the truth.
 TIMING_ERROR_PCT_FAST = 5.0
 TARGET_CLIENT = "novabench-live"  # novabench as `novabench run` uses it: live display on
+# The load-mode phase's target: the whole product path at this many streams, errors within 5%.
+LOAD_TARGET_STREAMS = 512
 
 DEFINITIONS = {
     "ttft_server": "server: first token write − request read (what the double did)",
@@ -40,6 +45,12 @@ DEFINITIONS = {
     "cpu_per_token": "client process CPU (user + system, all threads) / tokens, streaming only",
     "flood": "tokens written back to back (no schedule), read in batches: parsing cost alone",
     "active_streams": "Σ server generation time (request read → last token) / wall time",
+    "load_sent": "load mode: runner._t0 + stored start_offset_s (perf_counter clock); the runner "
+    "stamps it synchronously, microseconds before the backend's own send stamp",
+    "load_cpu_per_token": "load mode: whole process CPU (event loop, DuckDB writer, sampler, live "
+    "display) from run start (after preflight) to the phase's end, / every token incl. warm-up",
+    "load_level_tps": "load mode: novabench's level output tokens/s (load_stats.sweeps on the "
+    "stored rows) against Σ tokens written / (last token write − first send)",
 }
 
 
@@ -68,9 +79,9 @@ def client_title(name: str) -> str:
     return make_client(name).title
 
 
-def accuracy_table(name: str, figures: list[RunFigures]) -> Table:
+def accuracy_table(name: str, figures: list[RunFigures], title: str | None = None) -> Table:
     """One client: truth against measurement at each concurrency."""
-    table = Table(title=client_title(name), title_justify="left", padding=(0, 1))
+    table = Table(title=title or client_title(name), title_justify="left", padding=(0, 1))
     for header in (
         "streams",
         "reqs",
@@ -211,8 +222,63 @@ def cpu_ratio(by_key: dict[Key, RunFigures], level: int, flood: bool = False) ->
     return ours.cpu_us_per_token / peer.cpu_us_per_token
 
 
-def verdicts(config: PerfConfig, figures: list[RunFigures]) -> list[Verdict]:
-    """The issue's four targets, judged on novabench with its live display on."""
+def load_table(load: list[LoadFigures]) -> Table:
+    """Load mode: novabench's own level figures (from the DuckDB rows) beside the truth's."""
+    table = Table(
+        title="Load mode, level figures as novabench stored and computed them (load_stats)",
+        title_justify="left",
+        padding=(0, 1),
+    )
+    for header in (
+        "streams",
+        "run",
+        "stored\nrows",
+        "out tok/s\nnovabench",
+        "out tok/s\ntrue",
+        "err %",
+        "TTFT p50\nnovabench",
+        "TTFT p95\nnovabench",
+        "TTFT p95\ntrue",
+        "req/s",
+        "samples",
+        "sampled CPU %\nmachine/server",
+        "server\nCPU %",
+        "client\nCPU %",
+        "phase\ns",
+        "run\ns",
+    ):
+        table.add_column(header, justify="right")
+    for level in load:
+        run = level.accuracy
+        table.add_row(
+            str(level.concurrency),
+            level.status,
+            str(level.stored_rows),
+            _f(level.level_tokens_per_s, 0),
+            _f(level.true_tokens_per_s, 0),
+            _pct(level.level_tokens_per_s_error_pct),
+            _f(level.level_ttft_p50_ms),
+            _f(level.level_ttft_p95_ms),
+            _f(level.true_ttft_p95_ms),
+            _f(level.level_requests_per_s, 1),
+            str(level.samples),
+            f"{_f(level.sampled_cpu_percent_mean, 0)}/"
+            f"{_f(level.sampled_server_cpu_percent_mean, 0)}",
+            _f(run.server_cpu_pct, 0),
+            _f(run.client_cpu_pct, 0),
+            _f(level.phase_wall_s, 1),
+            _f(level.run_wall_s, 1),
+        )
+    return table
+
+
+def verdicts(
+    config: PerfConfig,
+    figures: list[RunFigures],
+    load: list[LoadFigures] | None = None,
+    load_config: LoadConfig | None = None,
+) -> list[Verdict]:
+    """The issue's targets, judged on novabench with its live display on."""
     by_key = _by_key(figures)
     quiet = "novabench"
 
@@ -261,6 +327,7 @@ def verdicts(config: PerfConfig, figures: list[RunFigures]) -> list[Verdict]:
             )
         )
     out.extend(_fast_verdicts(config, by_key))
+    out.extend(_load_verdicts(load or [], load_config))
     ratios = {
         f"{level} streams": cpu_ratio(by_key, level) for level in config.levels + config.fast_levels
     }
@@ -325,6 +392,50 @@ def _fast_verdicts(config: PerfConfig, by_key: dict[Key, RunFigures]) -> list[Ve
     return out
 
 
+def _load_verdicts(load: list[LoadFigures], load_config: LoadConfig | None) -> list[Verdict]:
+    """Load mode through SuiteRunner: every error < 5%, nothing failed, every request matched."""
+    target = (
+        "load mode (runner, DuckDB, live display) sustains {level} streams with TTFT, ITL and "
+        f"tokens/s errors each < {TIMING_ERROR_PCT_FAST:g}%"
+    )
+    levels = load_config.levels if load_config is not None else ()
+    if not levels:
+        return [Verdict(target.format(level=LOAD_TARGET_STREAMS), None, "–")]
+    by_level = {level.concurrency: level for level in load}
+    out = []
+    for streams in levels:
+        level = by_level.get(streams)
+        run = level.accuracy if level is not None else None
+        errors = [run.ttft_error_pct, run.itl_error_pct, run.tps_error_pct] if run else []
+        if level is None or run is None or any(error is None for error in errors):
+            out.append(Verdict(target.format(level=streams), None, "–"))
+            continue
+        complete = (
+            level.status == "complete"
+            and run.failed == 0
+            and run.mismatched == 0
+            and level.unclaimed == 0
+            and level.stored_rows == run.requests
+        )
+        out.append(
+            Verdict(
+                target.format(level=streams),
+                complete
+                and all(
+                    abs(error) < TIMING_ERROR_PCT_FAST for error in errors if error is not None
+                ),
+                f"TTFT {run.ttft_error_pct:+.2f}% ({_f(run.ttft_error_ms)} ms of "
+                f"{_f(run.ttft_true_ms)} ms), ITL {run.itl_error_pct:+.2f}%, tokens/s "
+                f"{run.tps_error_pct:+.2f}%; {run.requests} requests stored, {run.failed} failed, "
+                f"{run.mismatched + level.unclaimed} unmatched; level tokens/s "
+                f"{_f(level.level_tokens_per_s, 0)} (true {_f(level.true_tokens_per_s, 0)}, "
+                f"{_pct(level.level_tokens_per_s_error_pct)}%); CPU "
+                f"{_f(run.cpu_us_per_token, 1)} µs/token",
+            )
+        )
+    return out
+
+
 def _floor_note(by_key: dict[Key, RunFigures], level: int) -> str:
     floor = by_key.get(("httpx", level, False))
     peer = by_key.get(("ollama", level, False))
@@ -342,6 +453,8 @@ def print_report(
     figures: list[RunFigures],
     wall_s: float,
     loadavg_before: tuple[float, float, float],
+    load: list[LoadFigures] | None = None,
+    load_config: LoadConfig | None = None,
 ) -> list[Verdict]:
     """All tables, then the verdicts; returns the verdicts."""
     console.print(
@@ -352,6 +465,11 @@ def print_report(
             f"; fast schedule ({config.fast_interval_ms:g} ms/token) at "
             f"{', '.join(map(str, config.fast_levels))} streams"
             if config.fast_levels
+            else ""
+        )
+        + (
+            f"; load mode (SuiteRunner) at {', '.join(map(str, load_config.levels))} streams"
+            if load_config is not None and load_config.levels
             else ""
         )
         + f", {config.rounds} round(s); "
@@ -371,7 +489,18 @@ def print_report(
         console.print(accuracy_table(name, paced))
     console.print(server_table(config, figures))
     console.print(cpu_table(config, figures))
-    found = verdicts(config, figures)
+    if load:
+        console.print(
+            "Load mode: a real SuiteRunner (load suite, one prompt per request, resource "
+            "sampler on, live display rendering to /dev/null) against the double's fast "
+            "schedule; figures read back from its DuckDB file and derived as novabench does. "
+            "sent = runner._t0 + stored start_offset_s (stamped synchronously, microseconds "
+            "before the backend's own send stamp). CPU = the whole process (DuckDB writer, "
+            "sampler, display) from run start to the phase's end, warm-up tokens included."
+        )
+        console.print(accuracy_table(CLIENT_LOAD, [level.accuracy for level in load], LOAD_TITLE))
+        console.print(load_table(load))
+    found = verdicts(config, figures, load, load_config)
     console.print("[bold]Targets[/] (novabench with its live display on, as `novabench run`):")
     for verdict in found:
         console.print(verdict.line())
@@ -392,12 +521,15 @@ def write_json(
     found: list[Verdict],
     wall_s: float,
     loadavg_before: tuple[float, float, float],
+    load: list[LoadFigures] | None = None,
+    load_config: LoadConfig | None = None,
 ) -> None:
     """The figures, definitions and verdicts, for the README and for comparing runs."""
     document: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": asdict(config),
+        "load_config": asdict(load_config) if load_config is not None else None,
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
@@ -411,6 +543,7 @@ def write_json(
         "wall_s": wall_s,
         "definitions": DEFINITIONS,
         "results": [run.as_json() for run in figures],
+        "load_mode": [level.as_json() for level in load or []],
         "verdicts": [asdict(verdict) for verdict in found],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
