@@ -22,6 +22,8 @@ _EXPORTS = {
     "RunNotFoundError": "novabench.errors",
     "StoreError": "novabench.errors",
     "SuiteError": "novabench.errors",
+    "load_sweeps": "novabench.load_stats",
+    "sweep_verdict": "novabench.load_stats",
     "render_all": "novabench.report",
     "render_history": "novabench.report",
     "render_index": "novabench.report",
@@ -44,14 +46,20 @@ if TYPE_CHECKING:
         StoreError,
         SuiteError,
     )
+    from novabench.load_stats import load_sweeps
+    from novabench.load_stats import verdict as sweep_verdict
     from novabench.report import render_all, render_history, render_index, render_run
     from novabench.runner import RunOutcome, run_suite
     from novabench.store import Store
     from novabench.suite import Suite, load_suite, parse_suite
 
 
+# Public names that differ from the name inside their module.
+_RENAMED = {"sweep_verdict": "verdict"}
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'novabench' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(module), _RENAMED.get(name, name))

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from novabench.metrics import derive, output_tokens
 from novabench.stats import percentile
+
+if TYPE_CHECKING:
+    from novabench.store import Store
 
 # Saturation: a level gains less than this share of the throughput a perfectly parallel server
 # would add (doubling the streams would double it) over the best level before it...
@@ -279,3 +282,16 @@ def limits_of(manifest: dict[str, Any] | None) -> dict[str, float]:
     load = (manifest or {}).get("load") or {}
     slo = load.get("slo") or {}
     return {name: float(slo[name]) for name in SLO_FIGURES if slo.get(name) is not None}
+
+
+def load_sweeps(store: Store, run_id: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """A stored run's sweeps, read from `store`: {(model, host): level summaries}, with its SLOs
+    and resource samples applied."""
+    manifest = store.get_run(run_id).get("manifest")
+    return sweeps(
+        store.load_levels(run_id),
+        store.results(run_id),
+        limits_of(manifest),
+        store.samples(run_id),
+        manifest=manifest,
+    )

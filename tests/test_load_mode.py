@@ -334,3 +334,19 @@ def test_an_interrupted_level_keeps_its_finished_requests_and_says_so(tmp_path: 
         "The run was interrupted during 2 concurrent requests: "
         "that level is partial and not judged."
     )
+
+
+def test_the_public_api_reads_a_runs_sweeps_back(tmp_path: Path) -> None:
+    import novabench
+
+    with OllamaDouble(models=[slow_model()], num_parallel=1) as double:
+        path = load_suite_file(
+            tmp_path, double.url, "{concurrency: [1, 2, 4], requests_per_level: 6}"
+        )
+        store, run_id = run_sweep(path, tmp_path)
+    found = novabench.load_sweeps(store, run_id)
+    assert list(found) == [("llama3.2", double.url)]
+    levels = found[("llama3.2", double.url)]
+    assert [lv["level"] for lv in levels] == [1.0, 2.0]
+    assert novabench.sweep_verdict(levels).endswith("OLLAMA_NUM_PARALLEL is probably 1.")
+    assert {"load_sweeps", "sweep_verdict"} <= set(novabench.__all__)
