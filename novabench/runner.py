@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import secrets
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +19,8 @@ from novabench.errors import HostUnreachableError, RequestError
 from novabench.load import sweep
 from novabench.manifest import git_info
 from novabench.metrics import RequestResult, derive
-from novabench.sampling import ResourceSample, ResourceSampler
+from novabench.sampling import ResourceSampler
+from novabench.sink import ResultSink
 from novabench.stats import ci_half_width_ratio
 from novabench.store import Store, utcnow
 from novabench.suite import ModelSpec, PromptSpec, Suite
@@ -113,76 +110,6 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
-class _ResultSink:
-    """Numbers results and writes them to the store from one thread, batching what piles up."""
-
-    def __init__(self, store: Store, run_id: str) -> None:
-        self._store = store
-        self.run_id = run_id
-        self._samples: list[dict[str, Any]] = []
-        self._samples_lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="novabench-store")
-        self._pending: list[tuple[int, RequestResult]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._failure: Exception | None = None  # the first write that failed
-        self.results: list[RequestResult] = []
-
-    def submit(self, result: RequestResult) -> None:
-        self._pending.append((len(self.results), result))
-        self.results.append(result)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._drain())
-
-    def add_sample(self, sample: ResourceSample) -> None:
-        """Keep a resource sample (called from the sampler's thread); written with the results."""
-        with self._samples_lock:
-            self._samples.append(dataclasses.asdict(sample))
-
-    def _take_samples(self) -> list[dict[str, Any]]:
-        with self._samples_lock:
-            taken, self._samples = self._samples, []
-        return taken
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                samples = self._take_samples()
-                await loop.run_in_executor(
-                    self._executor, self._store.add_results, self.run_id, batch, samples
-                )
-        except Exception as exc:
-            # Kept for flush() to raise, not left in the task: an exception nobody retrieves is
-            # logged when the task is collected, and that can happen at any time.
-            self._failure = self._failure or exc
-
-    async def flush(self) -> None:
-        """Wait until every result submitted so far is written; raise if a write failed.
-
-        Several sweeps may flush at once (hosts are swept together): each waits for whichever
-        writer task is current until none is running.
-        """
-        while (writer := self._writer) is not None and not writer.done():
-            await asyncio.wait([writer])
-        samples = self._take_samples()
-        if samples:
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(
-                self._executor, self._store.add_samples, self.run_id, samples
-            )
-        if self._failure is not None:
-            raise self._failure
-
-    async def call(self, fn: Callable[..., object], *args: object) -> None:
-        """Run a store write in the writer thread, after every result submitted so far."""
-        await self.flush()
-        await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-
-
 class SuiteRunner:
     """Runs one suite once against its hosts, writing to one store."""
 
@@ -216,7 +143,7 @@ class SuiteRunner:
             versions, targets = await self._preflight(endpoints)
             run_id = new_run_id()
             self._create_run(run_id, versions, targets)
-            sink = _ResultSink(self.store, run_id)
+            sink = ResultSink(self.store, run_id)
             outcome = RunOutcome(run_id, "running", self.store.path)
             self.outcome = outcome
             self._t0 = time.perf_counter()
@@ -241,7 +168,7 @@ class SuiteRunner:
         finally:
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
 
-    def _sampler(self, hosts: list[str], sink: _ResultSink) -> ResourceSampler | None:
+    def _sampler(self, hosts: list[str], sink: ResultSink) -> ResourceSampler | None:
         """Start sampling resources for the run's lifetime (None when the suite turns it off)."""
         if not self.suite.sample_interval_s:
             return None
@@ -408,7 +335,7 @@ class SuiteRunner:
         return reps if isinstance(reps, int) else self.suite.max_repetitions
 
     async def _run_modes(
-        self, run_id: str, targets: list[_Target], sink: _ResultSink, outcome: RunOutcome
+        self, run_id: str, targets: list[_Target], sink: ResultSink, outcome: RunOutcome
     ) -> None:
         suite = self.suite
         ready = [t for t in targets if t.unavailable is None]
@@ -465,7 +392,7 @@ class SuiteRunner:
         mode: str,
         group: list[_Target],
         prompt: PromptSpec,
-        sink: _ResultSink,
+        sink: ResultSink,
         stops: list[dict[str, object]],
     ) -> int:
         """Repeat one prompt on a group of models (all at once in parallel mode) until done.
@@ -509,7 +436,7 @@ class SuiteRunner:
         return rep * len(group)
 
     def _precision(
-        self, sink: _ResultSink, mode: str, target: _Target, prompt: PromptSpec
+        self, sink: ResultSink, mode: str, target: _Target, prompt: PromptSpec
     ) -> float | None:
         values = [
             derive(vars(r))[self.suite.target_metric]
@@ -524,7 +451,7 @@ class SuiteRunner:
         ]
         return ci_half_width_ratio(values)
 
-    async def _cold_request(self, mode: str, target: _Target, sink: _ResultSink) -> None:
+    async def _cold_request(self, mode: str, target: _Target, sink: ResultSink) -> None:
         """Unload the model, then time the request that has to load it again."""
         try:
             await self._backend(target).unload(target.engine_model)
@@ -572,7 +499,7 @@ class SuiteRunner:
         target: _Target,
         prompt: PromptSpec,
         repetition: int,
-        sink: _ResultSink,
+        sink: ResultSink,
         is_warmup: bool = False,
         is_cold: bool = False,
         load_level: int | None = None,
@@ -605,7 +532,7 @@ class SuiteRunner:
             await self._record_loaded(sink, target)
         return result
 
-    async def _load(self, run_id: str, ready: list[_Target], sink: _ResultSink) -> int:
+    async def _load(self, run_id: str, ready: list[_Target], sink: ResultSink) -> int:
         """Sweep every model's load levels: hosts at once, the models of one host in turn.
 
         Models sharing a host are swept one after the other, so that one curve is not bent by
@@ -640,7 +567,7 @@ class SuiteRunner:
 
         return sum(await asyncio.gather(*(sweep_host(ts) for ts in by_host.values())))
 
-    async def _record_loaded(self, sink: _ResultSink, target: _Target) -> None:
+    async def _record_loaded(self, sink: ResultSink, target: _Target) -> None:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""
         try:
             loaded = await self._backend(target).loaded_models()

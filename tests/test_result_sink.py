@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from novabench.metrics import RequestResult
-from novabench.runner import _ResultSink
+from novabench.sink import ResultSink
 
 
 class SlowStore:
@@ -47,7 +47,7 @@ def test_concurrent_flushes_wait_for_every_result_submitted_meanwhile() -> None:
     store = SlowStore()
 
     async def main() -> None:
-        sink = _ResultSink(store, "run")  # type: ignore[arg-type]
+        sink = ResultSink(store, "run")  # type: ignore[arg-type]
 
         async def sweep(first: int) -> None:
             for n in range(first, first + 5):
@@ -67,7 +67,7 @@ def test_a_failed_write_is_raised_by_every_later_flush() -> None:
     store = SlowStore(fail=True)
 
     async def main() -> list[str]:
-        sink = _ResultSink(store, "run")  # type: ignore[arg-type]
+        sink = ResultSink(store, "run")  # type: ignore[arg-type]
         sink.submit(result(0))
         raised = []
         for _ in range(2):
