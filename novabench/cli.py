@@ -33,6 +33,7 @@ from novabench.compare import (
     check_baseline,
     compare_runs,
 )
+from novabench.compare_load import SweepChange
 from novabench.errors import NovabenchError, SuiteError
 from novabench.export import FORMATS, export_results
 from novabench.load_stats import level_name, limits_of, sweeps, verdict
@@ -238,9 +239,11 @@ def _run_locked(
             _print_comparison(comparison, title, ("baseline", "this run"))
         report = _write_report(store, outcome.run_id, report_dir, quiet)
     code = outcome.exit_code
-    if comparison is not None and comparison.failing:
+    failing = [] if comparison is None else comparison.failing
+    load_failing = [] if comparison is None else comparison.load_failing
+    if failing or load_failing:
         code = EXIT_REGRESSION
-        count = len(comparison.failing)
+        count = len(failing) + len(load_failing)
         message = (
             f"{count} significant regression{'s' if count > 1 else ''} larger than "
             f"{fail_on_regression_pct:g}%: exit {EXIT_REGRESSION}"
@@ -248,8 +251,10 @@ def _run_locked(
         if json_log is not None:
             log_json_event("error", message=message, exit_code=EXIT_REGRESSION)
         elif quiet:  # errors only: the regressions that fail the run, then why it exits 4
-            for finding in comparison.failing:
+            for finding in failing:
                 click.echo(f"Error: {_regression_line(finding)}", err=True)
+            for line in load_failing:
+                click.echo(f"Error: {terminal_safe(line)}", err=True)
             click.echo(f"Error: {message}", err=True)
         else:
             click.echo(message)
@@ -481,6 +486,53 @@ def _print_comparison(
         )
         rows_text = "1 row" if len(hidden) == 1 else f"{len(hidden)} rows"
         console.print(f"{rows_text} not significant: {counts}{hidden_hint}")
+    for sweep in comparison.load:
+        _print_sweep_change(console, sweep, headers)
+    if comparison.load:
+        console.print(
+            "tokens/s at a level is one number per run: no significance test; * marks a p95 "
+            f"whose samples changed significantly (Mann-Whitney U, p < {SIGNIFICANCE:g})"
+        )
+
+
+def _print_sweep_change(console: Console, sweep: SweepChange, headers: tuple[str, str]) -> None:
+    """One model's load sweep, level by level, then its knee and peak in both runs."""
+    console.print(Text(terminal_safe(f"load: {sweep.model} @ {sweep.host}")))
+    table = Table()
+    for header in ("level", "tokens/s", "TTFT p95 (ms)", "ITL p95 (ms)", "e2e p95 (ms)", "errors"):
+        table.add_column(header, justify="left" if header == "level" else "right")
+    for level in sweep.levels:
+        cells = [_a_to_b(level.tokens_per_s_a, level.tokens_per_s_b, level.tokens_change_pct)]
+        for metric in ("ttft_ms", "itl_ms", "e2e_ms"):
+            found = level.figure(metric)
+            if found is None:
+                cells.append(Text("—"))
+                continue
+            cell = _a_to_b(found.p95_a, found.p95_b, found.change_pct)
+            if found.significant:
+                cell.append(" *")
+                cell.stylize(_VERDICT_STYLES.get(found.verdict, ""))
+            cells.append(cell)
+        cells.append(Text(f"{_rate(level.error_rate_a)} → {_rate(level.error_rate_b)}"))
+        table.add_row(level.name, *cells)
+    console.print(table)
+    peak = _a_to_b(sweep.peak_a, sweep.peak_b, sweep.peak_change_pct)
+    console.print(
+        Text(f"peak throughput (tok/s) {headers[0]} → {headers[1]}: ")
+        + peak
+        + Text(f"; knee: {sweep.knee_a or 'none'} → {sweep.knee_b or 'none'}")
+    )
+    for text in sweep.unmatched:
+        console.print(Text(f"not compared: {terminal_safe(text)}"))
+
+
+def _a_to_b(a: float | None, b: float | None, change_pct: float | None) -> Text:
+    change = "" if change_pct is None else f" ({change_pct:+.1f}%)"
+    return Text(f"{_num(a, 1)} → {_num(b, 1)}{change}")
+
+
+def _rate(share: float | None) -> str:
+    return "—" if share is None else f"{share:.0%}"
 
 
 def _console(stderr: bool = False) -> Console:

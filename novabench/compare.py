@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scipy.stats import mannwhitneyu
 
@@ -21,15 +21,14 @@ from novabench.errors import BaselineError, RunNotFoundError
 from novabench.stats import is_measured, median, with_figures
 from novabench.store import Store
 
+if TYPE_CHECKING:
+    from novabench.compare_load import SweepChange
+
 SIGNIFICANCE = 0.01  # two-sided p below this is a significant change
 MIN_REPETITIONS = 3  # per side; below it no test is attempted
 # A load sweep's requests ran at rising levels of load: pooled per prompt they are no repetitions
-# of one measurement, so they are never compared here (the run page's Load section shows them).
+# of one measurement, so they are never compared here; compare_load compares them level by level.
 LOAD_MODE = "load"
-LOAD_NOTE = (
-    "run {run_id} swept load levels: its load requests are not compared (each level ran under "
-    "a different load); compare the Load sections of the run pages"
-)
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # what explains changes or was not compared
     groups_compared: int = 0
     fail_on_regression_pct: float | None = None
+    load: list[SweepChange] = field(default_factory=list)  # load sweeps, per (model, host)
 
     @property
     def regressions(self) -> list[Finding]:
@@ -144,6 +144,17 @@ class Comparison:
         """Regressions beyond the stored --fail-on-regression tolerance (none without one)."""
         pct = self.fail_on_regression_pct
         return [] if pct is None else [f for f in self.regressions if f.exceeds(pct)]
+
+    @property
+    def load_regressions(self) -> list[str]:
+        """Load regressions in words: significant p95 rises, and with a tolerance, peak drops."""
+        return [line for s in self.load for line in s.regressions(self.fail_on_regression_pct)]
+
+    @property
+    def load_failing(self) -> list[str]:
+        """Load regressions beyond the stored --fail-on-regression tolerance (none without one)."""
+        pct = self.fail_on_regression_pct
+        return [] if pct is None else [line for s in self.load for line in s.failing(pct)]
 
 
 @dataclass(frozen=True)
@@ -221,11 +232,11 @@ def compare_runs(
     comparison = Comparison(run_b, run_a)
     if suite_a != suite_b:
         comparison.notes.append(f"different suites: {suite_a!r} → {suite_b!r}")
-    comparison.notes += _load_notes(rows, (run_a, run_b))
     for key, sample in current.items():
         if key in base:
             _add(comparison, key, [base[key]], sample, metrics)
-    if not comparison.groups_compared:
+    _add_load(comparison, store, run_a, run_b)
+    if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
             f"run {run_a} and run {run_b} measured no (mode, model, host, prompt) in common"
         )
@@ -245,7 +256,7 @@ def baseline_comparison(
     )
     rows = store.history(run_ids=[run_id])
     current = _samples(rows).get(run_id, {})
-    comparison.notes += _load_notes(rows, (run_id,))
+    _add_load_baseline(comparison, store, run, spec)
     if spec.run_id is not None:  # --baseline RUN_ID
         try:
             store.get_run(spec.run_id)
@@ -256,7 +267,7 @@ def baseline_comparison(
         for key, sample in current.items():
             if key in base:
                 _add(comparison, key, [base[key]], sample, metrics)
-        if not comparison.groups_compared:
+        if not comparison.groups_compared and not comparison.load:
             comparison.notes.append(
                 f"baseline run {spec.run_id} measured no (mode, model, host, prompt) of this run"
             )
@@ -278,7 +289,7 @@ def baseline_comparison(
                 f"{key[1]}: model changed (digest {_short(measured[0].digest)} → "
                 f"{_short(sample.digest)}) since run {measured[0].run_id}: not compared"
             )
-    if not comparison.groups_compared:
+    if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
             f"no comparable earlier run of suite {run['suite_name']!r} (complete, same host, "
             "model digest, mode and prompt): nothing compared"
@@ -345,10 +356,30 @@ def _samples(rows: Iterable[dict[str, Any]]) -> dict[str, dict[GroupKey, _Sample
     return samples
 
 
-def _load_notes(rows: Iterable[dict[str, Any]], run_ids: Sequence[str]) -> list[str]:
-    """A note for each of `run_ids` whose stored requests include a load sweep's."""
-    swept = {row["run_id"] for row in rows if row["mode"] == LOAD_MODE}
-    return [LOAD_NOTE.format(run_id=run_id) for run_id in run_ids if run_id in swept]
+def _add_load(comparison: Comparison, store: Store, run_a: str, run_b: str) -> None:
+    """Run B's load sweeps against run A's, when both swept."""
+    # imported here: compare_load builds on this module's judge()
+    from novabench import compare_load
+
+    current = compare_load.swept(store, run_b)
+    if current.sweeps:
+        changes, notes = compare_load.compare_sweeps(compare_load.swept(store, run_a), current)
+        comparison.load += changes
+        comparison.notes += [n for n in notes if n not in comparison.notes]
+
+
+def _add_load_baseline(
+    comparison: Comparison, store: Store, run: dict[str, Any], spec: BaselineSpec
+) -> None:
+    """The run's load sweeps against its stored baseline's (see compare_load.baseline_sweeps)."""
+    from novabench import compare_load  # here: compare_load builds on this module's judge()
+
+    changes, notes = compare_load.baseline_sweeps(store, run, spec)
+    comparison.load += changes
+    comparison.notes += [n for n in notes if n not in comparison.notes]
+    for change in changes:
+        if change.baseline_run_id not in comparison.baseline_run_ids:
+            comparison.baseline_run_ids.append(change.baseline_run_id)
 
 
 def _add(

@@ -14,7 +14,14 @@ from markupsafe import escape
 
 from novabench import Store, load_suite, run_suite
 from novabench.compare import LOAD_MODE, compare_runs, history_changes
-from novabench.load_stats import level_name, limits_of, saturated_at, sweeps, verdict
+from novabench.load_stats import (
+    level_name,
+    limits_of,
+    load_sweeps,
+    saturated_at,
+    sweeps,
+    verdict,
+)
 from novabench.report import render_comparison, render_history, render_run, trends
 from novabench.report.load_charts import doubles
 from tests.conftest import write_suite
@@ -270,20 +277,27 @@ def test_timeline_keeps_the_load_requests(runs: dict[str, Rendered]) -> None:
     assert any(LOAD_MODE in lane for lane in lanes), lanes
 
 
-def test_compare_and_history_leave_load_rows_out(runs: dict[str, Rendered], tmp_path: Path) -> None:
+def test_compare_and_history_keep_load_rows_out_of_ordinary_groups(
+    runs: dict[str, Rendered], tmp_path: Path
+) -> None:
     store, mixed, rate = runs["mixed"].store, runs["mixed"].run_id, runs["rate"].run_id
     comparison = compare_runs(store, mixed, mixed)
     assert comparison.findings and {f.mode for f in comparison.findings} == {"sequential"}
-    assert any("swept load levels" in note for note in comparison.notes)
+    # the sweeps are compared level by level instead (tests/test_compare_load.py)
+    assert {(s.model, s.baseline_run_id) for s in comparison.load} == {
+        (model, mixed) for model, _ in load_sweeps(store, mixed)
+    }
     only_load = compare_runs(store, rate, rate)
     assert only_load.findings == [] and only_load.groups_compared == 0
+    assert only_load.load
     assert all(f.mode != LOAD_MODE for fs in history_changes(store).values() for f in fs)
     series = trends.history_series(store.history())
     assert series and all(s["mode"] != LOAD_MODE for s in series)
     history = render_history(store, tmp_path).read_text(encoding="utf-8")
     assert "mixed" in history and rate in history
     page = render_comparison(store, mixed, rate, tmp_path).read_text(encoding="utf-8")
-    assert "swept load levels" in page
+    # a concurrency sweep and a rate sweep share no level: said, not compared
+    assert "only in run" in page
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from novabench.compare import (
     compare_runs,
     history_changes,
 )
-from novabench.report import charts, comparisons, sections, timeline, trends
+from novabench.report import charts, comparisons, load_trends, sections, timeline, trends
 from novabench.report import load as load_section
 from novabench.report.figures import figure as _figure
 from novabench.report.figures import script_json as _script_json
@@ -265,9 +265,12 @@ def _history_context(store: Store) -> dict[str, Any]:
     series = trends.history_series(rows)
     changes = history_changes(store)
     marks = trends.change_index(changes)
+    swept = load_trends.load_series(store)
     suites = []
-    for number, suite in enumerate(sorted({s["suite"] for s in series}), start=1):
+    names = sorted({s["suite"] for s in series} | {s["suite"] for s in swept})
+    for number, suite in enumerate(names, start=1):
         of_suite = [s for s in series if s["suite"] == suite]
+        swept_of_suite = [s for s in swept if s["suite"] == suite]
         figures = [
             _figure(
                 f"history-{number}-{metric.slug}",
@@ -277,12 +280,21 @@ def _history_context(store: Store) -> dict[str, Any]:
             )
             for metric in trends.TREND_METRICS
         ]
+        figures.append(
+            _figure(
+                f"history-{number}-load-peak",
+                load_trends.PEAK_TITLE,
+                load_trends.PEAK_CAPTION,
+                load_trends.peak_chart(swept_of_suite),
+            )
+        )
+        both = of_suite + swept_of_suite
         suites.append(
             {
                 "name": suite,
                 "figures": [f for f in figures if f["json"] is not None],
-                "runs": len({p["run_id"] for s in of_suite for p in s["points"]}),
-                "models": sorted({s["model"] for s in of_suite}),
+                "runs": len({p["run_id"] for s in both for p in s["points"]}),
+                "models": sorted({s["model"] for s in both}),
             }
         )
     runs = store.list_runs()
