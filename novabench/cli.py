@@ -476,7 +476,10 @@ def _print_comparison(
             )
         console.print(table)
     elif comparison.findings:
-        console.print("no significant changes")
+        # With sweeps below, say which rows this is about: the sweeps may well have changed.
+        console.print(
+            "no significant changes" + (" in the per-prompt groups" if comparison.load else "")
+        )
     hidden = [] if show_all else [f for f in comparison.findings if not f.significant]
     if hidden:
         counts = ", ".join(

@@ -187,3 +187,14 @@ def test_history_charts_peak_throughput_per_run(nightly: Nightly, tmp_path: Path
     ]
     assert trace["y"] == [round(p, 3) for p in peaks if p is not None]
     assert all("did not saturate" in text for text in trace["text"])
+
+
+def test_no_change_in_the_groups_is_not_said_of_the_sweeps(nightly: Nightly) -> None:
+    first, fast, _ = nightly.runs
+    result = CliRunner().invoke(
+        cli, ["compare", first, fast, "--db", str(nightly.store.path), "--out", str(nightly.out)]
+    )
+    assert result.exit_code == 0, result.output
+    # the sequential groups have 3 repetitions each: nothing there can be significant
+    assert "no significant changes in the per-prompt groups" in result.output
+    assert result.output.index("per-prompt groups") < result.output.index("load: llama3.2")
