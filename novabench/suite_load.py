@@ -82,7 +82,9 @@ class LoadSpec(BaseModel):
 
     @field_validator("concurrency")
     @classmethod
-    def _check_concurrency(cls, levels: list[int]) -> list[int]:
+    def _check_concurrency(cls, levels: list[int] | None) -> list[int] | None:
+        if levels is None:  # `concurrency: null`, as a stored manifest has it beside `rate`
+            return None
         problems = [
             {"at": (i,), "value": v, "message": f"is not allowed: must be 1..{MAX_STREAMS}"}
             for i, v in enumerate(levels)
@@ -94,7 +96,9 @@ class LoadSpec(BaseModel):
 
     @field_validator("rate")
     @classmethod
-    def _check_rate(cls, levels: list[float]) -> list[float]:
+    def _check_rate(cls, levels: list[float] | None) -> list[float] | None:
+        if levels is None:
+            return None
         problems = [
             {"at": (i,), "value": v, "message": "is not allowed: must be a rate above 0 requests/s"}
             for i, v in enumerate(levels)

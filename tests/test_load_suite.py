@@ -109,3 +109,12 @@ def test_rate_levels_default_to_ten_seconds_of_arrivals() -> None:
 )
 def test_each_mistake_is_one_line_naming_place_value_and_rule(extra: str, line: str) -> None:
     assert problem(extra) == line
+
+
+def test_a_null_level_list_stands_for_none() -> None:
+    # as in a run manifest's stored load section: the unused kind is null, not missing
+    load = suite_with("modes: [load]\nload: {concurrency: [1, 2], rate: null}\n").load
+    assert load is not None and load.kind == "concurrency" and load.levels == [1, 2]
+    assert problem("modes: [load]\nload: {concurrency: null, rate: null}\n") == (
+        "s.yaml:5:7: load: a mapping needs levels: give concurrency: [1, 2, 4, ...] or rate: [...]"
+    )
