@@ -286,8 +286,8 @@ def baseline_comparison(
             _add(comparison, key, pool, sample, metrics)
         elif measured:
             comparison.notes.append(
-                f"{key[1]}: model changed (digest {_short(measured[0].digest)} → "
-                f"{_short(sample.digest)}) since run {measured[0].run_id}: not compared"
+                f"{key[1]}: model changed (digest {digest_label(measured[0].digest)} → "
+                f"{digest_label(sample.digest)}) since run {measured[0].run_id}: not compared"
             )
     if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
@@ -434,18 +434,18 @@ def _findings(
 def _change_notes(key: GroupKey, base: Sequence[_Sample], current: _Sample) -> list[str]:
     """What changed besides the numbers: the model's digest, the Ollama version."""
     notes = []
-    digests = sorted({_short(s.digest) for s in base})
-    if digests != [_short(current.digest)]:
-        notes.append(
-            f"{key[1]}: model changed (digest {', '.join(digests)} → {_short(current.digest)})"
-        )
+    digests = sorted({digest_label(s.digest) for s in base})
+    if digests != [digest_label(current.digest)]:
+        now = digest_label(current.digest)
+        notes.append(f"{key[1]}: model changed (digest {', '.join(digests)} → {now})")
     versions = sorted({s.ollama_version or "unknown" for s in base})
     if versions != [current.ollama_version or "unknown"]:
         notes.append(f"Ollama {', '.join(versions)} → {current.ollama_version or 'unknown'}")
     return notes
 
 
-def _short(digest: str | None) -> str:
+def digest_label(digest: str | None) -> str:
+    """A digest's first 12 hex digits for notes; 'unknown' when the run has none."""
     return (digest or "unknown").removeprefix("sha256:")[:12]
 
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from novabench.compare import IMPROVEMENT, REGRESSION, BaselineSpec, judge
+from novabench.compare import IMPROVEMENT, REGRESSION, BaselineSpec, digest_label, judge
 from novabench.errors import RunNotFoundError
 from novabench.load_stats import level_name, load_sweeps, saturated_at
 from novabench.metrics import derive
@@ -145,7 +145,8 @@ class _Run:
 def swept(store: Store, run_id: str) -> _Run:
     """A stored run's sweeps and the samples to test them with (empty without a sweep)."""
     samples: dict[tuple[str, str, int], dict[str, list[float]]] = {}
-    for row in store.results(run_id):
+    rows = store.results(run_id)
+    for row in rows:
         if row.get("mode") != "load" or row.get("load_level") is None:
             continue
         if row.get("is_warmup") or row.get("is_cold") or row.get("error") is not None:
@@ -159,7 +160,7 @@ def swept(store: Store, run_id: str) -> _Run:
     run = store.get_run(run_id)
     return _Run(
         run_id,
-        load_sweeps(store, run_id) if samples else {},
+        load_sweeps(store, run_id, rows) if samples else {},
         samples,
         {(m["model"], m["host"]): m.get("digest") for m in store.models(run_id)},
         run.get("host_versions") or {},
@@ -223,9 +224,10 @@ def baseline_sweeps(
         pool = same_model[: 1 if spec.kind == "last" else spec.runs]
         if not pool:
             if candidates:
+                before = digest_label(candidates[0].digests.get(key))
                 notes.append(
-                    f"{key[0]}: model changed (digest {_short(candidates[0].digests.get(key))} → "
-                    f"{_short(current.digests.get(key))}) since run {candidates[0].run_id}: "
+                    f"{key[0]}: model changed (digest {before} → "
+                    f"{digest_label(current.digests.get(key))}) since run {candidates[0].run_id}: "
                     "load sweep not compared"
                 )
             else:
@@ -335,7 +337,9 @@ def _change_notes(key: SweepKey, base: _Run, current: _Run) -> list[str]:
     notes = []
     digest_a, digest_b = base.digests.get(key), current.digests.get(key)
     if digest_a != digest_b:
-        notes.append(f"{key[0]}: model changed (digest {_short(digest_a)} → {_short(digest_b)})")
+        notes.append(
+            f"{key[0]}: model changed (digest {digest_label(digest_a)} → {digest_label(digest_b)})"
+        )
     version_a = base.host_versions.get(key[1]) or "unknown"
     version_b = current.host_versions.get(key[1]) or "unknown"
     if version_a != version_b:
@@ -345,7 +349,3 @@ def _change_notes(key: SweepKey, base: _Run, current: _Run) -> list[str]:
 
 def _change_pct(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or not a else 100.0 * (b - a) / a
-
-
-def _short(digest: str | None) -> str:
-    return (digest or "unknown").removeprefix("sha256:")[:12]

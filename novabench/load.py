@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from novabench.load_stats import failing, saturated_at, summarize_level
+from novabench.load_stats import failing, request_span, saturated_at, summarize_level
 from novabench.metrics import RequestResult
 from novabench.store import utcnow
 from novabench.suite import PromptSpec
@@ -124,14 +124,13 @@ async def open_loop(
 def level_row(
     spec: LoadSpec,
     level_index: int,
-    outcome: LevelOutcome,
+    rows: Sequence[dict[str, Any]],
+    delayed_arrivals: int,
     started_at: Any,
     started_offset_s: float,
 ) -> dict[str, Any]:
     """The load_levels row of a finished level (stop_reason filled in by the sweep)."""
-    results = outcome.results
-    first = min((r.start_offset_s for r in results), default=started_offset_s)
-    last = max((r.start_offset_s + (r.e2e_s or 0.0) for r in results), default=first)
+    first, last = request_span(rows, started_offset_s)
     return {
         "level_index": level_index,
         "kind": spec.kind,
@@ -139,8 +138,8 @@ def level_row(
         "started_at": started_at,
         "started_offset_s": first,
         "wall_s": max(0.0, last - first),
-        "requests": len(results),
-        "delayed_arrivals": outcome.delayed_arrivals,
+        "requests": len(rows),
+        "delayed_arrivals": delayed_arrivals,
         "stop_reason": None,
     }
 
@@ -176,13 +175,15 @@ async def sweep(
         except asyncio.CancelledError:
             # Interrupted: the requests that finished are stored; so is the level they belong to.
             if finished:
-                row = level_row(spec, index, LevelOutcome(finished), started_at, started_offset_s)
+                rows = [vars(r) for r in finished]
+                row = level_row(spec, index, rows, 0, started_at, started_offset_s)
                 row["stop_reason"] = "interrupted"
-                summary = summarize_level(row, [vars(r) for r in finished], limits)
+                summary = summarize_level(row, rows, limits)
                 await asyncio.shield(record_level(row, summary))
             raise
-        row = level_row(spec, index, outcome, started_at, started_offset_s)
-        summary = summarize_level(row, [vars(r) for r in outcome.results], limits)
+        rows = [vars(r) for r in outcome.results]
+        row = level_row(spec, index, rows, outcome.delayed_arrivals, started_at, started_offset_s)
+        summary = summarize_level(row, rows, limits)
         summaries.append(summary)
         if failing(summary):
             row["stop_reason"] = "failing"

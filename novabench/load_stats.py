@@ -251,6 +251,16 @@ def sweeps(
     return found
 
 
+def request_span(rows: Sequence[dict[str, Any]], default_s: float = 0.0) -> tuple[float, float]:
+    """(first request sent, last request ended), seconds after the run started: a level's wall
+    time. `default_s` for both when there are no rows."""
+    if not rows:
+        return default_s, default_s
+    first = min(r["start_offset_s"] for r in rows)
+    last = max(r["start_offset_s"] + (r.get("e2e_s") or 0.0) for r in rows)
+    return first, last
+
+
 def _rebuilt_level(
     key: tuple[str, str, int], rows: list[dict[str, Any]], manifest: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -261,8 +271,7 @@ def _rebuilt_level(
     model, host, index = key
     if kind is None or not values or index >= len(values):
         return None
-    first = min(r["start_offset_s"] for r in rows)
-    last = max(r["start_offset_s"] + (r.get("e2e_s") or 0.0) for r in rows)
+    first, last = request_span(rows)
     return {
         "model": model,
         "host": host,
@@ -284,13 +293,15 @@ def limits_of(manifest: dict[str, Any] | None) -> dict[str, float]:
     return {name: float(slo[name]) for name in SLO_FIGURES if slo.get(name) is not None}
 
 
-def load_sweeps(store: Store, run_id: str) -> dict[tuple[str, str], list[dict[str, Any]]]:
+def load_sweeps(
+    store: Store, run_id: str, results: Sequence[dict[str, Any]] | None = None
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """A stored run's sweeps, read from `store`: {(model, host): level summaries}, with its SLOs
-    and resource samples applied."""
+    and resource samples applied. `results`: the run's result rows when already read."""
     manifest = store.get_run(run_id).get("manifest")
     return sweeps(
         store.load_levels(run_id),
-        store.results(run_id),
+        store.results(run_id) if results is None else results,
         limits_of(manifest),
         store.samples(run_id),
         manifest=manifest,

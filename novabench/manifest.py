@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from novabench.suite_load import stored_load_spec
+
 
 def git_info(path: Path | None) -> dict[str, Any] | None:
     """Commit and dirty flag of the git repository holding the suite file; None outside one."""
@@ -105,18 +107,11 @@ def _compact(value: dict[str, Any]) -> str:
 
 def _load_lines(load: dict[str, Any] | None) -> list[tuple[str, str]]:
     """The load sweep's settings, when the run had one."""
-    if not load:
+    spec = stored_load_spec(load)
+    if spec is None:
         return []
-    kind = "concurrency" if load.get("concurrency") else "rate"
-    levels = ", ".join(f"{v:g}" for v in load.get(kind) or [])
-    size = (
-        f"{load['duration_s']:g} s"
-        if load.get("duration_s") is not None
-        else f"{load['requests_per_level']} requests"
-        if load.get("requests_per_level") is not None
-        else "default size"
-    )
-    slo = ", ".join(f"{k}≤{v:g}" for k, v in (load.get("slo") or {}).items() if v is not None)
-    stop = "on" if load.get("early_stop") else "off"
-    text = f"{kind} [{levels}], {size} per level, early stop {stop}"
+    levels = ", ".join(f"{v:g}" for v in spec.levels)
+    slo = ", ".join(f"{k}≤{v:g}" for k, v in spec.slo_limits().items())
+    stop = "on" if spec.early_stop else "off"
+    text = f"{spec.kind} [{levels}], {spec.level_size()}, early stop {stop}"
     return [("load", text + (f", SLO {slo}" if slo else ""))]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from novabench.suite_errors import located_error
 
@@ -165,6 +173,16 @@ class LoadSpec(BaseModel):
 
     def slo_limits(self) -> dict[str, float]:
         return self.slo.limits() if self.slo else {}
+
+
+def stored_load_spec(data: dict[str, Any] | None) -> LoadSpec | None:
+    """The load section as a run's manifest keeps it (`model_dump`), or None without one."""
+    if not data:
+        return None
+    try:
+        return LoadSpec.model_validate(data)
+    except ValidationError:
+        return None  # written by a novabench whose load section differed
 
 
 def _increasing(levels: list[Any]) -> list[Any]:

@@ -14,6 +14,7 @@ from novabench.load_stats import level_name, limits_of, saturated_at, sweeps, ve
 from novabench.report import load_charts
 from novabench.report.charts import Label
 from novabench.report.figures import figure
+from novabench.suite_load import stored_load_spec
 
 SLO_NAMES = {"ttft_ms": "TTFT", "itl_ms": "ITL", "e2e_ms": "end-to-end"}
 
@@ -32,22 +33,16 @@ def slo_text(limits: dict[str, float]) -> str | None:
 
 def spec_text(manifest: dict[str, Any]) -> str | None:
     """How the sweep was asked to step: '12 requests per level · early stop on saturation'."""
-    spec = manifest.get("load") or {}
-    if not spec:
+    spec = stored_load_spec(manifest.get("load"))
+    if spec is None:
         return None
-    parts = []
-    if spec.get("requests_per_level") is not None:
-        parts.append(f"{spec['requests_per_level']} requests per level")
-    elif spec.get("duration_s") is not None:
-        parts.append(f"{spec['duration_s']:g} s per level")
-    else:
-        parts.append("requests per level by its size")
-    if spec.get("rate") is not None:
+    parts = [spec.level_size()]
+    if spec.kind == "rate":
         parts.append("Poisson arrivals (open loop)")
-        parts.append(f"at most {spec.get('max_in_flight')} in flight")
+        parts.append(f"at most {spec.max_in_flight} in flight")
     else:
         parts.append("each stream sends its next request when the last ends (closed loop)")
-    parts.append("early stop at saturation" if spec.get("early_stop", True) else "no early stop")
+    parts.append("early stop at saturation" if spec.early_stop else "no early stop")
     return " · ".join(parts)
 
 
