@@ -49,6 +49,21 @@ class StoreError(NovabenchError):
     """The results database cannot be opened, migrated or queried."""
 
 
+class StorageFailure(NovabenchError):
+    """The database stopped taking results during a run: the run stopped, nothing was lost.
+
+    What had not reached the database is in the spill file the message names.
+    """
+
+    exit_code = 6
+
+
+class OutputError(NovabenchError):
+    """A file or folder novabench must write (a report, an export, the locks folder) cannot be."""
+
+    exit_code = 6
+
+
 class RunNotFoundError(NovabenchError):
     """A run id (or --latest) names no run in the database."""
 
