@@ -1,5 +1,5 @@
 """`python -m novabench`."""
 
-from novabench.cli import main
+from novabench.entry import main
 
 main()

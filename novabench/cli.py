@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import functools
 import os
 import signal
@@ -10,9 +12,11 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import FrameType
+from typing import Any, NoReturn, TypeVar
 
 import click
+import duckdb
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -34,13 +38,20 @@ from novabench.compare import (
     compare_runs,
 )
 from novabench.compare_load import SweepChange
-from novabench.errors import NovabenchError, SuiteError
+from novabench.entry import main as _entry_main
+from novabench.errors import NovabenchError, OutputError, StoreError, SuiteError
 from novabench.export import FORMATS, export_results
 from novabench.load_stats import level_name, limits_of, sweeps, verdict
 from novabench.lock import SuiteLock
 from novabench.manifest import manifest_lines
 from novabench.metrics import RequestResult
-from novabench.progress import JsonLogObserver, LiveObserver, LogObserver, log_json_event
+from novabench.progress import (
+    JsonLogObserver,
+    LiveObserver,
+    LogObserver,
+    json_event_line,
+    log_json_event,
+)
 from novabench.report import (
     render_all,
     render_comparison,
@@ -61,30 +72,88 @@ _VERDICT_STYLES = {REGRESSION: "red", IMPROVEMENT: "green"}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _fail(message: str, code: int, as_json: bool = False) -> None:
-    """`Error: ...` lines on stderr (or, with --log-json, one JSON error object), then exit."""
+def _error(message: str, code: int, as_json: bool = False) -> None:
+    """`Error: ...` lines on stderr (or, with --log-json, one JSON error object)."""
     if as_json:
         log_json_event("error", message=message, exit_code=code)
     else:
-        for line in message.splitlines() or [message]:
-            click.echo(f"Error: {line}", err=True)
+        # Messages quote names, hosts and server answers: no escape sequence may reach a terminal.
+        for line in message.split("\n"):
+            click.echo(f"Error: {terminal_safe(line)}", err=True)
+
+
+def _fail(message: str, code: int, as_json: bool = False) -> NoReturn:
+    """`Error: ...` lines (or one JSON error object), then exit with `code`."""
+    _error(message, code, as_json)
     sys.exit(code)
 
 
 def friendly_errors(command: F) -> F:
-    """Turn library errors into `Error: ...` lines and their exit codes, never a traceback."""
+    """Turn library, database and filesystem errors and interrupts into `Error: ...` lines and
+    their exit codes, never a traceback."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = bool(kwargs.get("log_json"))
         try:
             return command(*args, **kwargs)
-        except NovabenchError as exc:
-            _fail(str(exc), exc.exit_code, as_json)
         except KeyboardInterrupt:
             _fail("interrupted", EXIT_INTERRUPTED, as_json)
+        except Exception as exc:
+            error = _user_error(exc, kwargs.get("db_path"))
+            if error is None:
+                raise
+            _fail(str(error), error.exit_code, as_json)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _user_error(exc: Exception, db_path: Path | None) -> NovabenchError | None:
+    """The one-line error that `exc` means for a user; None for a bug, which stays a traceback."""
+    if isinstance(exc, StoreError):
+        return StoreError(_store_line(exc))
+    if isinstance(exc, NovabenchError):
+        return exc
+    if isinstance(exc, duckdb.Error):  # a statement failed after the file opened
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return StoreError(
+            f"{db_path or 'the database'}: the database failed ({what}): if it is a novabench "
+            "database, check the free space and permissions where it is; if not, or if it is "
+            "damaged, give --db another path"
+        )
+    if isinstance(exc, OSError) and exc.errno != errno.EPIPE:  # EPIPE: click exits quietly
+        reason = exc.strerror or str(exc)
+        if exc.filename is None:  # a write to stdout or stderr
+            return OutputError(
+                f"cannot write the output ({reason}): check where it goes (a file on a full "
+                "disk, a pipe or terminal that closed)"
+            )
+        return OutputError(
+            f"cannot write {exc.filename} ({reason}): check the path, its folder's permissions "
+            "and the free space on its disk"
+        )
+    return None
+
+
+def _store_line(exc: StoreError) -> str:
+    """A store error on one line, with what to do when the store could not open the file.
+
+    Re-worded here rather than in store.py, which gives the file and DuckDB's reason only.
+    """
+    message = " ".join(str(exc).split())  # DuckDB's reasons can span lines
+    reason = str(exc.__cause__ or "")
+    if "cannot open the database" not in message or not reason:
+        return message
+    if "not a valid DuckDB database" in reason:
+        hint = "it is not a novabench database: give --db the right file, or a new path"
+    elif "Read-only file system" in reason or "Permission denied" in reason:
+        hint = (
+            "novabench writes to the database and to a .wal file beside it: make both "
+            "writable, or give --db a copy in a folder you can write to"
+        )
+    else:
+        hint = "check the file given with --db"
+    return f"{message}: {hint}"
 
 
 db_option = click.option(
@@ -208,8 +277,9 @@ def _run_locked(
     """The run itself, under the suite's lock; its exit code."""
     json_log = JsonLogObserver(errors_only=quiet) if log_json else None
     observer: RunObserver
+    report_error: OutputError | None = None
     # Installed until the command ends: a second signal while the report is written exits at once.
-    with _StopOnSignal() as stopper:
+    with _StopOnSignal(log_json) as stopper:
         if json_log is not None:
             outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(json_log, lock), cold))
         elif quiet:
@@ -221,7 +291,11 @@ def _run_locked(
             outcome = stopper.run(SuiteRunner(suite, store, _LockNotes(LogObserver(), lock), cold))
         if outcome.status == "interrupted":
             _print_summary(store, outcome, quiet, log_json)
-            report = _write_report(store, outcome.run_id, report_dir, quiet)
+            try:
+                report = _write_report(store, outcome.run_id, report_dir, quiet, log_json)
+            except OutputError as exc:  # the results are stored: say so, and still exit 130
+                report = None
+                _error(str(exc), exc.exit_code, log_json)
             if json_log is not None:
                 _log_run_finished(json_log, outcome, EXIT_INTERRUPTED, report)
             _fail(
@@ -237,7 +311,10 @@ def _run_locked(
             contributors = ", ".join(comparison.baseline_run_ids)
             title = f"baseline {comparison.baseline}: run {contributors}" if contributors else ""
             _print_comparison(comparison, title, ("baseline", "this run"))
-        report = _write_report(store, outcome.run_id, report_dir, quiet)
+        try:
+            report = _write_report(store, outcome.run_id, report_dir, quiet, log_json)
+        except OutputError as exc:  # said after the regressions, which matter more in a cron mail
+            report, report_error = None, exc
     code = outcome.exit_code
     failing = [] if comparison is None else comparison.failing
     load_failing = [] if comparison is None else comparison.load_failing
@@ -258,6 +335,9 @@ def _run_locked(
             click.echo(f"Error: {message}", err=True)
         else:
             click.echo(message)
+    if report_error is not None:
+        _error(str(report_error), report_error.exit_code, log_json)
+        code = code if code == EXIT_REGRESSION else report_error.exit_code
     if json_log is not None:
         _log_run_finished(json_log, outcome, code, report)
     return code
@@ -290,13 +370,27 @@ class _LockNotes:
         self.observer.level_finished(model, host, summary)
 
 
-def _write_report(store: Store, run_id: str, report_dir: Path | None, quiet: bool) -> str | None:
-    """Write the run's pages (unless --no-report); the run page's path, printed unless quiet."""
+def _write_report(
+    store: Store, run_id: str, report_dir: Path | None, quiet: bool, as_json: bool
+) -> str | None:
+    """Write the run's pages (unless --no-report); the run page's path, printed unless quiet.
+
+    Raises OutputError saying where the results are and how to write the report elsewhere.
+    """
     if report_dir is None:
         return None
-    path = render_all(store, run_id, report_dir)[0]
+    kept = (
+        f"the results are kept (run {run_id} in {store.path}): "
+        f"'novabench report {run_id} --db {store.path} --out DIR' writes the report"
+    )
+    try:
+        path = render_all(store, run_id, report_dir)[0]
+    except OutputError as exc:
+        raise OutputError(f"{exc}; {kept}") from exc
+    except KeyboardInterrupt:
+        _fail(f"interrupted while writing the report: {kept}", EXIT_INTERRUPTED, as_json)
     if not quiet:
-        click.echo(f"report: {path}")
+        click.echo(f"report: {terminal_safe(str(path))}")
     return str(path)
 
 
@@ -322,11 +416,12 @@ class _StopOnSignal:
     marked interrupted), a second exits at once (130); what is in the database stays there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, as_json: bool = False) -> None:
         self._previous: dict[int, Any] = {}
         self._task: asyncio.Task[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.signalled = False
+        self._as_json = as_json
 
     def __enter__(self) -> _StopOnSignal:
         if threading.current_thread() is threading.main_thread():  # else signals cannot be had
@@ -338,14 +433,28 @@ class _StopOnSignal:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
 
-    def _on_signal(self, signum: int, frame: object) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if self.signalled:
+            message = "interrupted again: stopping at once; what is stored stays stored"
+            line = (
+                json_event_line("error", message=message, exit_code=EXIT_INTERRUPTED)
+                if self._as_json
+                else f"Error: {message}"
+            )
+            # os.write, not print: the main thread may be inside a write to stderr right now.
+            with contextlib.suppress(OSError):
+                os.write(2, line.encode() + b"\n")
             os._exit(EXIT_INTERRUPTED)
         self.signalled = True
         loop, task = self._loop, self._task
         if loop is None or task is None or loop.is_closed():
             raise KeyboardInterrupt  # no run going: stop where we are
         loop.call_soon_threadsafe(task.cancel)
+        # The cancel is seen only when the loop next runs; waiting for a database file that
+        # another process holds blocks the loop for up to NOVABENCH_DB_LOCK_TIMEOUT_S. Nothing
+        # is open between two tries, so stopping right there loses nothing.
+        if frame is not None and frame.f_code is Store._open.__code__:
+            raise KeyboardInterrupt
 
     def run(self, runner: SuiteRunner) -> RunOutcome:
         """Run the suite; its outcome, with status 'interrupted' when a signal stopped it."""
@@ -378,14 +487,14 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
             _print_failures(outcome, _console(stderr=True))
         return
     console = _console()
-    table = Table(title=f"run {outcome.run_id} ({outcome.status})", title_justify="left")
+    table = Table(title=_cell(f"run {outcome.run_id} ({outcome.status})"), title_justify="left")
     for header in ("mode", "model", "n", "errors", "TTFT p50 ms", "TTFT p95 ms", "gen tok/s p50"):
         table.add_column(header, justify="left" if header in ("mode", "model") else "right")
     results = store.results(outcome.run_id)
     for row in summarize(r for r in results if r["mode"] != "load"):
         table.add_row(
-            row["mode"],
-            Text(terminal_safe(row["model"])),
+            _cell(row["mode"]),
+            _cell(row["model"]),
             str(row["n"]),
             str(row["errors"]),
             _num(row["ttft_ms_median"]),
@@ -414,7 +523,7 @@ def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], consol
     headers = ["level", "n", "errors", "tok/s", "req/s", "TTFT p50/p95/p99 ms", "ITL p50/p95 ms"]
     headers += ["e2e p95 ms"] + (["goodput req/s"] if limits else [])
     for (model, host), summaries in found.items():
-        table = Table(title=f"load: {model} on {host}", title_justify="left")
+        table = Table(title=_cell(f"load: {model} on {host}"), title_justify="left")
         for header in headers:
             table.add_column(header, justify="left" if header == "level" else "right")
         for level in summaries:
@@ -429,16 +538,13 @@ def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], consol
                 _num(level["e2e_ms_p95"]),
             ] + ([_num(level["goodput_rps"], 2)] if limits else [])
             table.add_row(*cells)
-        table.title = Text(terminal_safe(str(table.title)))
         console.print(table)
-        console.print(Text(verdict(summaries, backends.get((model, host), "ollama"))))
+        console.print(_cell(verdict(summaries, backends.get((model, host), "ollama"))))
 
 
 def _print_failures(outcome: RunOutcome, console: Console) -> None:
     for failed in outcome.failed[:5]:
-        console.print(
-            Text(f"failed: {failed.model} {failed.prompt_id}: {terminal_safe(failed.error or '')}")
-        )
+        console.print(_cell(f"failed: {failed.model} {failed.prompt_id}: {failed.error or ''}"))
     if len(outcome.failed) > 5:
         console.print(f"... and {len(outcome.failed) - 5} more failed requests")
 
@@ -465,9 +571,9 @@ def _print_comparison(
         for f in rows:
             model = f"{f.model} @ {f.host}" if several_hosts else f.model
             table.add_row(
-                f.mode,
-                Text(terminal_safe(model)),
-                Text(terminal_safe(f.prompt_id)),
+                _cell(f.mode),
+                _cell(model),
+                _cell(f.prompt_id),
                 f"{f.label} ({f.unit})",
                 _num(f.median_a, 1),
                 _num(f.median_b, 1),
@@ -517,7 +623,7 @@ def _print_sweep_change(console: Console, sweep: SweepChange, headers: tuple[str
                 cell.stylize(_VERDICT_STYLES.get(found.verdict, ""))
             cells.append(cell)
         cells.append(Text(f"{_rate(level.error_rate_a)} → {_rate(level.error_rate_b)}"))
-        table.add_row(level.name, *cells)
+        table.add_row(_cell(level.name), *cells)
     console.print(table)
     peak = _a_to_b(sweep.peak_a, sweep.peak_b, sweep.peak_change_pct)
     console.print(
@@ -536,6 +642,12 @@ def _a_to_b(a: float | None, b: float | None, change_pct: float | None) -> Text:
 
 def _rate(share: float | None) -> str:
     return "—" if share is None else f"{share:.0%}"
+
+
+def _cell(value: object) -> Text:
+    """A table cell or line from outside novabench (the database, a server, a suite): plain text
+    (never rich markup) with every control and bidi character shown as an escape."""
+    return Text(terminal_safe("—" if value is None else str(value)))
 
 
 def _console(stderr: bool = False) -> Console:
@@ -588,13 +700,15 @@ def compare(
         comparison, f"A = run {run_a}, B = run {run_b}", ("A", "B"), show_all, " (--all shows them)"
     )
     if write_html:
-        click.echo(f"comparison: {render_comparison(store, run_a, run_b, _out(db_path, out_dir))}")
+        path = render_comparison(store, run_a, run_b, _out(db_path, out_dir))
+        click.echo(f"comparison: {terminal_safe(str(path))}")
 
 
 @cli.command()
 @click.argument(
     "suite_paths", metavar="SUITE...", nargs=-1, required=True, type=click.Path(path_type=Path)
 )
+@friendly_errors
 def validate(suite_paths: tuple[Path, ...]) -> None:
     """Check suite files without running them; one line per problem, exit code 2 if any."""
     problems: list[str] = []
@@ -611,7 +725,7 @@ def validate(suite_paths: tuple[Path, ...]) -> None:
         if suite.load is not None and "load" in suite.modes:
             levels = ", ".join(f"{v:g}" for v in suite.load.levels)
             parts.append(f"load {suite.load.kind} [{levels}], {suite.load.level_size()}")
-        click.echo(f"{path}: ok ({', '.join(parts)})")
+        click.echo(terminal_safe(f"{path}: ok ({', '.join(parts)})"))
     if problems:
         _fail("\n".join(problems), SuiteError.exit_code)
 
@@ -630,7 +744,7 @@ def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None
     run_id = store.latest_run_id() if latest or not run_id else run_id
     store.get_run(run_id)
     out = _out(db_path, out_dir)
-    click.echo(f"report: {render_run(store, run_id, out)}")
+    click.echo(f"report: {terminal_safe(str(render_run(store, run_id, out)))}")
     render_index(store, out)
 
 
@@ -648,9 +762,9 @@ def history(db_path: Path, out_dir: Path | None) -> None:
     out = _out(db_path, out_dir)
     for listed in store.list_runs():
         if not (out / "runs" / f"{listed['run_id']}.html").exists():
-            click.echo(f"report: {render_run(store, listed['run_id'], out)}")
-    click.echo(f"history: {render_history(store, out)}")
-    click.echo(f"index: {render_index(store, out)}")
+            click.echo(f"report: {terminal_safe(str(render_run(store, listed['run_id'], out)))}")
+    click.echo(f"history: {terminal_safe(str(render_history(store, out)))}")
+    click.echo(f"index: {terminal_safe(str(render_index(store, out)))}")
 
 
 @cli.command()
@@ -668,7 +782,7 @@ def runs(db_path: Path, suite_name: str | None, show_run: str | None) -> None:
         manifest.add_column(style="bold")
         manifest.add_column()
         for label, value in manifest_lines(store.get_run(show_run), store.models(show_run)):
-            manifest.add_row(Text(terminal_safe(label)), Text(terminal_safe(value)))
+            manifest.add_row(_cell(label), _cell(value))
         _console().print(manifest)
         return
     table = Table()
@@ -685,12 +799,12 @@ def runs(db_path: Path, suite_name: str | None, show_run: str | None) -> None:
         table.add_column(header)
     for run_row in store.list_runs(suite_name):
         table.add_row(
-            run_row["run_id"],
+            _cell(run_row["run_id"]),
             f"{run_row['started_at']:%Y-%m-%d %H:%M:%S}",
-            Text(terminal_safe(run_row["suite_name"])),
-            run_row["status"],
-            run_row["host"],
-            run_row["ollama_version"] or "—",
+            _cell(run_row["suite_name"]),
+            _cell(run_row["status"]),
+            _cell(run_row["host"]),
+            _cell(run_row["ollama_version"]),
             str(run_row["requests"]),
             str(run_row["errors"]),
         )
@@ -719,18 +833,18 @@ def models(host: str | None) -> None:
             await backend.aclose()
 
     version, infos = asyncio.run(fetch())
-    table = Table(title=f"{url} (Ollama {version})", title_justify="left")
+    table = Table(title=_cell(f"{url} (Ollama {version})"), title_justify="left")
     for header in ("model", "size GB", "family", "parameters", "quantization", "digest"):
         table.add_column(header)
     for info in infos:
         size = f"{info.size_bytes / 1e9:.2f}" if info.size_bytes else "—"
         table.add_row(
-            Text(terminal_safe(info.name)),
+            _cell(info.name),
             size,
-            info.family or "—",
-            info.parameter_size or "—",
-            info.quantization or "—",
-            (info.digest or "—")[:12],
+            _cell(info.family or None),
+            _cell(info.parameter_size or None),
+            _cell(info.quantization or None),
+            _cell((info.digest or "—")[:12]),
         )
     _console().print(table)
 
@@ -760,7 +874,7 @@ def export(
     """Export results, one row per request with its derived figures (README lists the columns)."""
     store = _open_store(db_path)
     count = export_results(store, out_path, export_format, run_id, suite_name)  # type: ignore[arg-type]
-    click.echo(f"{count} rows written to {out_path}")
+    click.echo(terminal_safe(f"{count} rows written to {out_path}"))
 
 
 def _open_store(db_path: Path) -> Store:
@@ -777,4 +891,5 @@ def _existing(db_path: Path) -> Path:
 
 
 def main() -> None:
-    cli(prog_name="novabench")
+    """What older installs' `novabench` script calls; novabench.entry.main does the work."""
+    _entry_main()

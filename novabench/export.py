@@ -7,10 +7,16 @@ The derived columns are computed in SQL here with the same definitions as `metri
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import stat
 from pathlib import Path
 from typing import Literal
 
-from novabench.errors import NovabenchError, RunNotFoundError
+import duckdb
+
+from novabench.errors import NovabenchError, OutputError, RunNotFoundError
 from novabench.store import Store
 
 ExportFormat = Literal["csv", "json", "parquet"]
@@ -138,15 +144,71 @@ def export_results(
         "json": "FORMAT json",  # newline-delimited: one object per line
         "parquet": "FORMAT parquet",
     }[export_format]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    target = str(partial).replace("'", "''")
-    with store.connect() as con:
-        con.execute(
-            f"COPY ({export_query()}) TO '{target}' ({options})", [run_id, run_id, suite, suite]
-        )
-        row = con.execute(
-            f"SELECT count(*) FROM ({export_query()})", [run_id, run_id, suite, suite]
-        ).fetchone()
-    partial.replace(out)  # never a half-written export under the real name
+    _check_target(out, export_format)
+    temp = _reserve_temp(out)
+    try:
+        target = str(temp).replace("'", "''")
+        with store.connect() as con:
+            try:
+                con.execute(
+                    f"COPY ({export_query()}) TO '{target}' ({options})",
+                    [run_id, run_id, suite, suite],
+                )
+            except duckdb.IOException as exc:  # DuckDB's message names the temporary file
+                reason = str(exc).splitlines()[0].rsplit('": ', 1)[-1]
+                raise _cannot_write(out, reason) from exc
+            row = con.execute(
+                f"SELECT count(*) FROM ({export_query()})", [run_id, run_id, suite, suite]
+            ).fetchone()
+        _check_target(out, export_format)  # again: something may have appeared there meanwhile
+        os.replace(temp, out)  # never a half-written export under the real name
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        if isinstance(exc, OSError):
+            raise _cannot_write(out, exc.strerror or str(exc)) from exc
+        raise
     return int(row[0]) if row else 0
+
+
+def _check_target(out: Path, export_format: ExportFormat) -> None:
+    """Refuse to replace anything but a regular file: a link, FIFO, device or folder stays."""
+    try:
+        mode = out.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise _cannot_write(out, exc.strerror or str(exc)) from exc
+    if stat.S_ISREG(mode):
+        return  # an earlier export, replaced as a whole
+    if stat.S_ISLNK(mode):
+        kind, hint = "a symbolic link", "give the path it points to, or remove the link"
+    elif stat.S_ISDIR(mode):
+        kind, hint = "a folder", f"give a file inside it, e.g. {out / f'results.{export_format}'}"
+    else:
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else ""
+        kind, hint = kind or "a device", "give the path of a regular file"
+    raise OutputError(f"{out} is {kind}: an export replaces its target with a new file; {hint}")
+
+
+def _reserve_temp(out: Path) -> Path:
+    """A new, uniquely named file next to `out`, which DuckDB writes and which is then renamed."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            # A name of our own (".partial" also keeps DuckDB from guessing a compression).
+            temp = out.with_name(f".{out.name[:200]}.{secrets.token_hex(4)}.partial")
+            try:
+                os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            except FileExistsError:
+                continue
+            return temp
+    except OSError as exc:
+        raise _cannot_write(out, exc.strerror or str(exc)) from exc
+
+
+def _cannot_write(out: Path, reason: str) -> OutputError:
+    return OutputError(
+        f"cannot write the export {out} ({reason}): give --out a path in a folder novabench "
+        "can write to, on a disk with free space"
+    )

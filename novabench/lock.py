@@ -7,6 +7,8 @@ holds (pid, host, start time, run id) describes the holder only while it is lock
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -18,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from novabench.errors import SuiteRunningError
+from novabench.errors import OutputError, SuiteRunningError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,10 +53,14 @@ class SuiteLock:
         self.release()
 
     def acquire(self) -> None:
-        """Take the lock, or raise SuiteRunningError naming who holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # "a", not "w": opening must not truncate what the current holder wrote.
-        lock_file = self.path.open("a+", encoding="utf-8")
+        """Take the lock, or raise SuiteRunningError naming who holds it (OutputError when the
+        lock file cannot be made)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # "a", not "w": opening must not truncate what the current holder wrote.
+            lock_file = self.path.open("a+", encoding="utf-8")
+        except OSError as exc:
+            raise self._cannot_write(exc) from exc
         try:
             fcntl.flock(lock_file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -64,6 +70,9 @@ class SuiteLock:
                 f"suite {self.suite_name!r} is already running (pid {holder.get('pid', '?')} "
                 f"since {holder.get('started_at', '?')}, lock {self.path}): not starting"
             ) from None
+        except OSError as exc:  # e.g. a filesystem without flock
+            lock_file.close()
+            raise self._cannot_write(exc) from exc
         self._file = lock_file
         self._holder = {
             "pid": os.getpid(),
@@ -71,19 +80,37 @@ class SuiteLock:
             "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "run_id": None,
         }
-        self._write()
+        try:
+            self._write()
+        except OSError as exc:  # a full disk: better to stop now than fail mid-run
+            self.release()
+            raise self._cannot_write(exc) from exc
 
     def record_run_id(self, run_id: str) -> None:
         """Add the run id to the lock file once the run row exists."""
         if self._file is not None:
             self._holder["run_id"] = run_id
-            self._write()
+            # Only a note for whoever finds the suite running: the flock is the lock, and a
+            # run must not stop because its note could not be written.
+            with contextlib.suppress(OSError):
+                self._write()
 
     def release(self) -> None:
         if self._file is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
-            self._file.close()
+            with contextlib.suppress(OSError):  # a note that could not be flushed: closed anyway
+                self._file.close()
             self._file = None
+
+    def _cannot_write(self, exc: OSError) -> OutputError:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = "free some space there, or give --db a path on another disk"
+        else:
+            hint = "make that folder writable, or give --db a path in a folder you can write to"
+        return OutputError(
+            f"cannot write the lock file {self.path} ({exc.strerror or exc}): 'novabench run' "
+            f"keeps its locks in <db folder>/locks/; {hint}"
+        )
 
     def _write(self) -> None:
         assert self._file is not None

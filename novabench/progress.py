@@ -30,7 +30,8 @@ TAIL_CHARS = 400
 
 def describe_result(result: RequestResult) -> str:
     """One plain line about a finished request (model output never appears in it)."""
-    what = f"{result.mode} {result.model} {result.prompt_id} #{result.repetition + 1}"
+    names = terminal_safe(f"{result.mode} {result.model} {result.prompt_id}")
+    what = f"{names} #{result.repetition + 1}"
     if result.is_warmup:
         what += " (warm-up)"
     if result.is_cold:
@@ -106,11 +107,15 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def log_json_event(event: str, stream: IO[str] | None = None, **fields: Any) -> None:
+def json_event_line(event: str, **fields: Any) -> str:
     """One JSON object on one line: ts (UTC ISO 8601), event, then the fields."""
     # json.dumps escapes control characters and newlines: a name can never break a line.
-    line = json.dumps({"ts": _utc_stamp(), "event": event, **fields}, default=str)
-    print(line, file=stream or sys.stderr, flush=True)
+    return json.dumps({"ts": _utc_stamp(), "event": event, **fields}, default=str)
+
+
+def log_json_event(event: str, stream: IO[str] | None = None, **fields: Any) -> None:
+    """Write json_event_line(event, **fields) to `stream` (stderr)."""
+    print(json_event_line(event, **fields), file=stream or sys.stderr, flush=True)
 
 
 class JsonLogObserver:
@@ -233,7 +238,7 @@ class _StreamTails:
         table.add_column(style="bold cyan", no_wrap=True, ratio=1)
         table.add_column(no_wrap=True, overflow="ellipsis", ratio=4)
         for (mode, model), pieces in self.tails.items():
-            label = f"{model} · {self.current.get((mode, model), '')}"
+            label = terminal_safe(f"{model} · {self.current.get((mode, model), '')}")
             # Text(), not markup: model output must not be parsed as rich markup either.
             table.add_row(Text(label), Text(one_line("".join(pieces), TAIL_CHARS)))
         return table

@@ -1,12 +1,14 @@
-"""Model output is untrusted: make it safe to print to a terminal."""
+"""Anything novabench did not write itself is untrusted: make it safe to print to a terminal."""
 
 from __future__ import annotations
 
 import unicodedata
 
 # Control characters (ESC starts terminal escape sequences) and format characters (bidi overrides
-# can make text read differently from what it is) are shown as escapes instead of being obeyed.
-_UNSAFE_CATEGORIES = {"Cc", "Cf"}
+# can make text read differently from what it is) are shown as escapes instead of being obeyed;
+# so are line and paragraph separators (a line must stay one line) and lone surrogates (JSON and
+# YAML escapes can make them, and writing one to a UTF-8 stream raises UnicodeEncodeError).
+_UNSAFE_CATEGORIES = {"Cc", "Cf", "Cs", "Zl", "Zp"}
 
 
 def terminal_safe(text: str, keep_newlines: bool = False) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import os
@@ -28,6 +29,7 @@ from novabench.compare import (
     compare_runs,
     history_changes,
 )
+from novabench.errors import OutputError
 from novabench.report import charts, comparisons, load_trends, sections, timeline, trends
 from novabench.report import load as load_section
 from novabench.report.figures import figure as _figure
@@ -524,18 +526,29 @@ def _render(template: str, **context: Any) -> str:
     )
 
 
+class _UnusableRunId(OutputError, ValueError):
+    """A run id (given, or read from a database) that cannot name a report file; still a
+    ValueError, as it was before the command line needed it to be an OutputError."""
+
+
 def _check_run_id(run_id: str) -> None:
     if not run_id or run_id.strip(".") == "" or any(s in run_id for s in ("/", "\\", "..", "\0")):
-        raise ValueError(
+        raise _UnusableRunId(
             f"run id {run_id!r} cannot name a report file: it must be non-empty and contain "
             "no '/', '\\' or '..' (novabench makes ids like '20261127T104500Z-3fa1')"
         )
 
 
 def _write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` via a temporary file in the same folder: no half page ever exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to `path` via a temporary file in the same folder: no half page ever exists.
+
+    Raises OutputError (path, reason, what to do) when the page cannot be written.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise _cannot_write(path, exc) from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
@@ -543,11 +556,25 @@ def _write_atomic(path: Path, text: str) -> Path:
             os.fsync(file.fileno())
         os.chmod(temp, 0o644)  # mkstemp makes it private; a report is meant to be opened and shared
         os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
             os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _cannot_write(path, exc) from exc
         raise
     return path
+
+
+def _cannot_write(path: Path, exc: OSError) -> OutputError:
+    """The one line for a page that cannot be written: which, why, and what to do."""
+    # mkdir under /dev/null says only "Not a directory": name the part that is not a folder.
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    reason = f"{blocker} is not a folder" if blocker is not None else exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = "free some space there, or give --out a folder on another disk"
+    else:
+        hint = "give --out a folder novabench can write to"
+    return OutputError(f"cannot write the report {path} ({reason}): {hint}")
 
 
 # ---- filters ------------------------------------------------------------------------------
