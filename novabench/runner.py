@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from novabench import __version__
 from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
-from novabench.checks import evaluate
+from novabench.check_worker import CheckWorker
 from novabench.errors import HostUnreachableError, RequestError
 from novabench.load import sweep
 from novabench.manifest import git_info
@@ -127,6 +127,8 @@ class SuiteRunner:
         self._backends: dict[tuple[str, str], Backend] = {}
         self._t0 = 0.0
         self._checked_loaded: set[tuple[str, str]] = set()
+        # Checks run off the event loop, where other streams' token times are being taken.
+        self._checker = CheckWorker()
         # The run so far: set once the run row exists, so an interrupted run can be reported.
         self.outcome: RunOutcome | None = None
 
@@ -166,6 +168,7 @@ class SuiteRunner:
                 self.store.finish_run(run_id, outcome.status)
             return outcome
         finally:
+            self._checker.close()
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
 
     def _sampler(self, hosts: list[str], sink: ResultSink) -> ResourceSampler | None:
@@ -524,7 +527,11 @@ class SuiteRunner:
         )
         checks = self.suite.checks_for(prompt)
         if checks is not None and result.ok:
-            result.checks = evaluate(checks, result.response_text)
+            try:
+                result.checks = await self._checker.evaluate(checks, result.response_text)
+            except asyncio.CancelledError:
+                sink.submit(result)  # interrupted while checking: the timed answer is kept
+                raise
         sink.submit(result)
         self.observer.request_finished(result)
         if result.ok and (target.host, name) not in self._checked_loaded:

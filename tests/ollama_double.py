@@ -110,6 +110,9 @@ class FakeModel:
     prompt_token_s: float = 0.0005
     ttft_s: float = 0.01
     token_interval_s: float = 0.002
+    # 0: the reply streams one word per token; n: in pieces of n characters, so that a reply of
+    # megabytes takes a few dozen lines rather than a hundred thousand.
+    reply_chunk_chars: int = 0
     # Continuous batching (ollama-api.md §2.4): each other generation running at the same time
     # stretches this one's token interval by this fraction, so per-stream tokens/s drops and the
     # aggregate grows less than linearly. 0: slots are independent; 1: compute-bound, the
@@ -1325,7 +1328,11 @@ class OllamaDouble:
             if position >= 0:
                 reply = reply[:position]
         tokens = [(True, t) for t in _TOKEN_RE.findall(model.thinking)] if think else []
-        tokens += [(False, t) for t in _TOKEN_RE.findall(reply)]
+        if model.reply_chunk_chars:
+            size = model.reply_chunk_chars
+            tokens += [(False, reply[at : at + size]) for at in range(0, len(reply), size)]
+        else:
+            tokens += [(False, t) for t in _TOKEN_RE.findall(reply)]
         done_reason = "stop"
         num_predict = options.get("num_predict")
         if num_predict is not None and 0 <= num_predict < len(tokens):
