@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import os
 import secrets
 import time
@@ -15,10 +15,10 @@ from typing import Any, Protocol
 from novabench import __version__
 from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
 from novabench.checks import evaluate
-from novabench.errors import HostUnreachableError, RequestError
+from novabench.errors import HostUnreachableError, RequestError, StorageFailure
 from novabench.load import sweep
 from novabench.manifest import git_info
-from novabench.metrics import RequestResult, derive
+from novabench.metrics import RequestResult, derive, make_storable
 from novabench.sampling import ResourceSampler
 from novabench.sink import ResultSink
 from novabench.stats import ci_half_width_ratio
@@ -141,32 +141,70 @@ class SuiteRunner:
         hosts = sorted({host for kind, host in endpoints if host.startswith("http")})
         try:
             versions, targets = await self._preflight(endpoints)
+            if self.store.path.exists():
+                self.store.check_health()  # a damaged file is refused before a run is added
             run_id = new_run_id()
             self._create_run(run_id, versions, targets)
-            sink = ResultSink(self.store, run_id)
-            outcome = RunOutcome(run_id, "running", self.store.path)
-            self.outcome = outcome
-            self._t0 = time.perf_counter()
-            sampler = self._sampler(hosts, sink)
-            try:
-                await self._run_modes(run_id, targets, sink, outcome)
-                outcome.status = "complete"
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                outcome.status = "interrupted"
-                raise
-            except BaseException:
-                outcome.status = "aborted"
-                raise
-            finally:
-                if sampler is not None:
-                    sampler.stop()
-                await asyncio.shield(sink.flush())
-                sink.close()
-                outcome.results = sink.results
-                self.store.finish_run(run_id, outcome.status)
-            return outcome
+            return await self._run_created(run_id, targets, hosts)
         finally:
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
+
+    async def _run_created(
+        self, run_id: str, targets: list[_Target], hosts: list[str]
+    ) -> RunOutcome:
+        """The run once its row exists: the modes, then the run's end, whatever stops it."""
+        loop = asyncio.get_running_loop()
+        modes = asyncio.current_task()
+        running = [True]  # while the modes run, a storage failure stops them
+
+        def stop_modes() -> None:
+            if running[0] and modes is not None:
+                modes.cancel()
+
+        def storage_failed(failure: StorageFailure) -> None:  # from the sink's threads
+            loop.call_soon_threadsafe(stop_modes)
+
+        sink = ResultSink(self.store, run_id, on_failure=storage_failed)
+        outcome = RunOutcome(run_id, "running", self.store.path)
+        self.outcome = outcome
+        self._t0 = time.perf_counter()
+        sampler = self._sampler(hosts, sink)
+        try:
+            await self._run_modes(run_id, targets, sink, outcome)
+            outcome.status = "complete"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome.status = "aborted" if sink.failure is not None else "interrupted"
+            if sink.failure is None:
+                raise
+            if modes is not None:
+                modes.uncancel()  # the stop was ours: the run ends below, as a storage failure
+        except BaseException:
+            outcome.status = "aborted"
+            raise
+        finally:
+            running[0] = False
+            if sampler is not None:
+                sampler.stop()
+            outcome.results = sink.results
+            sink.record("finish_run", status=outcome.status, ended_at=utcnow())
+            await self._end_sink(sink)
+        return outcome
+
+    async def _end_sink(self, sink: ResultSink) -> None:
+        """Wait for the store to hold everything; after a storage failure, spill and raise."""
+        with contextlib.suppress(StorageFailure):
+            await asyncio.shield(sink.flush())
+        if sink.failure is None:
+            sink.close()
+            return
+        path, count = await asyncio.to_thread(sink.spill)
+        if path is None:
+            where = f"no spill file could be written ({sink.spill_error})"
+            raise StorageFailure(f"{sink.failure}; the run stopped; {where}") from None
+        raise StorageFailure(
+            f"{sink.failure}; the run stopped; {count} results the database does not hold "
+            f"are in {path}: 'novabench import {path}' adds them once it can be written"
+        ) from None
 
     def _sampler(self, hosts: list[str], sink: ResultSink) -> ResourceSampler | None:
         """Start sampling resources for the run's lifetime (None when the suite turns it off)."""
@@ -360,6 +398,8 @@ class SuiteRunner:
                     for prompt in prompts:
                         for rep in range(1 if mode == "load" else self._max_repetitions):
                             sink.submit(self._failed(mode, target, prompt, rep))
+                            if rep % 256 == 255:
+                                await asyncio.sleep(0)  # signals and the sink get their turn
             if self.cold_start and mode == suite.modes[0]:
                 for target in ready:
                     await self._cold_request(mode, target, sink)
@@ -381,11 +421,16 @@ class SuiteRunner:
             wall_s = time.perf_counter() - phase_t0
             if ready:
                 outcome.wall_s_by_mode[mode] = wall_s
-                await sink.call(
-                    self.store.add_phase, run_id, mode, phase_started_at, wall_s, requests
+                sink.record(
+                    "phase",
+                    mode=mode,
+                    started_at=phase_started_at,
+                    wall_s=wall_s,
+                    requests=requests,
                 )
             self.observer.phase_finished(mode, wall_s)
-        await sink.call(self.store.add_repetition_stops, run_id, stops)
+        for stop in stops:
+            sink.record("repetition_stop", **stop)
 
     async def _repeat(
         self,
@@ -522,6 +567,7 @@ class SuiteRunner:
         await self._backend(target).chat(
             request, result, lambda piece: self.observer.text_received(mode, name, piece)
         )
+        make_storable(result)  # what the engine recorded, held to what the store can keep
         checks = self.suite.checks_for(prompt)
         if checks is not None and result.ok:
             result.checks = evaluate(checks, result.response_text)
@@ -553,8 +599,7 @@ class SuiteRunner:
                 )
 
             async def record(row: dict[str, Any], summary: dict[str, Any]) -> None:
-                level = {"model": target.spec.name, "host": target.host, **row}
-                await sink.call(self.store.add_load_level, run_id, level)
+                sink.record("load_level", model=target.spec.name, host=target.host, **row)
                 self.observer.level_finished(target.spec.name, target.host, summary)
 
             summaries = await sweep(
@@ -576,12 +621,15 @@ class SuiteRunner:
         entry = loaded.get(self._backend(target).model_key(target.engine_model))
         if entry is None:
             return
-        update = functools.partial(
-            self.store.update_model,
-            loaded_size_bytes=entry.get("size"),
-            loaded_vram_bytes=entry.get("size_vram"),
+        sink.record(
+            "update_model",
+            model=target.spec.name,
+            host=target.host,
+            fields={
+                "loaded_size_bytes": entry.get("size"),
+                "loaded_vram_bytes": entry.get("size_vram"),
+            },
         )
-        await sink.call(update, sink.run_id, target.spec.name, target.host)
 
 
 def run_suite(

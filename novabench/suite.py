@@ -34,6 +34,11 @@ DEFAULT_HOST = "http://localhost:11434"
 EMBEDDED_HOST = "embedded"  # the host of models run in-process by the llamacpp backend
 DEFAULT_PORT = 11434
 MAX_SUITE_BYTES = 1024 * 1024
+# Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
+# that never ends and a history no page can show.
+MAX_REPETITIONS = 10_000  # repetitions, min_repetitions and max_repetitions
+MAX_WARMUP = 100
+MAX_PLANNED_REQUESTS = 1_000_000  # measured requests of one run, every mode and model together
 
 Mode = Literal["parallel", "sequential", "load"]
 EngineName = Literal["ollama", "openai", "llamacpp"]
@@ -337,8 +342,12 @@ class Suite(BaseModel):
         default=3,
         description="measured requests per model, prompt and mode: an integer or 'auto'",
     )
-    min_repetitions: Int = Field(default=5, ge=2, description="with repetitions: auto")
-    max_repetitions: Int = Field(default=30, ge=1, description="with repetitions: auto")
+    min_repetitions: Int = Field(
+        default=5, ge=2, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
+    max_repetitions: Int = Field(
+        default=30, ge=1, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
     target_cv: Float = Field(
         default=0.05,
         gt=0,
@@ -353,6 +362,7 @@ class Suite(BaseModel):
     warmup: Int = Field(
         default=1,
         ge=0,
+        le=MAX_WARMUP,
         description="unmeasured runs before the measured ones, not in the statistics",
     )
     options: OllamaOptions = OllamaOptions()
@@ -433,7 +443,41 @@ class Suite(BaseModel):
             raise ValueError(f"is not an integer or 'auto'{hint}")
         if value < 1:
             raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
+        if value > MAX_REPETITIONS:
+            raise ValueError(f"is not allowed: must be an integer <= {MAX_REPETITIONS:,} or 'auto'")
         return value
+
+    @model_validator(mode="after")
+    def _planned_requests_bounded(self) -> Suite:
+        planned = self.planned_requests()
+        if planned is not None and planned > MAX_PLANNED_REQUESTS:
+            at = "load" if "load" in self.modes and self.load is not None else "repetitions"
+            value = self.repetitions if at == "repetitions" else "load"
+            raise _located_error(
+                [
+                    {
+                        "at": (at,),
+                        "value": value,
+                        "message": f"is not allowed: this suite would send {planned:,} requests, "
+                        f"more than {MAX_PLANNED_REQUESTS:,} in one run: split it",
+                    }
+                ]
+            )
+        return self
+
+    def planned_requests(self) -> int | None:
+        """Measured requests a run sends at most (None when a load level lasts a duration)."""
+        repetitions = (
+            self.repetitions if isinstance(self.repetitions, int) else self.max_repetitions
+        )
+        modes = [m for m in self.modes if m != "load"]
+        total = len(modes) * len(self.models) * len(self.prompts) * repetitions
+        if "load" in self.modes and self.load is not None:
+            counts = [self.load.requests_at(level) for level in self.load.levels]
+            if None in counts:
+                return None
+            total += len(self.models) * sum(c or 0 for c in counts)
+        return total
 
     @model_validator(mode="after")
     def _repetition_bounds_agree(self) -> Suite:

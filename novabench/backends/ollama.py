@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -294,8 +293,9 @@ class _ChatLines:
             result.done_reason = done_reason if isinstance(done_reason, str) else ""
             for wire, name in SERVER_FIELDS.items():
                 value = chunk.get(wire)
-                if isinstance(value, int | float) and math.isfinite(value):
-                    setattr(result, name, int(value))
+                if value is not None:
+                    # As sent: metrics.make_storable names a value the database cannot hold.
+                    setattr(result, name, value)
 
 
 def _error_text(text: str) -> str:
