@@ -36,6 +36,9 @@ from novabench.store import Store, _remove_journal, utcnow
 JOURNAL_INTERVAL_S = 0.02
 # A database write takes at most this many segments: a long backlog is applied in pieces.
 MAX_SEGMENTS_PER_WRITE = 256
+# The file is left free this long between two writes, so that other processes (another suite's
+# run, a `novabench report`) get their turn at it during a busy run.
+DB_WRITE_GAP_S = 0.05
 
 
 class ResultSink:
@@ -183,6 +186,9 @@ class ResultSink:
                 del self._queued[: len(taken)]
                 self._committed += len(records)
                 self._settle_waiters()
+                gap_until = time.monotonic() + DB_WRITE_GAP_S
+                while not self._closing and not self._waiters and time.monotonic() < gap_until:
+                    self._lock.wait(gap_until - time.monotonic())
 
     def _ready_segments(self) -> list[tuple[Path, list[Record]]]:
         """Journaled segments the database does not hold yet (only before any failure)."""
