@@ -290,6 +290,9 @@ class _LockNotes:
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
         self.observer.level_finished(model, host, summary)
 
+    def server_warning(self, message: str) -> None:
+        self.observer.server_warning(message)
+
 
 def _write_report(store: Store, run_id: str, report_dir: Path | None, quiet: bool) -> str | None:
     """Write the run's pages (unless --no-report); the run page's path, printed unless quiet."""

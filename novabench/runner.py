@@ -13,9 +13,14 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from novabench import __version__
-from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
+from novabench.backends import Backend, CallLimits, ChatRequest, ModelInfo, make_backend
 from novabench.checks import evaluate
-from novabench.errors import HostUnreachableError, RequestError, StorageFailure
+from novabench.errors import (
+    HostUnreachableError,
+    RequestError,
+    ServerAnswerError,
+    StorageFailure,
+)
 from novabench.load import sweep
 from novabench.manifest import git_info
 from novabench.metrics import RequestResult, derive, make_storable
@@ -42,6 +47,9 @@ class RunObserver(Protocol):
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None: ...
 
+    def server_warning(self, message: str) -> None:
+        """A server answer cost a fact (show info, loaded size) but not the run."""
+
 
 class NullObserver:
     """Observes nothing: the default for library use."""
@@ -62,6 +70,9 @@ class NullObserver:
         pass
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        pass
+
+    def server_warning(self, message: str) -> None:
         pass
 
 
@@ -127,6 +138,9 @@ class SuiteRunner:
         self._backends: dict[tuple[str, str], Backend] = {}
         self._t0 = 0.0
         self._checked_loaded: set[tuple[str, str]] = set()
+        # Server answers that cost a fact, not the run; those from before the run row is
+        # written (/api/show) are stored in its manifest.
+        self.server_warnings: list[str] = []
         # The run so far: set once the run row exists, so an interrupted run can be reported.
         self.outcome: RunOutcome | None = None
 
@@ -134,8 +148,9 @@ class SuiteRunner:
         suite = self.suite
         endpoints = sorted({(suite.backend_for(m), suite.host_for(m)) for m in suite.models})
         max_streams = max(64, 4 * len(suite.models), self._max_load_streams)
+        limits = CallLimits(suite.timeout_s, suite.connect_timeout_s)
         self._backends = {
-            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host))
+            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host), limits)
             for kind, host in endpoints
         }
         hosts = sorted({host for kind, host in endpoints if host.startswith("http")})
@@ -231,22 +246,26 @@ class SuiteRunner:
     async def _preflight(
         self, endpoints: list[tuple[str, str]]
     ) -> tuple[dict[str, str | None], list[_Target]]:
-        """Ask every engine for its version and models; refuse to start if none answers."""
+        """Ask every engine for its version and models; refuse to start if none answers.
+
+        A host that cannot be reached, or whose version or model list is not what its engine
+        answers, is unusable: its models fail their rows with the reason.
+        """
 
         async def probe(
             endpoint: tuple[str, str],
-        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError:
+        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError | ServerAnswerError:
             backend = self._backends[endpoint]
             try:
                 return await backend.version(), await backend.list_models()
-            except HostUnreachableError as exc:
+            except (HostUnreachableError, ServerAnswerError) as exc:
                 return exc
 
         found = await asyncio.gather(*(probe(e) for e in endpoints))
         answers = dict(zip(endpoints, found, strict=True))
-        unreachable = [a for a in answers.values() if isinstance(a, HostUnreachableError)]
-        if len(unreachable) == len(endpoints):
-            raise unreachable[0]
+        unusable = [a for a in answers.values() if isinstance(a, Exception)]
+        if len(unusable) == len(endpoints):
+            raise unusable[0]
         versions: dict[str, str | None] = {}
         targets = []
         for spec in self.suite.models:
@@ -256,11 +275,9 @@ class SuiteRunner:
             options = self.suite.options_for(spec)
             target = _Target(spec, kind, host, engine_model, options, None, None)
             targets.append(target)
-            if isinstance(answer, HostUnreachableError):
+            if isinstance(answer, Exception):
                 versions.setdefault(host, None)
-                target.unavailable = f"cannot reach {answer.url} ({answer.reason})"
-                if kind == "ollama":
-                    target.unavailable = f"cannot reach Ollama at {answer.url} ({answer.reason})"
+                target.unavailable = _unusable_reason(kind, answer)
                 continue
             if kind == "ollama" or versions.get(host) is None:  # Ollama's own /v1 says less
                 versions[host] = answer[0]
@@ -277,10 +294,18 @@ class SuiteRunner:
         return self._backends[(target.kind, target.host)]
 
     async def _show(self, target: _Target) -> None:
+        """What /api/show says of a target; a failure leaves it empty and the run goes on."""
         try:
             target.show = await self._backend(target).show(target.engine_model)
-        except RequestError:
-            target.show = None  # older servers and llama-server answer /api/show differently
+        except (RequestError, HostUnreachableError) as exc:
+            target.show = None
+            self._warn(f"{exc} ({target.spec.name}: no show info kept; the run goes on)")
+
+    def _warn(self, message: str) -> None:
+        """A server problem that costs a fact, not the run: told to the observer, and kept for
+        the run's manifest when it comes before the run row is written (/api/show)."""
+        self.server_warnings.append(message)
+        self.observer.server_warning(message)
 
     def _create_run(
         self, run_id: str, versions: dict[str, str | None], targets: list[_Target]
@@ -326,6 +351,7 @@ class SuiteRunner:
                     "cold_start": self.cold_start,
                     "sample_interval_s": suite.sample_interval_s,
                     "load": suite.load.model_dump() if suite.load else None,
+                    "server_warnings": list(self.server_warnings),
                 },
                 "models": [
                     {
@@ -616,7 +642,8 @@ class SuiteRunner:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""
         try:
             loaded = await self._backend(target).loaded_models()
-        except (RequestError, HostUnreachableError):
+        except (RequestError, HostUnreachableError) as exc:
+            self._warn(f"{exc} ({target.spec.name}: no loaded size recorded; the run goes on)")
             return
         entry = loaded.get(self._backend(target).model_key(target.engine_model))
         if entry is None:
@@ -630,6 +657,14 @@ class SuiteRunner:
                 "loaded_vram_bytes": entry.get("size_vram"),
             },
         )
+
+
+def _unusable_reason(kind: str, error: HostUnreachableError | ServerAnswerError) -> str:
+    """Why no request goes to a host, as each of its models' rows says it."""
+    if isinstance(error, ServerAnswerError):
+        return str(error)
+    server = "Ollama at " if kind == "ollama" else ""
+    return f"cannot reach {server}{error.url} ({error.reason})"
 
 
 def run_suite(
