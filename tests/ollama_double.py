@@ -214,6 +214,11 @@ class Fault:
         return cls("redirect", status=status, location=location)
 
     @classmethod
+    def done_fields(cls, **fields: Any) -> Fault:
+        """A normal stream whose done line carries these values instead (out of range, say)."""
+        return cls("done_fields", body=fields)
+
+    @classmethod
     def delay_headers(cls, seconds: float) -> Fault:
         """Wait `seconds` before handling, so headers come late; counted only in total_duration."""
         return cls("delay_headers", seconds=seconds)
@@ -253,6 +258,8 @@ class RecordedRequest:
     token_write_ns: list[int] = field(default_factory=list, repr=False)
     # Token writes the socket did not take at once (queued in user space, sent later).
     buffered_writes: int = field(default=0, repr=False)
+    # When the done line was handed to the kernel (0 until then).
+    done_ns: int = field(default=0, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1499,8 +1506,11 @@ class OllamaDouble:
             self._release_runner(runtime)
         # Written after the release, so a client that sees `done` also sees keep_alive 0 applied.
         if metrics is not None:
+            if fault is not None and fault.kind == "done_fields" and isinstance(fault.body, dict):
+                metrics = {**metrics, **fault.body}
             ex.request.metrics = metrics
             sink.done(job.done_reason, metrics)
+            ex.request.done_ns = time.perf_counter_ns()
 
     async def _emit(
         self, ex: _Exchange, job: _Job, sink: _Sink, load_ns: int, prompt_ns: int
@@ -1977,6 +1987,7 @@ class OllamaDouble:
                     "token_write_ns": request.token_write_ns,
                     "buffered_writes": request.buffered_writes,
                     "completed": request.metrics is not None,
+                    "done_ns": request.done_ns,
                 }
             )
         if "clear=1" in ex.request.query.split("&"):
