@@ -22,6 +22,14 @@ response text; each declared check passes or fails on its own.
   draft; `format` is an annotation only (not checked); `$ref` must resolve inside the schema,
   nothing is fetched.
 
+Limits. An answer longer than 1,000,000 characters (`MAX_CHECKED_CHARS`, some 250,000 tokens) is
+not read: every declared check of it fails, as too long to check. An answer that long is a
+runaway generation rather than an answer, and although every check here takes time linear in
+the text, a megabyte full of sentence marks already costs about a second of CPU. `regex` and
+`json: {schema: ...}` run patterns the suite's author wrote, which Python's `re` may take
+exponential time over (and holds the interpreter meanwhile), so they run in a child process and
+fail when one answer takes them longer than 10 s (`PATTERN_TIME_LIMIT_S`).
+
 Sentences (`count_sentences`):
 
 1. Empty or blank text has 0 sentences. A piece of text counts as a sentence only if it holds at
@@ -79,14 +87,27 @@ if TYPE_CHECKING:
 
 JsonPath = tuple[str | int, ...]
 
+# Longer answers are not read by the checks (see the module docstring): a runaway generation is
+# not an answer, and reading it would cost the run time and memory that nothing else bounds.
+MAX_CHECKED_CHARS = 1_000_000
+# A `regex` check, or a `json` check with a schema, that takes longer than this on one answer fails.
+PATTERN_TIME_LIMIT_S = 10.0
+
 # --- sentences and words --------------------------------------------------------------------
 
 _OPENERS = "\"'“‘«([{*_`~¿¡"
 _CLOSERS = "\"'”’»)]}*_`~"
+_MARKS = ".!?…"
 _WIDE_ENDS = "。！？"  # CJK sentence marks: no space follows them
+# Possessive quantifiers and the look-behind keep this linear: a run of marks is tried once, at
+# its start, so "......x" costs its length, not its length squared.
 _SENTENCE_END = re.compile(
-    rf"[.!?…{_WIDE_ENDS}]+[{re.escape(_CLOSERS)}]*(?=\s|$)|[{_WIDE_ENDS}]+[{re.escape(_CLOSERS)}]*"
+    rf"(?<![{_MARKS}{_WIDE_ENDS}])[{_MARKS}{_WIDE_ENDS}]++[{re.escape(_CLOSERS)}]*+(?=\s|$)"
+    rf"|[{_WIDE_ENDS}]++[{re.escape(_CLOSERS)}]*+"
 )
+_WORD = re.compile(r"\S+")
+_NEXT_WORD = re.compile(r"\s*+(\S*+)")
+_WORD_CHARACTER = re.compile(r"[^\W_]")  # what str.isalnum() accepts: a letter or a digit
 _BULLET = re.compile(r"[ \t]*(?:[-*+•‣◦▪>#]+[ \t]+)+")
 _LIST_NUMBER = re.compile(r"[ \t]*\d{1,3}[.)][ \t]+(?=\S)")
 _INITIAL = re.compile(r"[A-Z]")
@@ -125,11 +146,11 @@ def count_sentences(text: str) -> int:
 
 def count_words(text: str) -> int:
     """Whitespace-separated pieces of `text` holding a letter or a digit."""
-    return sum(1 for piece in text.split() if _has_word_character(piece))
+    return sum(1 for piece in _WORD.finditer(text) if _WORD_CHARACTER.search(piece.group()))
 
 
-def _has_word_character(text: str) -> bool:
-    return any(character.isalnum() for character in text)
+def _has_word_character(text: str, start: int = 0, end: int | None = None) -> bool:
+    return _WORD_CHARACTER.search(text, start, len(text) if end is None else end) is not None
 
 
 def _strip_list_marker(line: str, many_lines: bool) -> str:
@@ -140,21 +161,50 @@ def _strip_list_marker(line: str, many_lines: bool) -> str:
     return line
 
 
+class _WordsBefore:
+    """The last two words before a position of one line, for positions that only move forward.
+
+    What `line[:position].split()[-2:]` gives, in time linear in the line over all positions:
+    each word is found once, however many sentence marks ask about it.
+    """
+
+    def __init__(self, line: str) -> None:
+        self._line = line
+        self._words = _WORD.finditer(line)
+        self._upcoming = next(self._words, None)
+        self._last: re.Match[str] | None = None
+        self._second_last: re.Match[str] | None = None
+
+    def at(self, position: int) -> tuple[str, str]:
+        """(the word before `position`, cut there; the word before that), "" where none."""
+        while self._upcoming is not None and self._upcoming.start() < position:
+            self._second_last, self._last = self._last, self._upcoming
+            self._upcoming = next(self._words, None)
+        if self._last is None:
+            return "", ""
+        word = self._line[self._last.start() : min(self._last.end(), position)]
+        return word, self._second_last.group() if self._second_last is not None else ""
+
+
 def _sentences_in_line(line: str) -> int:
     count, start = 0, 0
+    words_before = _WordsBefore(line)
     for end in _SENTENCE_END.finditer(line):
-        if _ends_sentence(line, end):
-            count += _has_word_character(line[start : end.end()])
+        if _ends_sentence(line, end, words_before):
+            count += _has_word_character(line, start, end.end())
             start = end.end()
-    return count + _has_word_character(line[start:])
+    return count + _has_word_character(line, start)
 
 
-def _ends_sentence(line: str, end: re.Match[str]) -> bool:
+def _ends_sentence(line: str, end: re.Match[str], words_before: _WordsBefore) -> bool:
     marks = end.group().rstrip(_CLOSERS)
-    following = line[end.end() :].split(maxsplit=1)
-    if not following or any(mark in _WIDE_ENDS for mark in marks):
+    if any(mark in _WIDE_ENDS for mark in marks):
         return True
-    next_word = following[0].lstrip(_OPENERS)
+    # Only the word after the mark is read (not the rest of the line): what keeps this linear.
+    following = _NEXT_WORD.match(line, end.end())
+    if following is None or not following.group(1):
+        return True
+    next_word = following.group(1).lstrip(_OPENERS)
     first = next_word[:1]
     if first.islower():  # rule 4
         return False
@@ -162,8 +212,8 @@ def _ends_sentence(line: str, end: re.Match[str]) -> bool:
         return first.isupper() and not _PRONOUN_I.fullmatch(next_word.rstrip(",;:.!?…"))
     if marks != ".":
         return True
-    words_before = line[: end.start()].split()
-    word = words_before[-1].strip(_OPENERS + _CLOSERS) if words_before else ""
+    word_before, second_before = words_before.at(end.start())
+    word = word_before.strip(_OPENERS + _CLOSERS)
     key = word if len(word) == 1 else word.lower()  # "v." and "c." are not "V." and "C."
     if key in _NEVER_END or (key in _BEFORE_NUMBER and first.isdigit()):
         return False  # rule 6
@@ -173,7 +223,7 @@ def _ends_sentence(line: str, end: re.Match[str]) -> bool:
     if _INITIAL.fullmatch(word) and first.isupper():
         if _NEXT_INITIAL.fullmatch(next_word.rstrip(_CLOSERS)):
             return False
-        previous = words_before[-2].strip(_OPENERS + _CLOSERS) if len(words_before) > 1 else ""
+        previous = second_before.strip(_OPENERS + _CLOSERS)
         after_name = not previous or previous[-1] in ".!?…" or _CAPITALISED.fullmatch(previous)
         return not after_name or opens_sentence
     return True
@@ -184,18 +234,28 @@ def _ends_sentence(line: str, end: re.Match[str]) -> bool:
 # jsonschema and referencing are imported where used: they take longer to import than the rest of
 # the suite loader, and only suites with a `json: {schema: ...}` check need them.
 
-_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(?P<body>.*?)\n?[ \t]*```", re.DOTALL | re.I)
+# The opening line of a fence; its body and closing are found with string methods, since a
+# pattern like `(?P<body>.*?)\n?[ \t]*```` backtracks quadratically over a run of spaces.
+_FENCE_OPENING = re.compile(r"```[ \t]*+(?:json)?[ \t]*+\n", re.I)
+_FENCE = "```"
 
 
 def parse_json(text: str) -> tuple[bool, Any]:
     """(True, value) if `text`, or the one fenced code block it consists of, is strict JSON."""
-    payload = text.strip()
-    if fenced := _FENCE.fullmatch(payload):
-        payload = fenced.group("body")
+    payload = _unfenced(text.strip())
     try:
         return True, json.loads(payload, parse_constant=_no_constant)
     except (ValueError, RecursionError):
         return False, None
+
+
+def _unfenced(payload: str) -> str:
+    """The body of the one fenced code block `payload` consists of, else `payload` itself."""
+    opening = _FENCE_OPENING.match(payload)
+    if opening is None or not payload.endswith(_FENCE) or len(payload) - 3 < opening.end():
+        return payload
+    body = payload[opening.end() : -3].rstrip(" \t")
+    return body[:-1] if body.endswith("\n") else body
 
 
 def _no_constant(name: str) -> Any:
@@ -329,9 +389,15 @@ def _matches_schema(schema: dict[str, Any], value: Any) -> bool:
 
 
 def evaluate(checks: Checks, text: str) -> dict[str, bool]:
-    """Whether `text` passes each declared check, keyed by check name in `Checks.declared` order."""
+    """Whether `text` passes each declared check, keyed by check name in `Checks.declared` order.
+
+    An answer longer than MAX_CHECKED_CHARS fails every declared check without being read.
+    """
+    if len(text) > MAX_CHECKED_CHARS:
+        return dict.fromkeys(checks.declared, False)
     fold = _folder(checks.case_sensitive)
-    response = fold(text)
+    searched = checks.contains is not None or checks.not_contains is not None
+    response = fold(text) if searched else ""
     passed: dict[str, bool] = {}
     if checks.contains is not None:
         passed["contains"] = all(fold(part) in response for part in checks.contains)
@@ -340,7 +406,7 @@ def evaluate(checks: Checks, text: str) -> dict[str, bool]:
     if checks.equals is not None:
         passed["equals"] = fold(text.strip()) == fold(checks.equals.strip())
     if checks.regex is not None:
-        passed["regex"] = re.search(checks.regex, text) is not None
+        passed["regex"] = matches_regex(checks.regex, text)
     if checks.min_words is not None:
         passed["min_words"] = count_words(text) >= checks.min_words
     if checks.max_words is not None:
@@ -348,10 +414,19 @@ def evaluate(checks: Checks, text: str) -> dict[str, bool]:
     if checks.max_sentences is not None:
         passed["max_sentences"] = count_sentences(text) <= checks.max_sentences
     if checks.json_ is not None:
-        parsed, value = parse_json(text)
-        schema = checks.json_.json_schema
-        passed["json"] = parsed and (schema is None or _matches_schema(schema, value))
+        passed["json"] = is_json(text, checks.json_.json_schema)
     return passed
+
+
+def matches_regex(pattern: str, text: str) -> bool:
+    """The `regex` check: `re.search` finds `pattern` in `text`."""
+    return re.search(pattern, text) is not None
+
+
+def is_json(text: str, schema: dict[str, Any] | None) -> bool:
+    """The `json` check: `text` parses (see parse_json) and, given a schema, its value matches."""
+    parsed, value = parse_json(text)
+    return parsed and (schema is None or _matches_schema(schema, value))
 
 
 def _folder(case_sensitive: bool) -> Callable[[str], str]:
@@ -393,4 +468,15 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-__all__ = ["count_sentences", "count_words", "describe", "evaluate", "parse_json", "schema_problem"]
+__all__ = [
+    "MAX_CHECKED_CHARS",
+    "PATTERN_TIME_LIMIT_S",
+    "count_sentences",
+    "count_words",
+    "describe",
+    "evaluate",
+    "is_json",
+    "matches_regex",
+    "parse_json",
+    "schema_problem",
+]

@@ -41,6 +41,7 @@ from novabench.compare_load import SweepChange
 from novabench.entry import main as _entry_main
 from novabench.errors import NovabenchError, OutputError, StoreError, SuiteError
 from novabench.export import FORMATS, export_results
+from novabench.journal import spill_header
 from novabench.load_stats import level_name, limits_of, sweeps, verdict
 from novabench.lock import SuiteLock
 from novabench.manifest import manifest_lines
@@ -368,6 +369,9 @@ class _LockNotes:
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
         self.observer.level_finished(model, host, summary)
+
+    def server_warning(self, message: str) -> None:
+        self.observer.server_warning(message)
 
 
 def _write_report(
@@ -893,3 +897,35 @@ def _existing(db_path: Path) -> Path:
 def main() -> None:
     """What older installs' `novabench` script calls; novabench.entry.main does the work."""
     _entry_main()
+
+
+@cli.command(name="import")
+@click.argument("spill_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The DuckDB history file [default: the one the spill file names].",
+)
+@friendly_errors
+def import_(spill_path: Path, db_path: Path | None) -> None:
+    """Add the results a run could not store (its spill file) to the database.
+
+    A run whose database stopped taking writes (a full disk, a lock held too long) stops and
+    writes what the database lacks to a spill file, and names it; once the database can be
+    written again, this adds it. Importing twice adds nothing twice.
+    """
+    if not spill_path.is_file():
+        raise NovabenchError(f"{spill_path}: no such spill file")
+    header = spill_header(spill_path)
+    if header is None:
+        raise NovabenchError(f"{spill_path}: not a novabench spill file")
+    store = _open_store(db_path or Path(str(header.get("database") or DEFAULT_DB)))
+    run_id, count, problems = store.import_spill(spill_path)
+    for problem in problems:
+        click.echo(f"note: {terminal_safe(problem)}")
+    click.echo(
+        f"{count} results of run {terminal_safe(run_id)} are in {store.path}; "
+        f"{spill_path} can be deleted"
+    )

@@ -45,6 +45,13 @@ class RequestError(NovabenchError):
         super().__init__(message)
 
 
+class ServerAnswerError(RequestError):
+    """A server answered, but not as its engine does: broken HTTP, an HTTP error, no answer in
+    time, or a body of the wrong shape. Its host cannot be used when this is its model list."""
+
+    exit_code = 3
+
+
 class StoreError(NovabenchError):
     """The results database cannot be opened, migrated or queried."""
 

@@ -98,6 +98,9 @@ class LogObserver:
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
         self._log(describe_level(model, host, summary))
 
+    def server_warning(self, message: str) -> None:
+        self._log(f"warning: {terminal_safe(message)}")
+
 
 def _utc_stamp() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -188,6 +191,10 @@ class JsonLogObserver:
                 if k in keys
             }
             self._event("level_finished", model=model, host=host, **figures)
+
+    def server_warning(self, message: str) -> None:
+        if not self.errors_only:
+            self._event("warning", message=message)
 
     def run_finished(
         self,
@@ -294,3 +301,6 @@ class LiveObserver:
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
         self.console.print(Text(describe_level(model, host, summary)))
+
+    def server_warning(self, message: str) -> None:
+        self.console.print(Text(f"warning: {terminal_safe(message)}"), style="yellow")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
 import os
 import secrets
 import time
@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from novabench import __version__
-from novabench.backends import Backend, ChatRequest, ModelInfo, make_backend
-from novabench.checks import evaluate
-from novabench.errors import HostUnreachableError, RequestError
+from novabench.backends import Backend, CallLimits, ChatRequest, ModelInfo, make_backend
+from novabench.check_worker import CheckWorker
+from novabench.errors import (
+    HostUnreachableError,
+    RequestError,
+    ServerAnswerError,
+    StorageFailure,
+)
 from novabench.load import sweep
 from novabench.manifest import git_info
-from novabench.metrics import RequestResult, derive
+from novabench.metrics import RequestResult, derive, make_storable
 from novabench.sampling import ResourceSampler
 from novabench.sink import ResultSink
 from novabench.stats import ci_half_width_ratio
@@ -42,6 +47,9 @@ class RunObserver(Protocol):
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None: ...
 
+    def server_warning(self, message: str) -> None:
+        """A server answer cost a fact (show info, loaded size) but not the run."""
+
 
 class NullObserver:
     """Observes nothing: the default for library use."""
@@ -62,6 +70,9 @@ class NullObserver:
         pass
 
     def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+        pass
+
+    def server_warning(self, message: str) -> None:
         pass
 
 
@@ -127,6 +138,11 @@ class SuiteRunner:
         self._backends: dict[tuple[str, str], Backend] = {}
         self._t0 = 0.0
         self._checked_loaded: set[tuple[str, str]] = set()
+        # Checks run off the event loop, where other streams' token times are being taken.
+        self._checker = CheckWorker()
+        # Server answers that cost a fact, not the run; those from before the run row is
+        # written (/api/show) are stored in its manifest.
+        self.server_warnings: list[str] = []
         # The run so far: set once the run row exists, so an interrupted run can be reported.
         self.outcome: RunOutcome | None = None
 
@@ -134,39 +150,79 @@ class SuiteRunner:
         suite = self.suite
         endpoints = sorted({(suite.backend_for(m), suite.host_for(m)) for m in suite.models})
         max_streams = max(64, 4 * len(suite.models), self._max_load_streams)
+        limits = CallLimits(suite.timeout_s, suite.connect_timeout_s)
         self._backends = {
-            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host))
+            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host), limits)
             for kind, host in endpoints
         }
         hosts = sorted({host for kind, host in endpoints if host.startswith("http")})
         try:
             versions, targets = await self._preflight(endpoints)
+            if self.store.path.exists():
+                self.store.check_health()  # a damaged file is refused before a run is added
             run_id = new_run_id()
             self._create_run(run_id, versions, targets)
-            sink = ResultSink(self.store, run_id)
-            outcome = RunOutcome(run_id, "running", self.store.path)
-            self.outcome = outcome
-            self._t0 = time.perf_counter()
-            sampler = self._sampler(hosts, sink)
-            try:
-                await self._run_modes(run_id, targets, sink, outcome)
-                outcome.status = "complete"
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                outcome.status = "interrupted"
-                raise
-            except BaseException:
-                outcome.status = "aborted"
-                raise
-            finally:
-                if sampler is not None:
-                    sampler.stop()
-                await asyncio.shield(sink.flush())
-                sink.close()
-                outcome.results = sink.results
-                self.store.finish_run(run_id, outcome.status)
-            return outcome
+            return await self._run_created(run_id, targets, hosts)
         finally:
+            self._checker.close()
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
+
+    async def _run_created(
+        self, run_id: str, targets: list[_Target], hosts: list[str]
+    ) -> RunOutcome:
+        """The run once its row exists: the modes, then the run's end, whatever stops it."""
+        loop = asyncio.get_running_loop()
+        modes = asyncio.current_task()
+        running = [True]  # while the modes run, a storage failure stops them
+
+        def stop_modes() -> None:
+            if running[0] and modes is not None:
+                modes.cancel()
+
+        def storage_failed(failure: StorageFailure) -> None:  # from the sink's threads
+            loop.call_soon_threadsafe(stop_modes)
+
+        sink = ResultSink(self.store, run_id, on_failure=storage_failed)
+        outcome = RunOutcome(run_id, "running", self.store.path)
+        self.outcome = outcome
+        self._t0 = time.perf_counter()
+        sampler = self._sampler(hosts, sink)
+        try:
+            await self._run_modes(run_id, targets, sink, outcome)
+            outcome.status = "complete"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome.status = "aborted" if sink.failure is not None else "interrupted"
+            if sink.failure is None:
+                raise
+            if modes is not None:
+                modes.uncancel()  # the stop was ours: the run ends below, as a storage failure
+        except BaseException:
+            outcome.status = "aborted"
+            raise
+        finally:
+            running[0] = False
+            if sampler is not None:
+                sampler.stop()
+            outcome.results = sink.results
+            sink.record("finish_run", status=outcome.status, ended_at=utcnow())
+            await self._end_sink(sink)
+        return outcome
+
+    async def _end_sink(self, sink: ResultSink) -> None:
+        """Wait for the store to hold everything; after a storage failure, spill and raise."""
+        with contextlib.suppress(StorageFailure):
+            await asyncio.shield(sink.flush())
+        if sink.failure is None:
+            sink.close()
+            return
+        path, count = await asyncio.to_thread(sink.spill)
+        if path is None:
+            where = f"no spill file could be written ({sink.spill_error})"
+            raise StorageFailure(f"{sink.failure}; the run stopped; {where}") from None
+        raise StorageFailure(
+            f"{sink.failure}; the run stopped; {count} results the database does not hold "
+            f"are in {path}: 'novabench import {path}' adds them once it can be written"
+        ) from None
 
     def _sampler(self, hosts: list[str], sink: ResultSink) -> ResourceSampler | None:
         """Start sampling resources for the run's lifetime (None when the suite turns it off)."""
@@ -193,22 +249,26 @@ class SuiteRunner:
     async def _preflight(
         self, endpoints: list[tuple[str, str]]
     ) -> tuple[dict[str, str | None], list[_Target]]:
-        """Ask every engine for its version and models; refuse to start if none answers."""
+        """Ask every engine for its version and models; refuse to start if none answers.
+
+        A host that cannot be reached, or whose version or model list is not what its engine
+        answers, is unusable: its models fail their rows with the reason.
+        """
 
         async def probe(
             endpoint: tuple[str, str],
-        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError:
+        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError | ServerAnswerError:
             backend = self._backends[endpoint]
             try:
                 return await backend.version(), await backend.list_models()
-            except HostUnreachableError as exc:
+            except (HostUnreachableError, ServerAnswerError) as exc:
                 return exc
 
         found = await asyncio.gather(*(probe(e) for e in endpoints))
         answers = dict(zip(endpoints, found, strict=True))
-        unreachable = [a for a in answers.values() if isinstance(a, HostUnreachableError)]
-        if len(unreachable) == len(endpoints):
-            raise unreachable[0]
+        unusable = [a for a in answers.values() if isinstance(a, Exception)]
+        if len(unusable) == len(endpoints):
+            raise unusable[0]
         versions: dict[str, str | None] = {}
         targets = []
         for spec in self.suite.models:
@@ -218,11 +278,9 @@ class SuiteRunner:
             options = self.suite.options_for(spec)
             target = _Target(spec, kind, host, engine_model, options, None, None)
             targets.append(target)
-            if isinstance(answer, HostUnreachableError):
+            if isinstance(answer, Exception):
                 versions.setdefault(host, None)
-                target.unavailable = f"cannot reach {answer.url} ({answer.reason})"
-                if kind == "ollama":
-                    target.unavailable = f"cannot reach Ollama at {answer.url} ({answer.reason})"
+                target.unavailable = _unusable_reason(kind, answer)
                 continue
             if kind == "ollama" or versions.get(host) is None:  # Ollama's own /v1 says less
                 versions[host] = answer[0]
@@ -239,10 +297,18 @@ class SuiteRunner:
         return self._backends[(target.kind, target.host)]
 
     async def _show(self, target: _Target) -> None:
+        """What /api/show says of a target; a failure leaves it empty and the run goes on."""
         try:
             target.show = await self._backend(target).show(target.engine_model)
-        except RequestError:
-            target.show = None  # older servers and llama-server answer /api/show differently
+        except (RequestError, HostUnreachableError) as exc:
+            target.show = None
+            self._warn(f"{exc} ({target.spec.name}: no show info kept; the run goes on)")
+
+    def _warn(self, message: str) -> None:
+        """A server problem that costs a fact, not the run: told to the observer, and kept for
+        the run's manifest when it comes before the run row is written (/api/show)."""
+        self.server_warnings.append(message)
+        self.observer.server_warning(message)
 
     def _create_run(
         self, run_id: str, versions: dict[str, str | None], targets: list[_Target]
@@ -288,6 +354,7 @@ class SuiteRunner:
                     "cold_start": self.cold_start,
                     "sample_interval_s": suite.sample_interval_s,
                     "load": suite.load.model_dump() if suite.load else None,
+                    "server_warnings": list(self.server_warnings),
                 },
                 "models": [
                     {
@@ -360,6 +427,8 @@ class SuiteRunner:
                     for prompt in prompts:
                         for rep in range(1 if mode == "load" else self._max_repetitions):
                             sink.submit(self._failed(mode, target, prompt, rep))
+                            if rep % 256 == 255:
+                                await asyncio.sleep(0)  # signals and the sink get their turn
             if self.cold_start and mode == suite.modes[0]:
                 for target in ready:
                     await self._cold_request(mode, target, sink)
@@ -381,11 +450,16 @@ class SuiteRunner:
             wall_s = time.perf_counter() - phase_t0
             if ready:
                 outcome.wall_s_by_mode[mode] = wall_s
-                await sink.call(
-                    self.store.add_phase, run_id, mode, phase_started_at, wall_s, requests
+                sink.record(
+                    "phase",
+                    mode=mode,
+                    started_at=phase_started_at,
+                    wall_s=wall_s,
+                    requests=requests,
                 )
             self.observer.phase_finished(mode, wall_s)
-        await sink.call(self.store.add_repetition_stops, run_id, stops)
+        for stop in stops:
+            sink.record("repetition_stop", **stop)
 
     async def _repeat(
         self,
@@ -522,9 +596,14 @@ class SuiteRunner:
         await self._backend(target).chat(
             request, result, lambda piece: self.observer.text_received(mode, name, piece)
         )
+        make_storable(result)  # what the engine recorded, held to what the store can keep
         checks = self.suite.checks_for(prompt)
         if checks is not None and result.ok:
-            result.checks = evaluate(checks, result.response_text)
+            try:
+                result.checks = await self._checker.evaluate(checks, result.response_text)
+            except asyncio.CancelledError:
+                sink.submit(result)  # interrupted while checking: the timed answer is kept
+                raise
         sink.submit(result)
         self.observer.request_finished(result)
         if result.ok and (target.host, name) not in self._checked_loaded:
@@ -553,8 +632,7 @@ class SuiteRunner:
                 )
 
             async def record(row: dict[str, Any], summary: dict[str, Any]) -> None:
-                level = {"model": target.spec.name, "host": target.host, **row}
-                await sink.call(self.store.add_load_level, run_id, level)
+                sink.record("load_level", model=target.spec.name, host=target.host, **row)
                 self.observer.level_finished(target.spec.name, target.host, summary)
 
             summaries = await sweep(
@@ -571,17 +649,29 @@ class SuiteRunner:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""
         try:
             loaded = await self._backend(target).loaded_models()
-        except (RequestError, HostUnreachableError):
+        except (RequestError, HostUnreachableError) as exc:
+            self._warn(f"{exc} ({target.spec.name}: no loaded size recorded; the run goes on)")
             return
         entry = loaded.get(self._backend(target).model_key(target.engine_model))
         if entry is None:
             return
-        update = functools.partial(
-            self.store.update_model,
-            loaded_size_bytes=entry.get("size"),
-            loaded_vram_bytes=entry.get("size_vram"),
+        sink.record(
+            "update_model",
+            model=target.spec.name,
+            host=target.host,
+            fields={
+                "loaded_size_bytes": entry.get("size"),
+                "loaded_vram_bytes": entry.get("size_vram"),
+            },
         )
-        await sink.call(update, sink.run_id, target.spec.name, target.host)
+
+
+def _unusable_reason(kind: str, error: HostUnreachableError | ServerAnswerError) -> str:
+    """Why no request goes to a host, as each of its models' rows says it."""
+    if isinstance(error, ServerAnswerError):
+        return str(error)
+    server = "Ollama at " if kind == "ollama" else ""
+    return f"cannot reach {server}{error.url} ({error.reason})"
 
 
 def run_suite(

@@ -6,6 +6,7 @@ it is being read or written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -23,7 +24,9 @@ from typing import Any
 
 import duckdb
 
+from novabench import journal, store_writes
 from novabench.errors import RunNotFoundError, StoreError
+from novabench.journal import Record
 from novabench.metrics import RequestResult
 
 DEFAULT_DB = Path("reports") / "novabench.duckdb"
@@ -270,8 +273,12 @@ class Store:
                         self._migrate(con)
                         self._migrated = True
             yield con
+        except duckdb.Error as exc:
+            raise StoreError(describe_database_error(self.path, exc)) from exc
         finally:
-            con.close()
+            # closing checkpoints; a full disk fails it, and the error above said so
+            with contextlib.suppress(duckdb.Error):
+                con.close()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         try:
@@ -311,6 +318,20 @@ class Store:
             return con
 
     def _migrate(self, con: duckdb.DuckDBPyConnection) -> None:
+        tables = [
+            row[0]
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                "ORDER BY table_name"
+            ).fetchall()
+        ]
+        if tables and "schema_migrations" not in tables:
+            shown = ", ".join(tables[:6]) + (", ..." if len(tables) > 6 else "")
+            raise StoreError(
+                f"{self.path} is a DuckDB database but not a novabench history (it has the "
+                f"tables {shown} and no schema_migrations): novabench leaves it as it is; "
+                "give another --db"
+            )
         con.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
@@ -479,6 +500,7 @@ class Store:
         import socket  # imported here: this method is kept apart from the connection code
 
         hostname = socket.gethostname()
+        self.recover_journals()
         with self.connect() as con:
             running = con.execute(
                 "SELECT run_id, pid, started_at FROM runs "
@@ -497,6 +519,92 @@ class Store:
                     [utcnow(), run_id],
                 )
         return abandoned
+
+    # ---- the journal ----------------------------------------------------------------------
+
+    def apply_journal(self, paths: Sequence[Path], records: Sequence[Record]) -> list[str]:
+        """Apply a run's journal segments (the files, and their records) in one transaction.
+
+        When a record does not fit its column the segments are applied again record by record
+        (`store_writes.apply_records`); returns what that changed or left out. Any other failure
+        (a full disk, a lock held too long, an I/O error) raises StoreError.
+        """
+        ops = [r for r in records if r.get("table") == "op"]
+        with self.connect() as con:
+            try:
+                store_writes.apply_files(con, paths, ops)
+            except store_writes.DATA_ERRORS:
+                return store_writes.apply_records(con, records)
+        return []
+
+    def recover_journals(self) -> list[str]:
+        """Add what killed runs left in their journals; the run ids whose journal was applied.
+
+        A journal is left alone while its run's process lives (the run is still writing it).
+        """
+        root = journal.journal_root(self.path)
+        try:
+            run_ids = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        except OSError as exc:
+            raise StoreError(f"{root}: cannot read the journal folder: {exc.strerror}") from exc
+        recovered = []
+        for run_id in run_ids:
+            folder = root / run_id
+            if self._journal_in_use(run_id):
+                continue
+            paths = journal.segments(folder)
+            if paths:
+                self.apply_journal(paths, store_writes.records_of(paths))
+            _remove_journal(folder)
+            recovered.append(run_id)
+        return recovered
+
+    def _journal_in_use(self, run_id: str) -> bool:
+        import socket
+
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT status, hostname, pid, started_at FROM runs WHERE run_id = ?", [run_id]
+            ).fetchone()
+        if row is None:
+            return True  # no run row: not ours to apply (another database's, or half-made)
+        status, hostname, pid, started_at = row
+        return (
+            status == "running"
+            and hostname == socket.gethostname()
+            and _run_process_alive(pid, started_at)
+        )
+
+    def import_spill(self, path: Path) -> tuple[str, int, list[str]]:
+        """Add a spill file's records: (run id, results in it, what could not be stored)."""
+        header = journal.spill_header(path)
+        if header is None:
+            raise StoreError(
+                f"{path}: not a novabench spill file (its first line is not a spill header)"
+            )
+        run_id = str(header.get("run_id"))
+        self.get_run(run_id)  # the run row came first: a spill never creates a run
+        records = store_writes.records_of([path])
+        problems = self.apply_journal([path], records)
+        count = sum(1 for r in records if r.get("table") == "results")
+        return run_id, count, problems
+
+    def check_health(self) -> None:
+        """Read what a run is about to touch, so a damaged file is refused before it is written.
+
+        The small tables are read whole; of the large ones (results, samples) the rows written
+        last, where new rows go. Damage elsewhere in a large table is found when it is read.
+        """
+        with self.connect() as con:
+            for table in ("runs", "models", "prompts", "phases", "load_levels", "repetition_stops"):
+                con.execute(f"SELECT * FROM {table}").fetchall()
+            for table in ("results", "samples"):
+                con.execute(
+                    f"SELECT * FROM {table} WHERE rowid > "
+                    f"(SELECT coalesce(max(rowid), 0) FROM {table}) - 2048"
+                ).fetchall()
 
     # ---- reads --------------------------------------------------------------------------
 
@@ -620,6 +728,36 @@ class Store:
         """
         with self.connect() as con:
             return _dicts(con.execute(sql, params))
+
+
+def describe_database_error(path: Path, exc: BaseException) -> str:
+    """A DuckDB error as one line that says what happened to the file and what to do."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lowered = text.lower()
+    if "corrupt" in lowered or "checksum" in lowered:
+        return (
+            f"{path} is damaged ({text[:160]}): novabench writes nothing more to it; move it "
+            "aside and start a new history with --db (a copy made before an upgrade sits beside "
+            "it as *.v<N>-backup-*.duckdb)"
+        )
+    if "no space left" in lowered:
+        return f"{path}: no space left on its disk ({text[:160]}): free some space"
+    if "read-only" in lowered or "permission denied" in lowered:
+        return f"{path}: cannot write the database ({text[:160]}): check its permissions"
+    return f"{path}: database error: {text[:300]}"
+
+
+def _remove_journal(folder: Path) -> None:
+    """Delete a run's journal once the database holds all of it."""
+    for path in journal.segments(folder):
+        path.unlink(missing_ok=True)
+    for leftover in folder.glob("*.partial"):
+        leftover.unlink(missing_ok=True)
+    try:
+        folder.rmdir()
+        folder.parent.rmdir()  # the journal root, when no other run has one
+    except OSError:
+        pass
 
 
 def _lock_timeout_s() -> float:

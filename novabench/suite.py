@@ -4,6 +4,7 @@ line per problem."""
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import os
 import re
@@ -34,6 +35,11 @@ DEFAULT_HOST = "http://localhost:11434"
 EMBEDDED_HOST = "embedded"  # the host of models run in-process by the llamacpp backend
 DEFAULT_PORT = 11434
 MAX_SUITE_BYTES = 1024 * 1024
+# Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
+# that never ends and a history no page can show.
+MAX_REPETITIONS = 10_000  # repetitions, min_repetitions and max_repetitions
+MAX_WARMUP = 100
+MAX_PLANNED_REQUESTS = 1_000_000  # measured requests of one run, every mode and model together
 
 Mode = Literal["parallel", "sequential", "load"]
 EngineName = Literal["ollama", "openai", "llamacpp"]
@@ -76,7 +82,11 @@ def _normalize_host(raw: str) -> str:
     bare = "://" not in text
     if bare and text.count(":") > 1 and not text.startswith("["):
         text = f"[{text}]"  # a bare IPv6 address such as ::1, as Ollama accepts it
-    url = urlsplit(f"http://{text}" if bare else text)
+    try:
+        url = urlsplit(f"http://{text}" if bare else text)
+        host = url.hostname
+    except ValueError:  # brackets around something that is not an IPv6 address
+        raise ValueError(f"is not an Ollama address: {_BRACKETS_HELP}") from None
     scheme = url.scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError(
@@ -84,11 +94,11 @@ def _normalize_host(raw: str) -> str:
         )
     if url.query or url.fragment:
         raise ValueError("is not an Ollama address: remove the '?' query or '#' fragment")
-    host = url.hostname
     if not host:
         raise ValueError(
             "is not an Ollama address: use e.g. 'localhost:11434' or 'http://host:11434'"
         )
+    host = _check_host_name(host, bracketed="[" in url.netloc)
     try:
         port = url.port
     except ValueError:
@@ -105,6 +115,60 @@ def _normalize_host(raw: str) -> str:
     if port is not None:
         netloc += f":{port}"
     return f"{scheme}://{netloc}{url.path.rstrip('/')}"
+
+
+_BRACKETS_HELP = "only an IPv6 address goes in brackets, e.g. '[::1]:11434'"
+# Underscores are not RFC 1123, but Docker service names have them and resolvers take them.
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE)
+_MAX_HOST_NAME = 253
+
+
+def _check_host_name(host: str, bracketed: bool) -> str:
+    """The host as a URL carries it: an IPv6 literal (in brackets), four IPv4 numbers 0-255,
+    or a DNS host name (RFC 1123 labels; a non-ASCII name in its IDNA form)."""
+    if bracketed:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"is not an Ollama address: {_BRACKETS_HELP}") from None
+        return host
+    labels = host.removesuffix(".").split(".")
+    if all(label.isdigit() for label in labels):  # an IPv4 address, or meant as one
+        _check_ipv4(labels)
+        return host
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = host  # the label check below says what is wrong
+    name = ascii_host.removesuffix(".")
+    if len(name) > _MAX_HOST_NAME:
+        raise ValueError(
+            f"is not an Ollama address: the host name is {len(name)} characters long "
+            f"(at most {_MAX_HOST_NAME})"
+        )
+    for label in name.split("."):
+        if not label:
+            raise ValueError("is not an Ollama address: the host name has an empty label ('..')")
+        if not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"is not an Ollama address: {label!r} is not a host name label (1-63 letters, "
+                "digits, hyphens or underscores, not starting or ending with a hyphen)"
+            )
+    return ascii_host
+
+
+def _check_ipv4(numbers: list[str]) -> None:
+    allowed = "an IPv4 address is four numbers 0-255, e.g. 192.168.1.30"
+    if len(numbers) != 4:
+        raise ValueError(
+            f"is not an Ollama address: {len(numbers)} numbers where an IPv4 address has four "
+            "(0-255 each, e.g. 192.168.1.30)"
+        )
+    for number in numbers:
+        if number != str(int(number)):  # inet_aton would read 010 as octal 8
+            raise ValueError(f"is not an Ollama address: {number} has a leading zero ({allowed})")
+        if int(number) > 255:
+            raise ValueError(f"is not an Ollama address: {number} is not 0-255 ({allowed})")
 
 
 def _host_from_env() -> str:
@@ -337,8 +401,12 @@ class Suite(BaseModel):
         default=3,
         description="measured requests per model, prompt and mode: an integer or 'auto'",
     )
-    min_repetitions: Int = Field(default=5, ge=2, description="with repetitions: auto")
-    max_repetitions: Int = Field(default=30, ge=1, description="with repetitions: auto")
+    min_repetitions: Int = Field(
+        default=5, ge=2, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
+    max_repetitions: Int = Field(
+        default=30, ge=1, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
     target_cv: Float = Field(
         default=0.05,
         gt=0,
@@ -353,6 +421,7 @@ class Suite(BaseModel):
     warmup: Int = Field(
         default=1,
         ge=0,
+        le=MAX_WARMUP,
         description="unmeasured runs before the measured ones, not in the statistics",
     )
     options: OllamaOptions = OllamaOptions()
@@ -433,7 +502,41 @@ class Suite(BaseModel):
             raise ValueError(f"is not an integer or 'auto'{hint}")
         if value < 1:
             raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
+        if value > MAX_REPETITIONS:
+            raise ValueError(f"is not allowed: must be an integer <= {MAX_REPETITIONS:,} or 'auto'")
         return value
+
+    @model_validator(mode="after")
+    def _planned_requests_bounded(self) -> Suite:
+        planned = self.planned_requests()
+        if planned is not None and planned > MAX_PLANNED_REQUESTS:
+            at = "load" if "load" in self.modes and self.load is not None else "repetitions"
+            value = self.repetitions if at == "repetitions" else "load"
+            raise _located_error(
+                [
+                    {
+                        "at": (at,),
+                        "value": value,
+                        "message": f"is not allowed: this suite would send {planned:,} requests, "
+                        f"more than {MAX_PLANNED_REQUESTS:,} in one run: split it",
+                    }
+                ]
+            )
+        return self
+
+    def planned_requests(self) -> int | None:
+        """Measured requests a run sends at most (None when a load level lasts a duration)."""
+        repetitions = (
+            self.repetitions if isinstance(self.repetitions, int) else self.max_repetitions
+        )
+        modes = [m for m in self.modes if m != "load"]
+        total = len(modes) * len(self.models) * len(self.prompts) * repetitions
+        if "load" in self.modes and self.load is not None:
+            counts = [self.load.requests_at(level) for level in self.load.levels]
+            if None in counts:
+                return None
+            total += len(self.models) * sum(c or 0 for c in counts)
+        return total
 
     @model_validator(mode="after")
     def _repetition_bounds_agree(self) -> Suite:

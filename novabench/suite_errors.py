@@ -430,6 +430,9 @@ def _message(
         return f"{shown} is not a {noun}: use {ctx['expected']}" + _did_you_mean(value, choices)
     if kind == "too_short":
         return f"{shown} is empty: at least one is required"
+    if kind == "too_long":
+        limit = ctx.get("max_length")
+        return f"{shown} is not allowed: at most {limit} entries"
     if kind == "list_type" and field and field.description:
         return f"{shown} is not {field.description}"
     if kind in ("model_type", "dict_type"):

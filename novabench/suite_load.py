@@ -28,6 +28,10 @@ MAX_STREAMS = 2048
 REQUESTS_PER_STREAM = 4  # a concurrency level sends this many requests per stream (at least 8)
 DEFAULT_RATE_WINDOW_S = 10.0  # a rate level sends the arrivals of this many seconds (at least 8)
 MIN_REQUESTS_PER_LEVEL = 8
+# Caps checked by validate (a day of one level; a million requests; a long but finite sweep).
+MAX_REQUESTS_PER_LEVEL = 1_000_000
+MAX_LEVEL_DURATION_S = 86_400.0
+MAX_LEVELS = 64
 
 
 class LoadSLO(BaseModel):
@@ -56,19 +60,24 @@ class LoadSpec(BaseModel):
     concurrency: list[Int] | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_LEVELS,
         description="concurrent requests per level (closed loop: each stream sends its next "
         "request when the last one ends), e.g. [1, 2, 4, 8, 16]",
     )
     rate: list[Float] | None = Field(
         default=None,
         min_length=1,
+        max_length=MAX_LEVELS,
         description="requests per second per level, arriving as a Poisson process (open loop)",
     )
     requests_per_level: Int | None = Field(
-        default=None, ge=1, description="requests sent at each level"
+        default=None, ge=1, le=MAX_REQUESTS_PER_LEVEL, description="requests sent at each level"
     )
     duration_s: Float | None = Field(
-        default=None, gt=0, description="seconds each level keeps sending requests"
+        default=None,
+        gt=0,
+        le=MAX_LEVEL_DURATION_S,
+        description="seconds each level keeps sending requests",
     )
     prompts: list[Text] | None = Field(
         default=None,

@@ -110,6 +110,9 @@ class FakeModel:
     prompt_token_s: float = 0.0005
     ttft_s: float = 0.01
     token_interval_s: float = 0.002
+    # 0: the reply streams one word per token; n: in pieces of n characters, so that a reply of
+    # megabytes takes a few dozen lines rather than a hundred thousand.
+    reply_chunk_chars: int = 0
     # Continuous batching (ollama-api.md §2.4): each other generation running at the same time
     # stretches this one's token interval by this fraction, so per-stream tokens/s drops and the
     # aggregate grows less than linearly. 0: slots are independent; 1: compute-bound, the
@@ -211,6 +214,11 @@ class Fault:
         return cls("redirect", status=status, location=location)
 
     @classmethod
+    def done_fields(cls, **fields: Any) -> Fault:
+        """A normal stream whose done line carries these values instead (out of range, say)."""
+        return cls("done_fields", body=fields)
+
+    @classmethod
     def delay_headers(cls, seconds: float) -> Fault:
         """Wait `seconds` before handling, so headers come late; counted only in total_duration."""
         return cls("delay_headers", seconds=seconds)
@@ -250,6 +258,8 @@ class RecordedRequest:
     token_write_ns: list[int] = field(default_factory=list, repr=False)
     # Token writes the socket did not take at once (queued in user space, sent later).
     buffered_writes: int = field(default=0, repr=False)
+    # When the done line was handed to the kernel (0 until then).
+    done_ns: int = field(default=0, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1325,7 +1335,11 @@ class OllamaDouble:
             if position >= 0:
                 reply = reply[:position]
         tokens = [(True, t) for t in _TOKEN_RE.findall(model.thinking)] if think else []
-        tokens += [(False, t) for t in _TOKEN_RE.findall(reply)]
+        if model.reply_chunk_chars:
+            size = model.reply_chunk_chars
+            tokens += [(False, reply[at : at + size]) for at in range(0, len(reply), size)]
+        else:
+            tokens += [(False, t) for t in _TOKEN_RE.findall(reply)]
         done_reason = "stop"
         num_predict = options.get("num_predict")
         if num_predict is not None and 0 <= num_predict < len(tokens):
@@ -1492,8 +1506,11 @@ class OllamaDouble:
             self._release_runner(runtime)
         # Written after the release, so a client that sees `done` also sees keep_alive 0 applied.
         if metrics is not None:
+            if fault is not None and fault.kind == "done_fields" and isinstance(fault.body, dict):
+                metrics = {**metrics, **fault.body}
             ex.request.metrics = metrics
             sink.done(job.done_reason, metrics)
+            ex.request.done_ns = time.perf_counter_ns()
 
     async def _emit(
         self, ex: _Exchange, job: _Job, sink: _Sink, load_ns: int, prompt_ns: int
@@ -1970,6 +1987,7 @@ class OllamaDouble:
                     "token_write_ns": request.token_write_ns,
                     "buffered_writes": request.buffered_writes,
                     "completed": request.metrics is not None,
+                    "done_ns": request.done_ns,
                 }
             )
         if "clear=1" in ex.request.query.split("&"):

@@ -1,13 +1,26 @@
-"""Response checks: sentence and word counts, every check passing and failing, `describe`."""
+"""Response checks: sentence and word counts (the same as before, in linear time), every check
+passing and failing, the size limit, `describe`."""
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import novabench.checks
-from novabench.checks import count_sentences, count_words, describe, evaluate, parse_json
+from novabench.checks import (
+    MAX_CHECKED_CHARS,
+    count_sentences,
+    count_words,
+    describe,
+    evaluate,
+    parse_json,
+)
 from novabench.suite import Checks, JsonCheck
 
 # --- sentences ------------------------------------------------------------------------------------
@@ -360,3 +373,221 @@ def test_describe_plurals_case_and_schema() -> None:
         "at most 2 sentences",
         "is JSON matching the schema",
     ]
+
+
+# --- linear time, and the same answers as before ------------------------------------------------
+
+# Pieces of sentence-rich text: marks, quotes, brackets, emphasis, abbreviations, initials, list
+# markers, line breaks, and words that do or do not open sentences.
+SENTENCE_PIECES = [
+    *"aZxI4 .!?…。！？\"'“”‘’«»()[]{}*_`~¿¡-#>",
+    "  ", "\t", "\n", "\r\n", "\n\n", "...", "?!", "**", "🙂", "3.5", "2+2=4.", "ß",
+    "Dr.", "e.g.", "i.e.", "U.S.", "J.", "K.", "C.", "No.", "Jan.", "approx.", "etc.", "v.", "c.",
+    "p.m.", "Jr.", "The", "It", "I", "I'm", "I’ll", "it", "he", "Paris", "George", "Smith",
+    "- ", "* ", "• ", "# ", "> ", "1. ", "2) ", "12.", "https://x.io/a.b", "jo@x.io",
+]  # fmt: skip
+# Whole words with what may end them, so that rules reading the words around a mark (4 to 7) meet
+# the neighbours they are about: "vitamin C. Paris", "George W. Bush", "the U.S. It".
+SENTENCE_WORDS = [
+    "a", "vitamin", "is", "it", "George", "Paris", "Bush", "The", "It", "I", "I'm", "No", "Dr",
+    "e.g", "U.S", "J", "W", "C", "Jan", "approx", "etc", "v", "c", "p", "4", "12", "3.5", "🙂",
+    "**Yes", "(See", '"Hi', "- one", "1.",
+]  # fmt: skip
+ENDINGS = ["", "", ".", ".", "!", "?", "...", "…", '."', ".)", ".**", "。", ",", ":"]
+SEPARATORS = [" ", " ", " ", "  ", "\n", "\n\n"]
+sentence_texts = st.one_of(
+    st.lists(st.sampled_from(SENTENCE_PIECES), max_size=40).map("".join),
+    st.lists(
+        st.tuples(
+            st.sampled_from(SENTENCE_WORDS), st.sampled_from(ENDINGS), st.sampled_from(SEPARATORS)
+        ).map("".join),
+        max_size=20,
+    ).map("".join),
+    st.text(alphabet='aZI4 .!?…。"”)(*\n\t', max_size=60),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(sentence_texts)
+def test_count_sentences_agrees_with_the_quadratic_original(text: str) -> None:
+    assert count_sentences(text) == old_count_sentences(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(sentence_texts)
+def test_count_words_agrees_with_the_original(text: str) -> None:
+    assert count_words(text) == old_count_words(text)
+
+
+_OLD_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(?P<body>.*?)\n?[ \t]*```", re.DOTALL | re.I)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["```", "`", "json", "JSON", " ", "\t", "\n", "{}", "1", "x"])))
+def test_fence_unwrapping_agrees_with_the_backtracking_pattern(pieces: list[str]) -> None:
+    payload = "".join(pieces).strip()
+    fenced = _OLD_FENCE.fullmatch(payload)
+    assert novabench.checks._unfenced(payload) == (fenced.group("body") if fenced else payload)
+
+
+def _cpu_s(work: Callable[[str], object], text: str) -> float:
+    """CPU seconds of this thread for `work(text)`, the least of three tries: other processes on
+    the machine do not count, and neither do this thread's unlucky moments."""
+    spent = []
+    for _ in range(3):
+        started = time.thread_time()
+        work(text)
+        spent.append(time.thread_time() - started)
+    return min(spent)
+
+
+LINEAR_WORK: list[tuple[str, Callable[[str], object], str]] = [
+    ("sentence ends", count_sentences, "Yes. No! Why? Wait… Sure. "),
+    ("initials", count_sentences, "J. K. "),
+    ("abbreviations", count_sentences, "Dr. e.g. U.S. It "),
+    ("a run of dots", count_sentences, "...................................x"),
+    ("wide marks", count_sentences, "你好。我"),
+    ("quotes and brackets", count_sentences, '"(Hi.)" '),
+    ("words", count_words, "word - ** "),
+    ("a fence with spaces", parse_json, "```\n" + " " * 200),
+]
+
+
+@pytest.mark.parametrize(
+    ("work", "unit"), [(w, u) for _, w, u in LINEAR_WORK], ids=[i for i, _, _ in LINEAR_WORK]
+)
+def test_twice_the_text_costs_about_twice_the_work(
+    work: Callable[[str], object], unit: str
+) -> None:
+    # 100,000 characters take tens of milliseconds; a quadratic algorithm costs four times as
+    # much for twice the text, a linear one twice: 3 keeps well clear of both.
+    text = unit * (100_000 // len(unit))
+    assert _cpu_s(work, text + text) < 3 * _cpu_s(work, text) + 0.01
+
+
+def test_a_megabyte_of_sentence_marks_is_counted_in_seconds() -> None:
+    # The old count took 17 s for 208 KB of this (minutes for a megabyte); now about a second.
+    text = ("Yes. No! Why? J. K. Dr. Smith… " * 40_000)[:MAX_CHECKED_CHARS]
+    started = time.thread_time()
+    assert count_sentences(text) > 100_000
+    assert time.thread_time() - started < 30
+
+
+def test_an_answer_over_the_limit_fails_every_check_unread(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = Checks.model_validate(
+        {"contains": "a", "regex": "a", "max_words": 10**9, "max_sentences": 10**9, "json": True}
+    )
+    at_limit = "[" + '"a", ' * ((MAX_CHECKED_CHARS - 6) // 5) + '"a"]'
+    at_limit += " " * (MAX_CHECKED_CHARS - len(at_limit))
+    assert len(at_limit) == MAX_CHECKED_CHARS
+    assert evaluate(spec, at_limit) == dict.fromkeys(spec.declared, True)
+
+    def unread(text: str) -> int:
+        raise AssertionError("an answer over the limit was read")
+
+    monkeypatch.setattr(novabench.checks, "count_sentences", unread)
+    monkeypatch.setattr(novabench.checks, "count_words", unread)
+    monkeypatch.setattr(novabench.checks, "parse_json", unread)
+    assert evaluate(spec, at_limit + " ") == dict.fromkeys(spec.declared, False)
+
+
+# --- the reference for the property tests above: the sentence count before it was made linear --
+# Kept as it was: quadratic, since each sentence mark split the rest of its line and all before it.
+
+_OLD_OPENERS = "\"'“‘«([{*_`~¿¡"
+_OLD_CLOSERS = "\"'”’»)]}*_`~"
+_OLD_WIDE_ENDS = "。！？"  # CJK sentence marks: no space follows them
+_OLD_SENTENCE_END = re.compile(
+    rf"[.!?…{_OLD_WIDE_ENDS}]+[{re.escape(_OLD_CLOSERS)}]*(?=\s|$)"
+    rf"|[{_OLD_WIDE_ENDS}]+[{re.escape(_OLD_CLOSERS)}]*"
+)
+_OLD_BULLET = re.compile(r"[ \t]*(?:[-*+•‣◦▪>#]+[ \t]+)+")
+_OLD_LIST_NUMBER = re.compile(r"[ \t]*\d{1,3}[.)][ \t]+(?=\S)")
+_OLD_INITIAL = re.compile(r"[A-Z]")
+_OLD_NEXT_INITIAL = re.compile(r"[A-Z]\.")
+_OLD_DOTTED_CAPITALS = re.compile(r"(?:[A-Z]\.)+[A-Z]")
+_OLD_CAPITALISED = re.compile(r"[A-Z][\w'’-]*")
+_OLD_PRONOUN_I = re.compile(r"I(?:['’](?:m|ll|ve|d))?")
+
+
+def _old_word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_OLD_NEVER_END = _old_word_set(
+    "mr mrs ms mx dr prof st mt rev fr gen col capt lt sgt gov sen hon pres e.g i.e cf viz vs "
+    "v approx ca esp incl excl resp a.k.a"
+)
+_OLD_BEFORE_NUMBER = _old_word_set(
+    "no nos nr vol fig figs eq eqs ch sec art c p pp ver jan feb mar apr jun jul aug sep sept "
+    "oct nov dec"
+)
+# Words that start sentences and are not surnames: after "C." or "U.S." they mean a new sentence.
+_OLD_OPENER_WORDS = _old_word_set(
+    "a an the this that these those it its it's i i'm i'll i've i'd he she we they you there "
+    "here my our your his her their what which who when where why how but and or so yes no if "
+    "in on at as for from to with after before then also however because"
+)
+
+
+def old_count_sentences(text: str) -> int:
+    lines = [line for line in text.splitlines() if _old_has_word_character(line)]
+    many_lines = len(lines) > 1
+    return sum(_old_sentences_in_line(_old_strip_list_marker(line, many_lines)) for line in lines)
+
+
+def old_count_words(text: str) -> int:
+    return sum(1 for piece in text.split() if _old_has_word_character(piece))
+
+
+def _old_has_word_character(text: str) -> bool:
+    return any(character.isalnum() for character in text)
+
+
+def _old_strip_list_marker(line: str, many_lines: bool) -> str:
+    if bullet := _OLD_BULLET.match(line):
+        line = line[bullet.end() :]
+    if many_lines and (number := _OLD_LIST_NUMBER.match(line)):
+        line = line[number.end() :]
+    return line
+
+
+def _old_sentences_in_line(line: str) -> int:
+    count, start = 0, 0
+    for end in _OLD_SENTENCE_END.finditer(line):
+        if _old_ends_sentence(line, end):
+            count += _old_has_word_character(line[start : end.end()])
+            start = end.end()
+    return count + _old_has_word_character(line[start:])
+
+
+def _old_ends_sentence(line: str, end: re.Match[str]) -> bool:
+    marks = end.group().rstrip(_OLD_CLOSERS)
+    following = line[end.end() :].split(maxsplit=1)
+    if not following or any(mark in _OLD_WIDE_ENDS for mark in marks):
+        return True
+    next_word = following[0].lstrip(_OLD_OPENERS)
+    first = next_word[:1]
+    if first.islower():  # rule 4
+        return False
+    if marks != "." and set(marks) <= {".", "…"}:  # an ellipsis, rule 5
+        return first.isupper() and not _OLD_PRONOUN_I.fullmatch(next_word.rstrip(",;:.!?…"))
+    if marks != ".":
+        return True
+    words_before = line[: end.start()].split()
+    word = words_before[-1].strip(_OLD_OPENERS + _OLD_CLOSERS) if words_before else ""
+    key = word if len(word) == 1 else word.lower()  # "v." and "c." are not "V." and "C."
+    if key in _OLD_NEVER_END or (key in _OLD_BEFORE_NUMBER and first.isdigit()):
+        return False  # rule 6
+    opens_sentence = next_word.rstrip(",;:.!?…").lower().replace("’", "'") in _OLD_OPENER_WORDS
+    if _OLD_DOTTED_CAPITALS.fullmatch(word):  # rule 7
+        return opens_sentence
+    if _OLD_INITIAL.fullmatch(word) and first.isupper():
+        if _OLD_NEXT_INITIAL.fullmatch(next_word.rstrip(_OLD_CLOSERS)):
+            return False
+        previous = (
+            words_before[-2].strip(_OLD_OPENERS + _OLD_CLOSERS) if len(words_before) > 1 else ""
+        )
+        after_name = not previous or previous[-1] in ".!?…" or _OLD_CAPITALISED.fullmatch(previous)
+        return not after_name or opens_sentence
+    return True

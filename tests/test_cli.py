@@ -12,7 +12,9 @@ from novabench.cli import cli
 from tests.conftest import SUITES, free_port, write_suite
 from tests.ollama_double import OllamaDouble
 
-COMMANDS = ["run", "compare", "validate", "report", "history", "runs", "models", "export"]
+COMMANDS = [
+    "run", "compare", "validate", "report", "history", "runs", "models", "export", "import"
+]  # fmt: skip
 
 
 def test_run_writes_database_and_three_reports(ollama: OllamaDouble, isolated: Path) -> None:

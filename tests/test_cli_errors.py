@@ -289,10 +289,9 @@ def test_a_duckdb_file_of_another_program(tmp_path: Path) -> None:
         con.execute("CREATE TABLE runs (name VARCHAR)")
     result = CliRunner().invoke(cli, ["runs", "--db", "other.duckdb"])
     line = one_error(result, 1)
-    assert line.startswith("Error: other.duckdb: the database failed (Catalog Error: ")
-    assert line.endswith(
-        "if it is a novabench database, check the free space and permissions where it is; if "
-        "not, or if it is damaged, give --db another path"
+    assert line == (
+        "Error: other.duckdb is a DuckDB database but not a novabench history (it has the tables "
+        "runs and no schema_migrations): novabench leaves it as it is; give another --db"
     )
 
 

@@ -7,10 +7,12 @@ import asyncio
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from novabench.errors import StorageFailure, StoreError
 from novabench.metrics import RequestResult
 from novabench.sink import ResultSink
 
@@ -18,33 +20,31 @@ from novabench.sink import ResultSink
 class SlowStore:
     """Takes 20 ms per write, from one thread at a time; can be told to fail."""
 
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, path: Path, fail: bool = False) -> None:
+        self.path = path
         self.written: list[int] = []
         self.fail = fail
         self.busy = threading.Lock()
 
-    def add_results(
-        self, run_id: str, batch: list[tuple[int, RequestResult]], samples: Any
-    ) -> None:
+    def apply_journal(self, paths: list[Path], records: list[dict[str, Any]]) -> list[str]:
         assert self.busy.acquire(blocking=False), "two writes at once"
         try:
             time.sleep(0.02)
+            assert all(p.exists() for p in paths), "segments are journaled before the write"
             if self.fail:
-                raise OSError("disk full")
-            self.written.extend(seq for seq, _ in batch)
+                raise StoreError("disk full")
+            self.written.extend(r["seq"] for r in records if r["table"] == "results")
         finally:
             self.busy.release()
-
-    def add_samples(self, run_id: str, samples: Any) -> None:
-        pass
+        return []
 
 
 def result(n: int) -> RequestResult:
     return RequestResult("load", "m", "h", "p", n, False, datetime.now(UTC))
 
 
-def test_concurrent_flushes_wait_for_every_result_submitted_meanwhile() -> None:
-    store = SlowStore()
+def test_concurrent_flushes_wait_for_every_result_submitted_meanwhile(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path / "db.duckdb")
 
     async def main() -> None:
         sink = ResultSink(store, "run")  # type: ignore[arg-type]
@@ -63,18 +63,18 @@ def test_concurrent_flushes_wait_for_every_result_submitted_meanwhile() -> None:
     assert len(store.written) == 15 and sorted(store.written) == list(range(15))
 
 
-def test_a_failed_write_is_raised_by_every_later_flush() -> None:
-    store = SlowStore(fail=True)
+def test_a_failed_write_is_raised_by_every_later_flush(tmp_path: Path) -> None:
+    store = SlowStore(tmp_path / "db.duckdb", fail=True)
 
     async def main() -> list[str]:
         sink = ResultSink(store, "run")  # type: ignore[arg-type]
         sink.submit(result(0))
         raised = []
         for _ in range(2):
-            with pytest.raises(OSError) as error:
+            with pytest.raises(StorageFailure) as error:
                 await sink.flush()
             raised.append(str(error.value))
         sink.close()
         return raised
 
-    assert asyncio.run(main()) == ["disk full", "disk full"]
+    assert asyncio.run(main()) == ["cannot store results of run run: disk full"] * 2

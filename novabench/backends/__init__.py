@@ -9,6 +9,47 @@ from typing import Any, Protocol
 from novabench.metrics import RequestResult
 
 TextCallback = Callable[[str], None]
+# The calls around the chat (version, models, show, ps, unload) answer in milliseconds: they are
+# bounded by the suite's timeout_s, and never wait longer than this.
+INFO_TIMEOUT_S = 30.0
+
+
+def _named_limit(value_s: float, *named: tuple[str, float]) -> str:
+    """'timeout_s=3' when `value_s` is that setting, else '30 s'."""
+    name = next((n for n, v in named if v == value_s), None)
+    return f"{name}={value_s:g}" if name else f"{value_s:g} s"
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Bounds on one call around the chat, from the suite's timeout_s and connect_timeout_s."""
+
+    timeout_s: float = 300.0
+    connect_timeout_s: float = 10.0
+
+    @property
+    def total_s(self) -> float:
+        """The whole call: connecting, waiting for the answer and reading it."""
+        return min(self.timeout_s, INFO_TIMEOUT_S)
+
+    @property
+    def connect_s(self) -> float:
+        return min(self.connect_timeout_s, self.total_s)
+
+    def no_connection(self) -> str:
+        limit = _named_limit(
+            self.connect_s,
+            ("connect_timeout_s", self.connect_timeout_s),
+            ("timeout_s", self.timeout_s),
+        )
+        return f"no connection within {limit}"
+
+    def no_answer(self, got_head: bool) -> str:
+        """What a call that connected but ran out of time got: no answer, or only its start."""
+        limit = _named_limit(self.total_s, ("timeout_s", self.timeout_s))
+        if got_head:
+            return f"connected, the answer did not end within {limit}"
+        return f"connected, no answer within {limit}"
 
 
 @dataclass
@@ -87,17 +128,25 @@ class Backend(Protocol):
 
 
 def make_backend(
-    kind: str, host: str, max_connections: int = 1024, api_key: str | None = None
+    kind: str,
+    host: str,
+    max_connections: int = 1024,
+    api_key: str | None = None,
+    limits: CallLimits | None = None,
 ) -> Backend:
-    """The backend of one engine at one host (imported on first use: engines are optional)."""
+    """The backend of one engine at one host (imported on first use: engines are optional).
+
+    `limits` bound the calls around the chat (the chat itself is bounded by its ChatRequest).
+    """
+    limits = limits or CallLimits()
     if kind == "ollama":
         from novabench.backends.ollama import OllamaBackend
 
-        return OllamaBackend(host, max_connections=max_connections)
+        return OllamaBackend(host, max_connections=max_connections, limits=limits)
     if kind == "openai":
         from novabench.backends.openai import OpenAIBackend
 
-        return OpenAIBackend(host, max_connections=max_connections, api_key=api_key)
+        return OpenAIBackend(host, max_connections=max_connections, api_key=api_key, limits=limits)
     if kind == "llamacpp":
         from novabench.backends.llamacpp import LlamaCppBackend
 

@@ -1,5 +1,7 @@
 """A lean HTTP/1.1 client for the hot path: POST a JSON body, hand each line of the answer to a
-callback from the protocol's data_received, stamped with its arrival time.
+callback from the protocol's data_received, stamped with its arrival time. The calls around the
+chat (version, model lists) use it too, reading the whole answer (`fetch`), so that one reader
+with one set of limits and wording judges every answer of a host.
 
 Why not httpx here: its per-token path (httpcore → h11 → an async iterator per chunk) costs
 15–27 µs of CPU and a coroutine switch per streamed line, and 1.5–2 ms per request start. At a
@@ -53,6 +55,14 @@ class _StaleConnection(ConnectionLost):
 
 class ProtocolError(TransportError):
     """The server's answer is not HTTP/1.1 as this client reads it."""
+
+
+class AnswerTimeout(TransportError):
+    """Connected and sent, but the answer (or its end) did not come in time."""
+
+    def __init__(self, got_head: bool) -> None:
+        self.got_head = got_head
+        super().__init__("the answer did not end in time" if got_head else "no answer in time")
 
 
 class LineTooLong(Exception):
@@ -311,6 +321,7 @@ class _Connection(asyncio.Protocol):
         searched_from = max(0, len(raw) - 3)
         raw += data[pos:]
         found = raw.find(b"\r\n\r\n", searched_from)
+        _refuse_bare_lf(raw, searched_from, len(raw) if found < 0 else found + 4)
         if found < 0:
             if len(raw) > MAX_HEAD_BYTES:
                 raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
@@ -383,8 +394,36 @@ class _Connection(asyncio.Protocol):
                 raise LineTooLong(f"a line longer than {max_line} bytes")
 
 
+def _refuse_bare_lf(raw: bytearray, start: int, end: int) -> None:
+    """A head line ended by LF alone: RFC 9112 lets a client accept it, but no HTTP/1.1 server
+    sends one (Ollama's Go net/http never does), and waiting for CRLF CRLF would hang."""
+    found = raw.find(b"\n", start, end)
+    while found >= 0:
+        if found == 0 or raw[found - 1] != 0x0D:
+            raise ProtocolError("response head lines end in LF, not CRLF")
+        found = raw.find(b"\n", found + 1, end)
+
+
 def _ignore_line(line: bytes, arrived: float) -> None:
     """No exchange in progress."""
+
+
+class _WholeBody:
+    """Collects the lines of a body that is read whole (a JSON answer), up to a cap."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.lines: list[bytes] = []
+        self.size = 0
+
+    def __call__(self, line: bytes, arrived: float) -> None:
+        self.size += len(line) + 1
+        if self.size > self.max_bytes:
+            raise LineTooLong(f"an answer longer than {self.max_bytes} bytes")
+        self.lines.append(line)
+
+    def body(self) -> bytes:
+        return b"\n".join(self.lines)
 
 
 class NdjsonHttpClient:
@@ -430,13 +469,7 @@ class NdjsonHttpClient:
         of the body in `error_body`, and no lines delivered). `on_head` sees the head first.
         Raises TransportError subclasses, LineTooLong, or whatever a callback raised.
         """
-        request = (
-            f"POST {self._prefix}{path} HTTP/1.1\r\n".encode()
-            + self._header_lines
-            + f"Accept: {accept}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
+        request = self._request_bytes("POST", path, body, accept)
         connection = self._idle_connection()
         if connection is not None:
             try:
@@ -445,6 +478,53 @@ class NdjsonHttpClient:
                 pass  # the server closed it while idle and read nothing: safe to send again
         connection = await self._connect(connect_timeout_s)
         return await self._exchange(connection, request, on_line, on_head)
+
+    async def fetch(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        connect_timeout_s: float,
+        timeout_s: float,
+        max_body_bytes: int,
+    ) -> tuple[ResponseHead, bytes]:
+        """One request whose answer is read whole: (head, body; for status >= 300 the body is
+        `head.error_body`). `timeout_s` bounds the whole call, connecting included.
+
+        Raises ConnectError / ConnectTimeout when no connection could be made, AnswerTimeout
+        when the server took the request but did not answer in time, LineTooLong past
+        `max_body_bytes`, and the other TransportError subclasses.
+        """
+        loop = asyncio.get_running_loop()
+        answer_by = loop.time() + timeout_s
+        request = self._request_bytes(method, path, body, "application/json")
+        collected = _WholeBody(max_body_bytes)
+        heads: list[ResponseHead] = []
+        connection = self._idle_connection()
+        for _ in range(2):
+            if connection is None:
+                left_s = max(0.0, answer_by - loop.time())
+                connection = await self._connect(min(connect_timeout_s, left_s))
+            try:
+                async with asyncio.timeout_at(answer_by):
+                    head = await self._exchange(
+                        connection, request, collected, heads.append, max_body_bytes
+                    )
+                return head, collected.body()
+            except _StaleConnection:
+                connection = None  # closed while idle, nothing read: safe to send again
+            except TimeoutError:
+                raise AnswerTimeout(got_head=bool(heads)) from None
+        raise ConnectionLost("server closed the connection without an answer")
+
+    def _request_bytes(self, method: str, path: str, body: bytes | None, accept: str) -> bytes:
+        head = f"{method} {self._prefix}{path} HTTP/1.1\r\n".encode() + self._header_lines
+        head += f"Accept: {accept}\r\n".encode()
+        if body is None:
+            return head + b"\r\n"
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        return head + body
 
     def _idle_connection(self) -> _Connection | None:
         while self._idle:
@@ -460,9 +540,14 @@ class NdjsonHttpClient:
         request: bytes,
         on_line: LineCallback,
         on_head: Callable[[ResponseHead], None] | None,
+        max_line_bytes: int | None = None,
     ) -> ResponseHead:
         waiter = connection.start(
-            request, on_line, on_head, self.max_line_bytes, self.max_error_body_bytes
+            request,
+            on_line,
+            on_head,
+            max_line_bytes or self.max_line_bytes,
+            self.max_error_body_bytes,
         )
         try:
             head = await waiter

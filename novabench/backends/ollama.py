@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
-from novabench.backends import ChatRequest, ModelInfo, TextCallback
-from novabench.backends.ndjson_http import LineTooLong, NdjsonHttpClient, ResponseHead
-from novabench.backends.streaming import StreamedText, describe_connect_error, stream_guarded
-from novabench.errors import HostUnreachableError, RequestError
+from novabench.backends import CallLimits, ChatRequest, ModelInfo, TextCallback
+from novabench.backends import answers as schema
+from novabench.backends.ndjson_http import (
+    AnswerTimeout,
+    ConnectError,
+    ConnectTimeout,
+    LineTooLong,
+    NdjsonHttpClient,
+    ResponseHead,
+    TransportError,
+)
+from novabench.backends.streaming import (
+    StreamedText,
+    describe_connect_error,
+    describe_lost_answer,
+    stream_guarded,
+)
+from novabench.errors import HostUnreachableError, RequestError, ServerAnswerError
 from novabench.metrics import RequestResult
+from novabench.text import terminal_safe
 
-CONNECT_TIMEOUT_S = 10.0
-INFO_TIMEOUT_S = 30.0
+SERVER_NAME = "Ollama"
 # After the done line only the end of the body is left to read; a server that never sends it
 # costs this much, not the request's whole timeout.
 BODY_END_TIMEOUT_S = 1.0
@@ -26,6 +37,8 @@ BODY_END_TIMEOUT_S = 1.0
 MAX_LINE_BYTES = 1024 * 1024
 # The part of an error body that is read (and shown shortened); the rest is not downloaded.
 MAX_ERROR_BODY_BYTES = 64 * 1024
+# A whole JSON answer (/api/show of a large model, with its template and license, is < 1 MiB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 # Server fields copied as they are; Ollama omits any that are zero (ollama-api.md §0).
 SERVER_FIELDS = {
     "prompt_eval_count": "prompt_eval_count",
@@ -49,16 +62,12 @@ class OllamaBackend:
 
     kind = "ollama"
 
-    def __init__(self, host: str, max_connections: int = 1024) -> None:
+    def __init__(
+        self, host: str, max_connections: int = 1024, limits: CallLimits | None = None
+    ) -> None:
         self.host = host.rstrip("/")
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
-        self._client = httpx.AsyncClient(
-            base_url=self.host,
-            timeout=httpx.Timeout(INFO_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-            limits=limits,
-            trust_env=False,  # a proxy from the environment must not sit between us and the server
-        )
-        # The streamed chats go through a transport of their own (ndjson_http.py: httpx's
+        self.limits = limits or CallLimits()
+        # Chats and the calls around them share one lean transport (ndjson_http.py: httpx's
         # per-token CPU cost saturates the client at a few hundred streams). Idle connections
         # never outnumber the streams once in flight; closing any would put a handshake into a
         # later request's TTFT.
@@ -71,92 +80,107 @@ class OllamaBackend:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
-        await self._client.aclose()
 
-    async def _json(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """One non-streaming request; its JSON answer, or RequestError / HostUnreachableError.
+    async def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        """One call around the chat: the body of its 2xx answer, or why there is none.
 
-        A GET that cannot connect means the host is unreachable; a POST that cannot connect is
-        one failed request (the host answered the GETs before it).
+        A GET that cannot connect means the host is unreachable (HostUnreachableError); a POST
+        that cannot connect is one failed request (RequestError: the host answered the GETs
+        before it). Any other failure is a ServerAnswerError naming the URL.
         """
+        url = f"{self.host}{path}"
+        limits = self.limits
         try:
-            response = await self._client.request(method, path, json=body)
-        except httpx.TransportError as exc:
+            head, answer = await self._stream.fetch(
+                method,
+                path,
+                None if body is None else _json_bytes(body),
+                connect_timeout_s=limits.connect_s,
+                timeout_s=limits.total_s,
+                max_body_bytes=MAX_ANSWER_BYTES,
+            )
+        except ConnectError as exc:
+            reason = (
+                limits.no_connection()
+                if isinstance(exc, ConnectTimeout)
+                else describe_connect_error(exc)
+            )
             if method == "GET":
-                raise HostUnreachableError(self.host, describe_connect_error(exc)) from exc
-            raise RequestError(f"{self.host}{path}: {describe_connect_error(exc)}") from exc
-        if response.is_redirect:
-            raise RequestError(
-                f"{self.host}{path} answered "
-                f"{_redirect_text(response.status_code, response.headers)}",
-                response.status_code,
-            )
-        if response.status_code >= 400:
-            raise RequestError(
-                f"{self.host}{path} answered HTTP {response.status_code}: "
-                f"{_error_text(response.text)}",
-                response.status_code,
-            )
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise RequestError(f"{self.host}{path} did not answer JSON: {exc}") from exc
+                raise HostUnreachableError(self.host, reason) from exc
+            raise RequestError(f"{url}: {reason}") from exc
+        except AnswerTimeout as exc:
+            raise ServerAnswerError(f"{url}: {limits.no_answer(exc.got_head)}") from None
+        except TransportError as exc:
+            raise ServerAnswerError(f"{url}: {describe_lost_answer(exc, 0)}") from exc
+        except LineTooLong:
+            limit_mib = MAX_ANSWER_BYTES // (1024 * 1024)
+            raise ServerAnswerError(f"{url}: an answer longer than {limit_mib} MiB") from None
+        # The server's words go into an Error: line as they are: made safe for a terminal.
+        if 300 <= head.status < 400:
+            redirect = terminal_safe(_redirect_text(head.status, head.headers))
+            raise ServerAnswerError(f"{url} answered {redirect}", head.status)
+        if head.status >= 400:
+            text = terminal_safe(_error_text(head.error_body.decode("utf-8", "replace")))
+            raise ServerAnswerError(f"{url} answered HTTP {head.status}: {text}", head.status)
+        return answer
+
+    async def _answer(
+        self, answer: type[schema.Schema], method: str, path: str, body: dict[str, Any] | None
+    ) -> schema.Schema:
+        raw = await self._call(method, path, body)
+        return schema.parse_answer(answer, raw, f"{self.host}{path}", SERVER_NAME)
 
     def model_key(self, model: str) -> str:
         return canonical_name(model)
 
     async def version(self) -> str:
-        body = await self._json("GET", "/api/version")
-        return str(body.get("version", "unknown")) if isinstance(body, dict) else "unknown"
+        answer = await self._answer(schema.VersionAnswer, "GET", "/api/version", None)
+        return answer.version
 
     async def list_models(self) -> dict[str, ModelInfo]:
         """Installed models by canonical name."""
-        body = await self._json("GET", "/api/tags")
+        answer = await self._answer(schema.TagsAnswer, "GET", "/api/tags", None)
         models: dict[str, ModelInfo] = {}
-        for entry in (body or {}).get("models") or []:
-            details = entry.get("details") or {}
-            name = entry.get("name") or entry.get("model") or ""
-            size = entry.get("size")
-            models[canonical_name(name)] = ModelInfo(
-                name=name,
-                digest=entry.get("digest") or None,
-                size_bytes=size if isinstance(size, int) else None,
-                family=details.get("family") or None,
-                parameter_size=details.get("parameter_size") or None,
-                quantization=details.get("quantization_level") or None,
-                details=details,
+        for entry in answer.models or []:
+            details = entry.details or schema.ModelDetails()
+            models[canonical_name(entry.installed_name)] = ModelInfo(
+                name=entry.installed_name,
+                digest=entry.digest or None,
+                size_bytes=entry.size,
+                family=details.family or None,
+                parameter_size=details.parameter_size or None,
+                quantization=details.quantization_level or None,
+                details=details.model_dump(exclude_none=True),
             )
         return models
 
     async def show(self, model: str) -> dict[str, Any]:
         """What /api/show says of a model: details, parameters, capabilities, context length."""
-        body = await self._json("POST", "/api/show", {"model": model})
-        body = body if isinstance(body, dict) else {}
-        info = body.get("model_info") or {}
-        context = next(
-            (v for k, v in info.items() if k.endswith(".context_length") and isinstance(v, int)),
-            None,
-        )
+        answer = await self._answer(schema.ShowAnswer, "POST", "/api/show", {"model": model})
+        url = f"{self.host}/api/show"
+        info = answer.model_info or {}
+        facts = schema.validated(schema.ModelInfoFacts, info, url, SERVER_NAME, ("model_info",))
+        details = answer.details or schema.ModelDetails()
         return {
-            "details": body.get("details") or {},
-            "parameters": body.get("parameters") or "",
-            "capabilities": body.get("capabilities") or [],
-            "context_length": context,
-            "architecture": info.get("general.architecture"),
-            "parameter_count": info.get("general.parameter_count"),
+            "details": details.model_dump(exclude_none=True),
+            "parameters": answer.parameters or "",
+            "capabilities": answer.capabilities or [],
+            "context_length": schema.context_length(info, facts.architecture, url, SERVER_NAME),
+            "architecture": facts.architecture,
+            "parameter_count": facts.parameter_count,
         }
 
     async def loaded_models(self) -> dict[str, dict[str, Any]]:
         """/api/ps: loaded models by canonical name, with `size` and `size_vram` in bytes."""
-        body = await self._json("GET", "/api/ps")
+        answer = await self._answer(schema.PsAnswer, "GET", "/api/ps", None)
         return {
-            canonical_name(entry.get("name") or entry.get("model") or ""): entry
-            for entry in (body or {}).get("models") or []
+            canonical_name(entry.installed_name): {"size": entry.size, "size_vram": entry.size_vram}
+            for entry in answer.models or []
         }
 
     async def unload(self, model: str) -> None:
         """Unload a model now: an empty generate request with keep_alive 0 (ollama-api.md §1.6)."""
-        await self._json("POST", "/api/generate", {"model": model, "keep_alive": 0})
+        await self._call("POST", "/api/generate", {"model": model, "keep_alive": 0})
 
     async def chat(
         self, request: ChatRequest, result: RequestResult, on_text: TextCallback | None = None
@@ -180,7 +204,7 @@ class OllamaBackend:
             lambda sent, deadline, total_by: self._stream_chat(
                 body, request, result, sent, on_text, deadline, total_by
             ),
-            "Ollama",
+            SERVER_NAME,
             self.host,
             "a done line",
         )
@@ -241,7 +265,7 @@ def _redirect_text(status: int, headers: Mapping[str, str]) -> str:
 
 
 def _json_bytes(body: dict[str, Any]) -> bytes:
-    """The request body as httpx would send it: compact UTF-8 JSON."""
+    """A request body as compact UTF-8 JSON."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -294,8 +318,9 @@ class _ChatLines:
             result.done_reason = done_reason if isinstance(done_reason, str) else ""
             for wire, name in SERVER_FIELDS.items():
                 value = chunk.get(wire)
-                if isinstance(value, int | float) and math.isfinite(value):
-                    setattr(result, name, int(value))
+                if value is not None:
+                    # As sent: metrics.make_storable names a value the database cannot hold.
+                    setattr(result, name, value)
 
 
 def _error_text(text: str) -> str:

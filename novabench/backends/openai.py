@@ -16,11 +16,18 @@ from typing import Any
 
 import httpx
 
-from novabench.backends import ChatRequest, ModelInfo, TextCallback
-from novabench.backends.ollama import BODY_END_TIMEOUT_S, CONNECT_TIMEOUT_S, INFO_TIMEOUT_S
-from novabench.backends.streaming import StreamedText, describe_connect_error, stream_guarded
-from novabench.errors import HostUnreachableError, RequestError
+from novabench.backends import CallLimits, ChatRequest, ModelInfo, TextCallback
+from novabench.backends import answers as schema
+from novabench.backends.ollama import BODY_END_TIMEOUT_S, MAX_ANSWER_BYTES
+from novabench.backends.streaming import (
+    StreamedText,
+    describe_connect_error,
+    describe_lost_answer,
+    stream_guarded,
+)
+from novabench.errors import HostUnreachableError, RequestError, ServerAnswerError
 from novabench.metrics import RequestResult
+from novabench.text import terminal_safe
 
 # Suite options (Ollama names) that the OpenAI chat API has, and their names there. The others
 # (num_ctx, top_k, repeat_penalty, ...) have no OpenAI equivalent and are not sent.
@@ -93,52 +100,94 @@ class OpenAIBackend:
 
     kind = "openai"
 
-    def __init__(self, host: str, max_connections: int = 1024, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        max_connections: int = 1024,
+        api_key: str | None = None,
+        limits: CallLimits | None = None,
+    ) -> None:
         self.host = host.rstrip("/")
+        self.limits = limits or CallLimits()
         self._api_key = api_key or None
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
+        pool = httpx.Limits(max_connections=max_connections, max_keepalive_connections=64)
         self._client = httpx.AsyncClient(
             base_url=api_base(self.host),
             headers=headers,
-            timeout=httpx.Timeout(INFO_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-            limits=limits,
+            timeout=httpx.Timeout(self.limits.total_s, connect=self.limits.connect_s),
+            limits=pool,
             trust_env=False,  # a proxy from the environment must not sit between us and the server
         )
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @property
+    def _models_url(self) -> str:
+        return f"{api_base(self.host)}/v1/models"
+
     def _redact(self, text: str) -> str:
         """`text` with the API key taken out: a server may echo it in an error."""
         return text.replace(self._api_key, KEY_REDACTED) if self._api_key else text
 
-    async def _get_models(self) -> httpx.Response:
-        """GET /v1/models: HostUnreachableError if nothing answers, RequestError on HTTP errors."""
+    async def _get_models(self) -> tuple[bytes, str]:
+        """GET /v1/models: its body and Server header. HostUnreachableError if nothing answers,
+        else ServerAnswerError when the answer is not a 2xx one read whole in time."""
+        url = self._models_url
+        progress: set[str] = set()
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            progress.add(event)
+
+        limits = self.limits
         try:
-            response = await self._client.get("/v1/models")
+            async with asyncio.timeout(limits.total_s):
+                status, body, server = await self._read_models(trace)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            if "http11.send_request_headers.started" not in progress:
+                raise self._unreachable(limits.no_connection()) from exc
+            got_head = "http11.receive_response_headers.complete" in progress
+            raise ServerAnswerError(f"{url}: {limits.no_answer(got_head)}") from None
+        except httpx.ConnectError as exc:
+            raise self._unreachable(describe_connect_error(exc)) from exc
         except httpx.TransportError as exc:
-            reason = describe_connect_error(exc)
-            raise HostUnreachableError(
-                self.host, reason, server=SERVER_NAME, hint="start it or fix the suite's host"
-            ) from exc
-        if response.status_code >= 400:
-            status = response.status_code
+            raise ServerAnswerError(f"{url}: {describe_lost_answer(exc, 0)}") from exc
+        if status >= 400:
+            text = terminal_safe(self._redact(error_text(body.decode("utf-8", "replace"))))
             hint = " (check the API key: the suite's api_key_env)" if status in (401, 403) else ""
-            raise RequestError(
-                f"{self.host}/v1/models answered HTTP {response.status_code}: "
-                f"{self._redact(error_text(response.text))}{hint}",
-                response.status_code,
-            )
-        return response
+            raise ServerAnswerError(f"{url} answered HTTP {status}: {text}{hint}", status)
+        if status >= 300:
+            raise ServerAnswerError(f"{url} answered HTTP {status} (a redirect, not followed)")
+        return body, server
+
+    async def _read_models(self, trace: Any) -> tuple[int, bytes, str]:
+        """(status, body, Server header) of /v1/models; a body past MAX_ANSWER_BYTES is refused."""
+        async with self._client.stream(
+            "GET", "/v1/models", extensions={"trace": trace}
+        ) as response:
+            body = bytearray()
+            async for piece in response.aiter_bytes():
+                body += piece
+                if len(body) > MAX_ANSWER_BYTES:
+                    limit_mib = MAX_ANSWER_BYTES // (1024 * 1024)
+                    raise ServerAnswerError(
+                        f"{self._models_url}: an answer longer than {limit_mib} MiB"
+                    )
+            server = terminal_safe(response.headers.get("server", "").strip())
+            return response.status_code, bytes(body), server
+
+    def _unreachable(self, reason: str) -> HostUnreachableError:
+        return HostUnreachableError(
+            self.host, reason, server=SERVER_NAME, hint="start it or fix the suite's host"
+        )
 
     def model_key(self, model: str) -> str:
         return model
 
     async def version(self) -> str:
         """No standard endpoint says it: the `Server` header of /v1/models, if it has one."""
-        response = await self._get_models()
-        server = response.headers.get("server", "").strip()
+        _, server = await self._get_models()
         return f"{server} (openai-compatible)" if server else "openai-compatible"
 
     async def list_models(self) -> dict[str, ModelInfo]:
@@ -147,18 +196,9 @@ class OpenAIBackend:
         Ollama lists `llama3.2:latest` where a suite says `llama3.2`: an id ending in ':latest'
         is also listed without it (unless another model has that exact id).
         """
-        response = await self._get_models()
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise RequestError(f"{self.host}/v1/models did not answer JSON: {exc}") from exc
-        entries = (body.get("data") if isinstance(body, dict) else None) or []  # may be null
-        models: dict[str, ModelInfo] = {}
-        for entry in entries:
-            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                continue
-            details = {k: v for k, v in entry.items() if k in ("owned_by", "created", "object")}
-            models[entry["id"]] = ModelInfo(name=entry["id"], details=details)
+        body, _ = await self._get_models()
+        answer = schema.parse_answer(schema.OpenAIModels, body, self._models_url, SERVER_NAME)
+        models = {entry.id: ModelInfo(name=entry.id) for entry in answer.data or []}
         for model_id, info in list(models.items()):
             if model_id.endswith(":latest"):
                 models.setdefault(model_id.removesuffix(":latest"), info)

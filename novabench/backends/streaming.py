@@ -37,6 +37,34 @@ def describe_connect_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# httpx reports a connection closed before or during the answer as a protocol error, with
+# these words: the bytes that came were not broken HTTP.
+_HTTPX_CLOSED = ("Server disconnected", "peer closed connection")
+
+
+def is_broken_http(exc: BaseException) -> bool:
+    """Whether the server's bytes were not HTTP/1.1 (as opposed to a connection that ended)."""
+    if isinstance(exc, ndjson_http.ProtocolError):
+        return True
+    return isinstance(exc, httpx.RemoteProtocolError) and not str(exc).startswith(_HTTPX_CLOSED)
+
+
+def describe_lost_answer(exc: BaseException, chunk_count: int) -> str:
+    """Why an answer that had begun (a connection was made) did not arrive whole."""
+    after = f" after {chunk_count} chunks" if chunk_count else ""
+    if is_broken_http(exc):
+        return f"server answered with broken HTTP{after} ({exc})"
+    if chunk_count:
+        return f"connection lost{after}: {exc!s}"
+    if isinstance(exc, ndjson_http.ConnectionLost):
+        return str(exc)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        if str(exc).startswith(_HTTPX_CLOSED[0]):
+            return "server closed the connection without an answer"
+        return f"server closed the connection mid-body ({exc})"
+    return f"connection lost before an answer ({describe_connect_error(exc)})"
+
+
 class StreamedText:
     """The pieces of one streamed answer, recorded into its result as they arrive."""
 
@@ -101,12 +129,12 @@ async def stream_guarded(
     except (httpx.TransportError, ndjson_http.TransportError) as exc:
         if result.done_reason is not None:
             pass  # the body's end was lost after the answer ended: it is complete
-        elif result.chunk_count:
-            result.error = f"connection lost after {result.chunk_count} chunks: {exc!s}"
         elif isinstance(exc, httpx.ConnectTimeout | ndjson_http.ConnectTimeout):
             result.error = f"{request.connect_error()} ({host})"
-        else:
+        elif isinstance(exc, httpx.ConnectError | ndjson_http.ConnectError):
             result.error = f"cannot reach {server} at {host} ({describe_connect_error(exc)})"
+        else:
+            result.error = describe_lost_answer(exc, result.chunk_count)
     finally:
         if result.e2e_s is None:  # else the arrival of the end of the answer
             result.e2e_s = time.perf_counter() - sent
