@@ -25,18 +25,18 @@ _EXPORTS = {
     "RunNotFoundError": "novabench.errors",
     "StoreError": "novabench.errors",
     "SuiteError": "novabench.errors",
-    "load_sweeps": "novabench.load_stats",
-    "sweep_verdict": "novabench.load_stats",
+    "load_sweeps": "novabench.analysis.sweeps",
+    "sweep_verdict": "novabench.analysis.sweeps",
     "render_all": "novabench.report",
     "render_history": "novabench.report",
     "render_index": "novabench.report",
     "render_run": "novabench.report",
-    "RunOutcome": "novabench.runner",
-    "run_suite": "novabench.runner",
-    "Store": "novabench.store",
-    "Suite": "novabench.suite",
-    "load_suite": "novabench.suite",
-    "parse_suite": "novabench.suite",
+    "RunOutcome": "novabench.run.runner",
+    "run_suite": "novabench.run.runner",
+    "Store": "novabench.storage.store",
+    "Suite": "novabench.config.suite",
+    "load_suite": "novabench.config.suite",
+    "parse_suite": "novabench.config.suite",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -44,6 +44,9 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:
     from typing import Any
 
+    from novabench.analysis.sweeps import load_sweeps
+    from novabench.analysis.sweeps import verdict as sweep_verdict
+    from novabench.config.suite import Suite, load_suite, parse_suite
     from novabench.errors import (
         HostUnreachableError,
         NovabenchError,
@@ -51,12 +54,9 @@ if TYPE_CHECKING:
         StoreError,
         SuiteError,
     )
-    from novabench.load_stats import load_sweeps
-    from novabench.load_stats import verdict as sweep_verdict
     from novabench.report import render_all, render_history, render_index, render_run
-    from novabench.runner import RunOutcome, run_suite
-    from novabench.store import Store
-    from novabench.suite import Suite, load_suite, parse_suite
+    from novabench.run.runner import RunOutcome, run_suite
+    from novabench.storage.store import Store
 
 
 # Public names that differ from the name inside their module.

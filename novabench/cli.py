@@ -22,37 +22,32 @@ from rich.table import Table
 from rich.text import Text
 
 from novabench import __version__
-from novabench.backends.ollama import OllamaBackend
-from novabench.compare import (
+from novabench.analysis.baselines import check_baseline
+from novabench.analysis.compare import (
     IMPROVEMENT,
     METRIC_NAMES,
     NO_DIFFERENCE,
     REGRESSION,
     SIGNIFICANCE,
     TOO_FEW,
-    WITHIN_NOISE,
     Comparison,
     Finding,
     baseline_comparison,
-    check_baseline,
     compare_runs,
 )
-from novabench.compare_load import SweepChange
+from novabench.analysis.compare_sweeps import SweepChange
+from novabench.analysis.significance import WITHIN_NOISE
+from novabench.analysis.statistics import summarize
+from novabench.analysis.sweeps import level_name, limits_of, sweeps, verdict
+from novabench.config.hosts import DEFAULT_HOST, normalize_host
+from novabench.config.suite import Suite, load_suite
+from novabench.console.live import LiveObserver
+from novabench.console.log import JsonLogObserver, LogObserver, json_event_line, log_json_event
+from novabench.console.manifest import manifest_lines
+from novabench.engines.ollama import OllamaBackend
 from novabench.entry import main as _entry_main
 from novabench.errors import NovabenchError, OutputError, StoreError, SuiteError
-from novabench.export import FORMATS, export_results
-from novabench.journal import spill_header
-from novabench.load_stats import level_name, limits_of, sweeps, verdict
-from novabench.lock import SuiteLock
-from novabench.manifest import manifest_lines
-from novabench.metrics import RequestResult
-from novabench.progress import (
-    JsonLogObserver,
-    LiveObserver,
-    LogObserver,
-    json_event_line,
-    log_json_event,
-)
+from novabench.records import RequestResult
 from novabench.report import (
     render_all,
     render_comparison,
@@ -60,10 +55,11 @@ from novabench.report import (
     render_index,
     render_run,
 )
-from novabench.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
-from novabench.stats import summarize
-from novabench.store import DEFAULT_DB, Store
-from novabench.suite import DEFAULT_HOST, Suite, load_suite, normalize_host
+from novabench.run.lock import SuiteLock
+from novabench.run.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
+from novabench.storage.export import FORMATS, export_results
+from novabench.storage.journal import spill_header
+from novabench.storage.store import DEFAULT_DB, Store
 from novabench.text import terminal_safe
 
 EXIT_REGRESSION = 4

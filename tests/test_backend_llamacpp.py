@@ -18,10 +18,11 @@ import pytest
 from click.testing import CliRunner
 
 from novabench import Store, load_suite, run_suite
-from novabench.backends import ChatRequest
-from novabench.backends.llamacpp import LlamaCppBackend, packaged_model_path, resolve_model
+from novabench.analysis.figures import derive
 from novabench.cli import cli
-from novabench.metrics import RequestResult, derive
+from novabench.engines import ChatRequest
+from novabench.engines.llamacpp import LlamaCppBackend, packaged_model_path, resolve_model
+from novabench.records import RequestResult
 from tests.conftest import free_port, write_suite
 
 SERVER_START_TIMEOUT_S = 90.0

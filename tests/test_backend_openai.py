@@ -17,10 +17,11 @@ import duckdb
 import pytest
 
 from novabench import Store, load_suite, run_suite
-from novabench.backends import ChatRequest, make_backend
-from novabench.backends.openai import OpenAIBackend, api_base, request_body
+from novabench.analysis.figures import derive
+from novabench.engines import ChatRequest, make_backend
+from novabench.engines.openai import OpenAIBackend, api_base, request_body
 from novabench.errors import HostUnreachableError
-from novabench.metrics import RequestResult, derive
+from novabench.records import RequestResult
 from novabench.report import render_all
 from tests.conftest import free_port, write_suite
 from tests.ollama_double import OllamaDouble

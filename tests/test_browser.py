@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from novabench import report
+from novabench.config.suite import load_suite
 from novabench.report import render_history, render_index, render_run
-from novabench.runner import run_suite
-from novabench.store import Store
-from novabench.suite import load_suite
+from novabench.run.runner import run_suite
+from novabench.storage.store import Store
 from tests.conftest import REPO, write_suite
 from tests.ollama_double import FakeModel, Fault, OllamaDouble
 

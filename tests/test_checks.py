@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import novabench.checks
-from novabench.checks import (
+import novabench.analysis.checks
+from novabench.analysis.checks import (
     MAX_CHECKED_CHARS,
     count_sentences,
     count_words,
@@ -21,7 +21,8 @@ from novabench.checks import (
     evaluate,
     parse_json,
 )
-from novabench.suite import Checks, JsonCheck
+from novabench.config.checks import JsonCheck
+from novabench.config.suite import Checks
 
 # --- sentences ------------------------------------------------------------------------------------
 
@@ -117,7 +118,7 @@ def test_count_sentences(text: str, sentences: int) -> None:
 
 
 def test_the_sentence_rule_is_documented_as_numbered_points() -> None:
-    doc = novabench.checks.__doc__ or ""
+    doc = novabench.analysis.checks.__doc__ or ""
     for number in range(1, 10):
         assert f"\n{number}. " in doc
 
@@ -427,7 +428,9 @@ _OLD_FENCE = re.compile(r"```[ \t]*(?:json)?[ \t]*\n(?P<body>.*?)\n?[ \t]*```", 
 def test_fence_unwrapping_agrees_with_the_backtracking_pattern(pieces: list[str]) -> None:
     payload = "".join(pieces).strip()
     fenced = _OLD_FENCE.fullmatch(payload)
-    assert novabench.checks._unfenced(payload) == (fenced.group("body") if fenced else payload)
+    assert novabench.analysis.checks._unfenced(payload) == (
+        fenced.group("body") if fenced else payload
+    )
 
 
 def _cpu_s(work: Callable[[str], object], text: str) -> float:
@@ -485,9 +488,9 @@ def test_an_answer_over_the_limit_fails_every_check_unread(monkeypatch: pytest.M
     def unread(text: str) -> int:
         raise AssertionError("an answer over the limit was read")
 
-    monkeypatch.setattr(novabench.checks, "count_sentences", unread)
-    monkeypatch.setattr(novabench.checks, "count_words", unread)
-    monkeypatch.setattr(novabench.checks, "parse_json", unread)
+    monkeypatch.setattr(novabench.analysis.checks, "count_sentences", unread)
+    monkeypatch.setattr(novabench.analysis.checks, "count_words", unread)
+    monkeypatch.setattr(novabench.analysis.checks, "parse_json", unread)
     assert evaluate(spec, at_limit + " ") == dict.fromkeys(spec.declared, False)
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from novabench import Store, load_suite, run_suite
 from novabench.cli import cli
 from novabench.errors import OutputError
-from novabench.export import export_results
+from novabench.storage.export import export_results
 from tests.conftest import write_suite
 from tests.filesystems import full_folder, read_only_folder, read_only_view, why_not_writable
 from tests.ollama_double import OllamaDouble

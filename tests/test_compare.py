@@ -9,25 +9,24 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from novabench.cli import cli
-from novabench.compare import (
+from novabench.analysis.baselines import check_baseline
+from novabench.analysis.compare import (
     IMPROVEMENT,
     NO_DIFFERENCE,
     REGRESSION,
     TOO_FEW,
-    WITHIN_NOISE,
     Finding,
     baseline_comparison,
     baseline_findings,
-    check_baseline,
     compare_runs,
     history_changes,
     judge,
     parse_baseline,
-    smallest_p,
 )
+from novabench.analysis.significance import WITHIN_NOISE, smallest_p
+from novabench.cli import cli
 from novabench.errors import BaselineError, RunNotFoundError
-from novabench.store import MIGRATIONS, SCHEMA_VERSION, Store
+from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.test_store import make_run, result

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from novabench.analysis.compare import REGRESSION, baseline_comparison, compare_runs
+from novabench.analysis.compare_sweeps import baseline_sweeps, knee_level, peak_throughput
+from novabench.analysis.sweeps import load_sweeps
 from novabench.cli import EXIT_REGRESSION, cli
-from novabench.compare import REGRESSION, baseline_comparison, compare_runs
-from novabench.compare_load import baseline_sweeps, knee_level, peak_throughput
-from novabench.load_stats import load_sweeps
-from novabench.report.render import render_comparison, render_history
-from novabench.store import Store
+from novabench.report.pages import render_comparison, render_history
+from novabench.storage.store import Store
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 
@@ -143,7 +143,7 @@ def test_the_run_page_lists_the_load_regressions(nightly: Nightly) -> None:
 def test_median_baseline_uses_the_newest_sweep_with_the_same_levels(nightly: Nightly) -> None:
     first, fast, slow = nightly.runs
     run = nightly.store.get_run(slow)
-    from novabench.compare import parse_baseline
+    from novabench.analysis.compare import parse_baseline
 
     changes, notes = baseline_sweeps(nightly.store, run, parse_baseline("median:5"))
     assert [c.baseline_run_id for c in changes] == [fast]

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from novabench import Store
 from novabench.cli import cli
-from novabench.lock import SuiteLock, lock_file_name
-from novabench.metrics import RequestResult
-from novabench.progress import JsonLogObserver
+from novabench.console.log import JsonLogObserver
+from novabench.records import RequestResult
+from novabench.run.lock import SuiteLock, lock_file_name
 from tests.conftest import free_port, write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 

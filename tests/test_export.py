@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from novabench import Store, load_suite, run_suite
+from novabench.analysis.figures import derive
 from novabench.errors import RunNotFoundError
-from novabench.export import COLUMNS, EXPORT_FORMAT_VERSION, export_results
-from novabench.metrics import derive
+from novabench.storage.export import COLUMNS, EXPORT_FORMAT_VERSION, export_results
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 

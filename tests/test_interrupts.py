@@ -127,7 +127,7 @@ def test_running_runs_of_live_processes_and_other_machines_are_left_alone(
     import os
     import socket
 
-    from novabench.store import utcnow
+    from novabench.storage.store import utcnow
 
     store = Store(tmp_path / "db.duckdb")
     base = {

@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from novabench import Store, load_suite, run_suite
+from novabench.analysis.sweeps import limits_of, saturated_at, sweeps, verdict
 from novabench.cli import cli
-from novabench.load import arrival_offsets_s
-from novabench.load_stats import limits_of, saturated_at, sweeps, verdict
+from novabench.run.sweep import arrival_offsets_s
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, Fault, OllamaDouble
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from novabench.load_stats import (
+from novabench.analysis.sweeps import (
     limits_of,
     meets_slo,
     saturated_at,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from novabench.config.suite import parse_suite
 from novabench.errors import SuiteError
-from novabench.suite import parse_suite
 
 BASE = "name: s\nmodels: [m]\nprompts: [hi, {id: q, text: yo}]\n"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from novabench import Store, load_suite, run_suite
+from novabench.analysis.statistics import summarize
 from novabench.cli import cli
-from novabench.stats import summarize
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from novabench.metrics import derive
-from novabench.stats import percentile, summarize
+from novabench.analysis.figures import derive
+from novabench.analysis.statistics import percentile, summarize
 from novabench.text import one_line, terminal_safe
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from novabench.backends.ndjson_http import (
+from novabench.engines.transport import (
     DEFAULT_MAX_ERROR_BODY_BYTES,
     MAX_HEAD_BYTES,
     ConnectError,
@@ -519,10 +519,10 @@ def test_only_http_urls() -> None:
 def test_the_backend_reports_a_connect_timeout_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import UTC, datetime
 
-    from novabench.backends import ChatRequest
-    from novabench.backends.ndjson_http import ConnectTimeout
-    from novabench.backends.ollama import OllamaBackend
-    from novabench.metrics import RequestResult
+    from novabench.engines import ChatRequest
+    from novabench.engines.ollama import OllamaBackend
+    from novabench.engines.transport import ConnectTimeout
+    from novabench.records import RequestResult
 
     async def never_connects(self: NdjsonHttpClient, timeout_s: float) -> None:
         raise ConnectTimeout(f"no connection within {timeout_s:g} s") from TimeoutError()

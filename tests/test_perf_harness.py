@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from novabench.backends import ChatRequest
-from novabench.backends.ollama import BODY_END_TIMEOUT_S, OllamaBackend
-from novabench.metrics import RequestResult
-from novabench.suite import parse_suite
+from novabench.config.suite import parse_suite
+from novabench.engines import ChatRequest
+from novabench.engines.ollama import BODY_END_TIMEOUT_S, OllamaBackend
+from novabench.records import RequestResult
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.perf.__main__ import main
 from tests.perf.clients import CLIENT_NAMES

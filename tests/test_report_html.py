@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from novabench import stats
+from novabench.analysis import statistics as stats
+from novabench.analysis.figures import queue_ns
+from novabench.analysis.resources import lifetime_stats
 from novabench.cli import cli
 from novabench.errors import RunNotFoundError
-from novabench.metrics import RequestResult, queue_ns
+from novabench.records import RequestResult
 from novabench.report import (
     charts,
     render_all,
@@ -25,8 +27,7 @@ from novabench.report import (
     render_run,
     timeline,
 )
-from novabench.sampling import lifetime_stats
-from novabench.store import Store
+from novabench.storage.store import Store
 from tests.test_compare import FAST, SLOW, add_run
 
 HOST = "http://127.0.0.1:11434"

@@ -13,8 +13,8 @@ import pytest
 from markupsafe import escape
 
 from novabench import Store, load_suite, run_suite
-from novabench.compare import LOAD_MODE, compare_runs, history_changes
-from novabench.load_stats import (
+from novabench.analysis.compare import LOAD_MODE, compare_runs, history_changes
+from novabench.analysis.sweeps import (
     level_name,
     limits_of,
     load_sweeps,
@@ -23,7 +23,7 @@ from novabench.load_stats import (
     verdict,
 )
 from novabench.report import render_comparison, render_history, render_run, trends
-from novabench.report.load_charts import doubles
+from novabench.report.sweep_charts import doubles
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 

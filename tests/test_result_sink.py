@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from novabench.errors import StorageFailure, StoreError
-from novabench.metrics import RequestResult
-from novabench.sink import ResultSink
+from novabench.records import RequestResult
+from novabench.run.sink import ResultSink
 
 
 class SlowStore:

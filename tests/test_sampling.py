@@ -20,16 +20,11 @@ from typing import Any
 import psutil
 import pytest
 
-from novabench import sampling
-from novabench.sampling import (
-    LIFETIME_FIGURES,
-    ResourceSample,
-    ResourceSampler,
-    find_server_processes,
-    is_local_host,
-    lifetime_stats,
-)
-from novabench.system import gpu_info, system_info
+from novabench.analysis.resources import LIFETIME_FIGURES, lifetime_stats
+from novabench.records import ResourceSample
+from novabench.run import resources as sampling
+from novabench.run.machine import gpu_info, system_info
+from novabench.run.resources import ResourceSampler, find_server_processes, is_local_host
 from tests.conftest import free_port
 
 INTERVAL_S = 0.05
@@ -210,7 +205,7 @@ def test_on_sample_sees_every_sample_and_its_failures_do_not_stop_sampling(
         seen.append(sample)
         raise KeyError("boom")
 
-    with caplog.at_level(logging.ERROR, logger="novabench.sampling"):
+    with caplog.at_level(logging.ERROR, logger="novabench.run.resources"):
         _, samples = sample_for(0.3, on_sample=keep_then_fail)
     assert len(samples) >= 3 and seen == samples
     assert len(caplog.records) == 1 and "on_sample callback failed" in caplog.text

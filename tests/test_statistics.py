@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from novabench.metrics import derive, queue_ns
-from novabench.stats import (
+from novabench.analysis.figures import derive, queue_ns
+from novabench.analysis.statistics import (
     ci_half_width_ratio,
     describe,
     median_ci,

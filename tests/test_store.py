@@ -8,8 +8,8 @@ import duckdb
 import pytest
 
 from novabench.errors import RunNotFoundError, StoreError
-from novabench.metrics import RequestResult
-from novabench.store import MIGRATIONS, SCHEMA_VERSION, Store, utcnow
+from novabench.records import RequestResult
+from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store, utcnow
 
 
 def make_run(store: Store, run_id: str = "20261127T100000Z-aaaa", **overrides: object) -> str:

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from novabench.cli import cli
 from novabench.errors import StoreError
-from novabench.store import Store
+from novabench.storage.store import Store
 from tests.conftest import FAST_MODELS, write_suite
 from tests.ollama_double import OllamaDouble
 from tests.test_store import make_run
@@ -25,7 +25,7 @@ from tests.test_store import make_run
 NOVABENCH = (
     "import logging, sys\n"
     "logging.basicConfig(level=logging.WARNING, format='%(name)s: %(message)s')\n"
-    "logging.getLogger('novabench.store').setLevel(logging.DEBUG)\n"
+    "logging.getLogger('novabench.storage.store').setLevel(logging.DEBUG)\n"
     "from novabench.cli import main\n"
     "sys.argv[0] = 'novabench'\n"
     "main()\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from novabench.report import render_all
-from novabench.store import MIGRATIONS, SCHEMA_VERSION, Store
+from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
 from tests.fixtures.make_schema1_db import RUN_ID, unpack
 
 

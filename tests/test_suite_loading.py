@@ -8,19 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from novabench.errors import SuiteError
-from novabench.suite import (
-    DEFAULT_HOST,
+from novabench.config.checks import JsonCheck
+from novabench.config.hosts import DEFAULT_HOST, normalize_host
+from novabench.config.suite import (
     Checks,
-    JsonCheck,
     ModelSpec,
     OllamaOptions,
     PromptSpec,
     Suite,
     load_suite,
-    normalize_host,
     parse_suite,
 )
+from novabench.errors import SuiteError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "suites" / "one_sentence.yaml"
 

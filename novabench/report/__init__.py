@@ -1,6 +1,6 @@
 """HTML reports rendered from the store: one page per run, the history, comparisons, an index."""
 
-from novabench.report.render import (
+from novabench.report.pages import (
     render_all,
     render_comparison,
     render_history,

@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from novabench.stats import is_measured, median, median_ci, with_figures
+from novabench.analysis.statistics import is_measured, median, median_ci, with_figures
 
 FONT_STACK = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '

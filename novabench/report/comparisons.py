@@ -9,16 +9,16 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from novabench.compare import (
+from novabench.analysis.compare import (
     IMPROVEMENT,
     METRICS,
     NO_DIFFERENCE,
     REGRESSION,
     TOO_FEW,
-    WITHIN_NOISE,
     Comparison,
     Finding,
 )
+from novabench.analysis.significance import WITHIN_NOISE
 from novabench.report.charts import FONT_STACK, base_layout, plotly_text
 from novabench.report.trends import host_label
 

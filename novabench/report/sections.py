@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from novabench.checks import describe as describe_checks
+from novabench.analysis.checks import describe as describe_checks
+from novabench.analysis.figures import TPS_DISAGREEMENT
+from novabench.analysis.resources import lifetime_stats
+from novabench.analysis.statistics import is_measured, median, outlier_flags, summarize
+from novabench.config.suite import parse_suite
 from novabench.errors import SuiteError
-from novabench.metrics import TPS_DISAGREEMENT
-from novabench.sampling import lifetime_stats
-from novabench.stats import is_measured, median, outlier_flags, summarize
-from novabench.suite import parse_suite
 
 Label = Callable[[dict[str, Any]], str]
 GroupKey = tuple[str, str, str, str]  # mode, model, host, prompt id

@@ -15,9 +15,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from novabench.metrics import NS_PER_S, queue_ns
+from novabench.analysis.figures import NS_PER_S, queue_ns
+from novabench.analysis.statistics import is_measured
 from novabench.report.charts import Label, base_layout, plotly_text
-from novabench.stats import is_measured
 
 # (key, legend name, colour), in the order they happen within a request.
 PHASES = (

@@ -15,9 +15,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from novabench.compare import LOAD_MODE, REGRESSION, Finding
+from novabench.analysis.compare import LOAD_MODE, REGRESSION, Finding
+from novabench.analysis.statistics import median, with_figures
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
-from novabench.stats import median, with_figures
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ import httpx
 import ollama
 from rich.console import Console
 
-from novabench.backends import ChatRequest
-from novabench.backends.ollama import OllamaBackend
-from novabench.metrics import RequestResult
-from novabench.progress import LiveObserver
+from novabench.console.live import LiveObserver
+from novabench.engines import ChatRequest
+from novabench.engines.ollama import OllamaBackend
+from novabench.records import RequestResult
 
 MODE = "load"
 REQUEST_TIMEOUT_S = 120.0

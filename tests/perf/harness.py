@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import psutil
 
-from novabench.metrics import derive, quantile
+from novabench.analysis.figures import derive, quantile
 from tests.perf.clients import CLIENT_NAMES, Sample, make_client
 from tests.perf.server import FAST_MODEL, FLOOD_MODEL, MODEL, DoubleProcess
 

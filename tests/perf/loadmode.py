@@ -38,12 +38,12 @@ from typing import Any
 import psutil
 from rich.console import Console
 
-from novabench.load_stats import sweeps
-from novabench.metrics import quantile
-from novabench.progress import LiveObserver
-from novabench.runner import SuiteRunner
-from novabench.store import Store
-from novabench.suite import Suite, parse_suite
+from novabench.analysis.figures import quantile
+from novabench.analysis.sweeps import sweeps
+from novabench.config.suite import Suite, parse_suite
+from novabench.console.live import LiveObserver
+from novabench.run.runner import SuiteRunner
+from novabench.storage.store import Store
 from tests.perf.clients import Sample
 from tests.perf.harness import PerfConfig, RunFigures, compare, fetch_timings, summarize
 from tests.perf.server import FAST_MODEL, DoubleProcess

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from novabench.store import Store
+from novabench.storage.store import Store
 from tests.ollama_double import FakeModel, OllamaDouble
 
 MODEL = "kill"

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-import novabench.checks
+import novabench.analysis.checks
 from novabench import Store, load_suite, run_suite
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
@@ -39,7 +39,7 @@ def test_an_exploding_pattern_fails_at_the_time_limit_and_the_run_goes_on(
     tmp_path: Path, figures: Figures, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     figures.hostile_inputs += 2
-    monkeypatch.setattr(novabench.checks, "PATTERN_TIME_LIMIT_S", 1.0)
+    monkeypatch.setattr(novabench.analysis.checks, "PATTERN_TIME_LIMIT_S", 1.0)
     model = FakeModel("m", reply=lambda prompt: ANSWERS[prompt], token_interval_s=0.001)
     with OllamaDouble(models=[model]) as double:
         path = write_suite(
@@ -71,7 +71,7 @@ def _pattern_children(pid: int) -> list[psutil.Process]:
     return [
         child
         for child in psutil.Process(pid).children()
-        if "novabench.check_worker" in " ".join(child.cmdline())
+        if "novabench.run.checker" in " ".join(child.cmdline())
     ]
 
 

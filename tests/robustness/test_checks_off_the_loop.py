@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-import novabench.checks
+import novabench.analysis.checks
 from novabench import Store, load_suite, run_suite
-from novabench.checks import MAX_CHECKED_CHARS
+from novabench.analysis.checks import MAX_CHECKED_CHARS
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.robustness.conftest import Figures
@@ -25,7 +25,7 @@ TOLERANCE_S = 0.050
 # On a loaded machine the process is now and then descheduled for longer than the tolerance, which
 # no code can help; blocking the loop with the checks fails every attempt (by a second or more).
 ATTEMPTS = 3
-COUNT_SENTENCES = novabench.checks.count_sentences
+COUNT_SENTENCES = novabench.analysis.checks.count_sentences
 
 
 def huge_line(chars: int) -> str:
@@ -54,7 +54,7 @@ def run_big_and_steady(
         counted_ns.append((started, time.perf_counter_ns()))
         return sentences
 
-    monkeypatch.setattr(novabench.checks, "count_sentences", timed_count)
+    monkeypatch.setattr(novabench.analysis.checks, "count_sentences", timed_count)
     big = FakeModel(
         "big", reply=huge_line(answer_chars), reply_chunk_chars=65536, token_interval_s=0.005
     )

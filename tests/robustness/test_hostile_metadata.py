@@ -13,10 +13,10 @@ import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
-from novabench.backends import CallLimits
-from novabench.backends.ndjson_http import ConnectTimeout, NdjsonHttpClient
-from novabench.backends.ollama import OllamaBackend
 from novabench.cli import cli
+from novabench.engines import CallLimits
+from novabench.engines.ollama import OllamaBackend
+from novabench.engines.transport import ConnectTimeout, NdjsonHttpClient
 from novabench.errors import HostUnreachableError
 from tests.conftest import write_suite
 from tests.ollama_double import OllamaDouble

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from novabench import Store, load_suite, run_suite
 from novabench.cli import cli
-from novabench.progress import LiveObserver
+from novabench.console.live import LiveObserver
 from novabench.text import terminal_safe
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from novabench import Store, load_suite, run_suite
 from novabench.cli import cli
-from novabench.progress import LiveObserver
+from novabench.console.live import LiveObserver
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.robustness.conftest import Figures

@@ -17,9 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from novabench import Store, load_suite, run_suite
-from novabench import journal as journal_files
 from novabench.cli import cli
 from novabench.errors import StoreError
+from novabench.storage import journal as journal_files
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, Fault, OllamaDouble
 from tests.robustness.conftest import Figures

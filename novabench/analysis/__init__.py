@@ -1,0 +1,1 @@
+"""What the stored results say: figures, statistics, checks, sweeps, comparisons."""

@@ -1,0 +1,57 @@
+"""When a change between two samples counts: a two-sided Mann-Whitney U test at p < 0.01, and
+the verdicts it gives. Shared by group comparisons and sweep comparisons."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from scipy.stats import mannwhitneyu
+
+SIGNIFICANCE = 0.01  # two-sided p below this is a significant change
+
+
+MIN_REPETITIONS = 3  # per side; below it no test is attempted
+
+
+REGRESSION = "regression"
+
+
+IMPROVEMENT = "improvement"
+
+
+WITHIN_NOISE = "within noise"
+
+
+TOO_FEW = "too few repetitions"
+
+
+NO_DIFFERENCE = "no difference"
+
+
+def smallest_p(n_a: int, n_b: int) -> float:
+    """The smallest two-sided p-value an exact Mann-Whitney U test can reach with these sizes."""
+    return min(1.0, 2 / math.comb(n_a + n_b, n_a))
+
+
+def judge(
+    a: Sequence[float], b: Sequence[float], higher_is_worse: bool
+) -> tuple[str, float | None]:
+    """The verdict on samples A (baseline) and B, and the p-value when a test ran."""
+    if min(len(a), len(b)) < MIN_REPETITIONS:
+        return TOO_FEW, None
+    if sorted(a) == sorted(b):
+        return NO_DIFFERENCE, None
+    result = mannwhitneyu(a, b, alternative="two-sided")
+    p_value = float(result.pvalue)
+    # With few repetitions even completely separated samples cannot reach SIGNIFICANCE.
+    if smallest_p(len(a), len(b)) >= SIGNIFICANCE:
+        return TOO_FEW, p_value
+    if not p_value < SIGNIFICANCE:
+        return WITHIN_NOISE, p_value
+    b_higher = float(result.statistic) < len(a) * len(b) / 2  # U counts A's wins
+    return (REGRESSION if b_higher == higher_is_worse else IMPROVEMENT), p_value
+
+
+def _p_text(p_value: float | None) -> str:
+    return "no test" if p_value is None else f"p = {p_value:.2g}"

@@ -1,0 +1,1 @@
+"""What a suite asks for: its schema, the YAML loader with positions, hosts, checks, workloads."""

@@ -1,0 +1,513 @@
+"""The suite file: its schema (pydantic) and loading, with one `FILE:LINE:COL: KEY.PATH: message`
+line per problem."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from novabench.config.checks import Checks
+from novabench.config.hosts import _host_from_env, _normalize_host
+from novabench.config.loader import located_error as _located_error
+from novabench.config.loader import validate_yaml
+from novabench.config.options import OllamaOptions
+from novabench.config.types import Bool, Float, Int, NonBlankText, Text
+from novabench.config.workload import LoadSpec
+from novabench.errors import SuiteError
+from novabench.records import EMBEDDED_HOST
+
+MAX_SUITE_BYTES = 1024 * 1024
+# Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
+# that never ends and a history no page can show.
+MAX_REPETITIONS = 10_000  # repetitions, min_repetitions and max_repetitions
+MAX_WARMUP = 100
+MAX_PLANNED_REQUESTS = 1_000_000  # measured requests of one run, every mode and model together
+
+Mode = Literal["parallel", "sequential", "load"]
+EngineName = Literal["ollama", "openai", "llamacpp"]
+
+
+# Validators raise ValueError("is ...: what is allowed"); the loader puts the value in front, as
+# the user wrote it: "keep_alive: '300' is a number in a string: use 300 (seconds) or '300s'".
+_PROMPT_ID = re.compile(r"[A-Za-z0-9_.-]+")
+_BARE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)")
+_GO_DURATION = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
+_KEEP_ALIVE_HELP = (
+    "use seconds (300), a duration ('5m', '1h30m'), 0 to unload at once or -1 for ever"
+)
+
+
+def _duplicates(values: list[Any]) -> list[tuple[int, int]]:
+    """(index, index of first occurrence) for each value already seen earlier in the list."""
+    first_at: dict[Any, int] = {}
+    found = []
+    for index, value in enumerate(values):
+        if value in first_at:
+            found.append((index, first_at[value]))
+        else:
+            first_at[value] = index
+    return found
+
+
+def _duplicate_error(
+    what: str, found: list[tuple[int, int]], shown: list[str], sub_loc: tuple[str, ...] = ()
+) -> PydanticCustomError:
+    # One error for the whole list (a validator raises once); the loader makes one line of each.
+    duplicates = [
+        {"at": (index, *sub_loc), "first": (first, *sub_loc), "shown": shown[index]}
+        for index, first in found
+    ]
+    listing = ", ".join(f"{d['shown']} at [{d['at'][0]}]" for d in duplicates)
+    return PydanticCustomError(
+        "duplicate", f"duplicate {what}: {listing}", {"what": what, "duplicates": duplicates}
+    )
+
+
+class PromptSpec(BaseModel):
+    """One prompt: an id for results and reports, the text, an optional system prompt, checks."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = "a prompt text or an {id, text, system, checks} mapping"
+
+    id: Text = Field(
+        description="the prompt's id (letters, digits, '_', '.' and '-'), used in results"
+    )
+    text: NonBlankText = Field(description="the prompt text sent to the model")
+    system: Text | None = None
+    checks: Checks | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _PROMPT_ID.fullmatch(value):
+            raise ValueError("is not a valid prompt id: use only letters, digits, '_', '.' and '-'")
+        return value
+
+
+class ModelSpec(BaseModel):
+    """One model to benchmark, with its own options and, optionally, its own Ollama server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    expected: ClassVar[str] = (
+        "a model name or a {name, model, backend, options, host, api_key_env} mapping"
+    )
+
+    name: NonBlankText = Field(description="the model name, e.g. 'llama3.2'")
+    model: NonBlankText | None = Field(
+        default=None,
+        description="the engine's model id when it differs from `name`: an Ollama or OpenAI "
+        "model name, or for llamacpp a GGUF path or a packaged alias such as 'smollm2'",
+    )
+    backend: EngineName | None = None
+    options: OllamaOptions = OllamaOptions()
+    host: Text | None = None
+    api_key_env: NonBlankText | None = Field(
+        default=None, description="environment variable holding the API key (openai backend)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str | None) -> str | None:
+        return None if value is None else _normalize_host(value)
+
+
+class Suite(BaseModel):
+    """A benchmark suite: which models answer which prompts, how often, and in which modes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: NonBlankText = Field(description="the suite's name, used in results and reports")
+    description: Text = ""
+    host: Text = Field(default_factory=_host_from_env, validate_default=True)
+    models: list[ModelSpec] = Field(
+        min_length=1, description="a list of model names or {name, options, host} mappings"
+    )
+    prompts: list[PromptSpec] = Field(
+        min_length=1, description="a list of prompt texts or {id, text, system, checks} mappings"
+    )
+    checks: Checks | None = None
+    backend: EngineName = "ollama"
+    api_key_env: NonBlankText | None = Field(
+        default=None, description="environment variable holding the API key (openai backend)"
+    )
+    modes: list[Mode] = Field(
+        default=["sequential"],
+        min_length=1,
+        description="a list of 'parallel', 'sequential' and/or 'load' (load needs a load section)",
+    )
+    load: LoadSpec | None = Field(
+        default=None, description="the load sweep run by `modes: [load]` (concurrency or rate)"
+    )
+    repetitions: int | Literal["auto"] = Field(
+        default=3,
+        description="measured requests per model, prompt and mode: an integer or 'auto'",
+    )
+    min_repetitions: Int = Field(
+        default=5, ge=2, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
+    max_repetitions: Int = Field(
+        default=30, ge=1, le=MAX_REPETITIONS, description="with repetitions: auto"
+    )
+    target_cv: Float = Field(
+        default=0.05,
+        gt=0,
+        le=1,
+        description="with repetitions: auto, the relative half-width of the median's 95% CI",
+    )
+    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = "e2e_ms"
+    cold_start: Bool = False
+    sample_interval_s: Float = Field(
+        default=0.25, ge=0, description="resource sampling interval in seconds; 0 turns it off"
+    )
+    warmup: Int = Field(
+        default=1,
+        ge=0,
+        le=MAX_WARMUP,
+        description="unmeasured runs before the measured ones, not in the statistics",
+    )
+    options: OllamaOptions = OllamaOptions()
+    keep_alive: str | int | float | None = None
+    timeout_s: Float = Field(
+        default=300.0, gt=0, description="total timeout of one request, in seconds"
+    )
+    connect_timeout_s: Float = Field(
+        default=10.0, gt=0, description="how long one request may take to connect, in seconds"
+    )
+    first_token_timeout_s: Float | None = Field(
+        default=None,
+        gt=0,
+        description="how long one request may wait for its first token, in seconds "
+        "(default: only timeout_s bounds it, as a cold model load can take minutes)",
+    )
+
+    _path: Path | None = PrivateAttr(default=None)
+    _text: str = PrivateAttr(default="")
+    _sha256: str = PrivateAttr(default="")
+
+    @field_validator("host")
+    @classmethod
+    def _check_host(cls, value: str) -> str:
+        return _normalize_host(value)
+
+    @field_validator("prompts", mode="before")
+    @classmethod
+    def _bare_prompts(cls, value: Any) -> Any:
+        if not isinstance(value, list):
+            return value
+        return [
+            {"id": f"p{index + 1}", "text": item} if isinstance(item, str) else item
+            for index, item in enumerate(value)
+        ]
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelSpec], info: ValidationInfo) -> list[ModelSpec]:
+        # The suite host is validated first (field order); if it failed, None stands in for it.
+        # Results are keyed by name and host: the same model on two engines of one host (Ollama's
+        # native API and its /v1) needs two names, e.g. {name: llama3.2-v1, model: llama3.2}.
+        keys = [
+            (m.name, EMBEDDED_HOST if m.backend == "llamacpp" else m.host or info.data.get("host"))
+            for m in models
+        ]
+        if found := _duplicates(keys):
+            shown = [f"{name!r} on {host or 'the suite host'}" for name, host in keys]
+            raise _duplicate_error("model", found, shown)
+        return models
+
+    @field_validator("prompts")
+    @classmethod
+    def _unique_prompt_ids(cls, prompts: list[PromptSpec]) -> list[PromptSpec]:
+        if found := _duplicates([p.id for p in prompts]):
+            raise _duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
+        return prompts
+
+    @field_validator("modes")
+    @classmethod
+    def _unique_modes(cls, modes: list[str]) -> list[str]:
+        if found := _duplicates(modes):
+            raise _duplicate_error("mode", found, [repr(m) for m in modes])
+        return modes
+
+    @field_validator("repetitions", mode="before")
+    @classmethod
+    def _check_repetitions(cls, value: Any) -> Any:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int):
+            hint = (
+                " (did you mean 'auto'?)"
+                if isinstance(value, str)
+                and value.lower().strip() in ("auto", "automatic", "atuo", "aut")
+                else ""
+            )
+            raise ValueError(f"is not an integer or 'auto'{hint}")
+        if value < 1:
+            raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
+        if value > MAX_REPETITIONS:
+            raise ValueError(f"is not allowed: must be an integer <= {MAX_REPETITIONS:,} or 'auto'")
+        return value
+
+    @model_validator(mode="after")
+    def _planned_requests_bounded(self) -> Suite:
+        planned = self.planned_requests()
+        if planned is not None and planned > MAX_PLANNED_REQUESTS:
+            at = "load" if "load" in self.modes and self.load is not None else "repetitions"
+            value = self.repetitions if at == "repetitions" else "load"
+            raise _located_error(
+                [
+                    {
+                        "at": (at,),
+                        "value": value,
+                        "message": f"is not allowed: this suite would send {planned:,} requests, "
+                        f"more than {MAX_PLANNED_REQUESTS:,} in one run: split it",
+                    }
+                ]
+            )
+        return self
+
+    def planned_requests(self) -> int | None:
+        """Measured requests a run sends at most (None when a load level lasts a duration)."""
+        repetitions = (
+            self.repetitions if isinstance(self.repetitions, int) else self.max_repetitions
+        )
+        modes = [m for m in self.modes if m != "load"]
+        total = len(modes) * len(self.models) * len(self.prompts) * repetitions
+        if "load" in self.modes and self.load is not None:
+            counts = [self.load.requests_at(level) for level in self.load.levels]
+            if None in counts:
+                return None
+            total += len(self.models) * sum(c or 0 for c in counts)
+        return total
+
+    @model_validator(mode="after")
+    def _repetition_bounds_agree(self) -> Suite:
+        if self.repetitions == "auto" and self.min_repetitions > self.max_repetitions:
+            raise _located_error(
+                [
+                    {
+                        "at": ("max_repetitions",)
+                        if "max_repetitions" in self.model_fields_set
+                        else ("min_repetitions",),
+                        "value": self.max_repetitions
+                        if "max_repetitions" in self.model_fields_set
+                        else self.min_repetitions,
+                        "message": "is not allowed: max_repetitions must be >= min_repetitions "
+                        f"({self.min_repetitions} > {self.max_repetitions})",
+                    }
+                ]
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _load_section_agrees(self) -> Suite:
+        if "load" in self.modes and self.load is None:
+            index = self.modes.index("load")
+            raise _located_error(
+                [
+                    {
+                        "at": ("modes", index),
+                        "value": "load",
+                        "message": "needs a load section, e.g. load: {concurrency: [1, 2, 4, 8]}",
+                    }
+                ]
+            )
+        if self.load is not None and "load" not in self.modes:
+            raise _located_error(
+                [
+                    {
+                        "at": ("load",),
+                        "value": "load",
+                        "message": "is not run: add 'load' to modes",
+                    }
+                ]
+            )
+        known = [p.id for p in self.prompts]
+        wanted = self.load.prompts if self.load and self.load.prompts else []
+        problems = [
+            {
+                "at": ("load", "prompts", i),
+                "value": prompt_id,
+                "message": f"is not a prompt id of this suite: choose from {', '.join(known)}",
+            }
+            for i, prompt_id in enumerate(wanted)
+            if prompt_id not in known
+        ]
+        if problems:
+            raise _located_error(problems)
+        return self
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _check_keep_alive(cls, value: Any) -> Any:
+        # Ollama: a number is seconds, a string is a Go duration; "300" gets a 400 (missing unit).
+        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"is not a finite number: {_KEEP_ALIVE_HELP}")
+            return value
+        if not isinstance(value, str):
+            raise ValueError(f"is not a keep_alive value: {_KEEP_ALIVE_HELP}")
+        if _BARE_NUMBER.fullmatch(value) and value.lstrip("+-") != "0":
+            raise ValueError(f"is a number in a string: use {value} (seconds) or '{value}s'")
+        if not (_GO_DURATION.fullmatch(value) or value.lstrip("+-") == "0"):
+            raise ValueError(f"is not a duration: {_KEEP_ALIVE_HELP}")
+        return value
+
+    @model_validator(mode="after")
+    def _word_limits_agree_once_merged(self) -> Suite:
+        # Limits within one mapping are checked by Checks; these are a prompt's against the suite's.
+        problems = []
+        for index, prompt in enumerate(self.prompts):
+            merged = self.checks_for(prompt)
+            low, high = (merged.min_words, merged.max_words) if merged else (None, None)
+            if prompt.checks is None or low is None or high is None or low <= high:
+                continue
+            if "max_words" in prompt.checks.model_fields_set:
+                at, value, rule = (
+                    "max_words",
+                    high,
+                    f">= min_words ({low}, from the suite's checks)",
+                )
+            else:
+                at, value, rule = (
+                    "min_words",
+                    low,
+                    f"<= max_words ({high}, from the suite's checks)",
+                )
+            problems.append(
+                {
+                    "at": ("prompts", index, "checks", at),
+                    "value": value,
+                    "message": f"is not allowed: must be {rule}",
+                }
+            )
+        if problems:
+            raise _located_error(problems)
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        """The file the suite was loaded from, or None for parse_suite."""
+        return self._path
+
+    @property
+    def text(self) -> str:
+        """The suite's exact source text."""
+        return self._text
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the source text's bytes (UTF-8), for provenance."""
+        return self._sha256
+
+    def host_for(self, model: ModelSpec) -> str:
+        """The server URL this model is benchmarked on ('embedded' for the in-process engine)."""
+        if self.backend_for(model) == "llamacpp":
+            return EMBEDDED_HOST
+        return model.host or self.host
+
+    def backend_for(self, model: ModelSpec) -> str:
+        """The engine that serves this model: its own `backend`, else the suite's."""
+        return model.backend or self.backend
+
+    def engine_model(self, model: ModelSpec) -> str:
+        """The model id sent to the engine: `model` if given, else `name`."""
+        return model.model or model.name
+
+    def api_key_env_for(self, model: ModelSpec) -> str | None:
+        return model.api_key_env or self.api_key_env
+
+    def options_for(self, model: ModelSpec) -> dict[str, Any]:
+        """Suite options overridden key by key by the model's own; only the keys that were set."""
+        return {**self.options.to_request(), **model.options.to_request()}
+
+    def checks_for(self, prompt: PromptSpec) -> Checks | None:
+        """The suite's checks overridden key by key by the prompt's own; None if none is made."""
+        merged = self.checks
+        if prompt.checks is not None:
+            own = prompt.checks
+            overrides = {name: getattr(own, name) for name in own.model_fields_set}
+            merged = merged.model_copy(update=overrides) if merged else own
+        return merged if merged and merged.declared else None
+
+    def load_prompts(self) -> list[PromptSpec]:
+        """The prompts the load sweep draws from, in turn."""
+        wanted = self.load.prompts if self.load and self.load.prompts else None
+        return [p for p in self.prompts if wanted is None or p.id in wanted]
+
+
+def load_suite(path: str | os.PathLike[str]) -> Suite:
+    """Read and validate a suite file; raise SuiteError listing every problem found."""
+    source = os.fspath(path)
+    try:
+        with open(source, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            data = b"" if size > MAX_SUITE_BYTES else file.read(MAX_SUITE_BYTES + 1)
+    except FileNotFoundError:
+        raise SuiteError([f"{source}: no such file"]) from None
+    except IsADirectoryError:
+        raise SuiteError([f"{source}: is a directory, not a suite file"]) from None
+    except OSError as error:
+        raise SuiteError([f"{source}: cannot read: {error.strerror or error}"]) from None
+    if size > MAX_SUITE_BYTES or len(data) > MAX_SUITE_BYTES:
+        raise SuiteError([_too_large(source, max(size, len(data)))])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        byte = data[error.start]
+        raise SuiteError(
+            [f"{source}: not UTF-8 text (invalid byte 0x{byte:02x} at offset {error.start})"]
+        ) from None
+    return _parse(text, data, source, Path(source))
+
+
+def parse_suite(text: str, source: str = "<string>") -> Suite:
+    """Validate a suite given as text; `source` names it in messages."""
+    data = text.encode("utf-8", errors="surrogatepass")
+    if len(data) > MAX_SUITE_BYTES:
+        raise SuiteError([_too_large(source, len(data))])
+    return _parse(text, data, source, None)
+
+
+def _too_large(source: str, size: int) -> str:
+    limit = f"{MAX_SUITE_BYTES:,} bytes, 1 MiB"
+    return f"{source}: {size:,} bytes is too large for a suite (limit {limit})"
+
+
+def _parse(text: str, data: bytes, source: str, path: Path | None) -> Suite:
+    suite = validate_yaml(text, source, Suite, defaults_from={("host",): "$OLLAMA_HOST"})
+    suite._path = path
+    suite._text = text
+    suite._sha256 = hashlib.sha256(data).hexdigest()
+    return suite
+
+
+__all__ = [
+    "Checks",
+    "Mode",
+    "ModelSpec",
+    "OllamaOptions",
+    "PromptSpec",
+    "Suite",
+    "load_suite",
+    "parse_suite",
+]

@@ -1,0 +1,1 @@
+"""The terminal: live progress, log lines and tables."""
