@@ -71,3 +71,26 @@ def test_a_new_database_is_not_backed_up(tmp_path: Path) -> None:
     assert store.schema_version() == SCHEMA_VERSION
     assert store.last_backup is None
     assert [p.name for p in tmp_path.iterdir()] == ["db.duckdb"]
+
+
+def test_a_database_of_schema_5_reads_and_reports_as_it_did(tmp_path: Path) -> None:
+    """A history written before issue 12 (commit 21d33d8) opens, migrates, and every page renders
+    as that novabench rendered it (plotly.js and the time of rendering aside)."""
+    from novabench.report import render_history, render_index, render_run
+    from tests.fixtures import make_schema5_db as fixture
+
+    db = fixture.unpack(tmp_path / "reports" / "novabench.duckdb")
+    assert schema_version(db) == 5
+    store = Store(db)
+    assert store.schema_version() == SCHEMA_VERSION
+    golden = fixture.golden_pages()
+    out = tmp_path / "out"
+    pages = {}
+    for listed in store.list_runs():
+        path = render_run(store, listed["run_id"], out)
+        pages[f"runs/{listed['run_id']}.html"] = fixture.normalise(path.read_text())
+    pages["history.html"] = fixture.normalise(render_history(store, out).read_text())
+    pages["index.html"] = fixture.normalise(render_index(store, out).read_text())
+    assert sorted(pages) == sorted(golden)
+    for name, page in pages.items():
+        assert page == golden[name], f"{name} differs from what novabench rendered before"
