@@ -36,9 +36,9 @@ from novabench.analysis.compare import (
     compare_runs,
 )
 from novabench.analysis.compare_sweeps import SweepChange
+from novabench.analysis.run_view import RunView, read_run
 from novabench.analysis.significance import WITHIN_NOISE
-from novabench.analysis.statistics import summarize
-from novabench.analysis.sweeps import level_name, limits_of, sweeps, verdict
+from novabench.analysis.sweeps import level_name, verdict
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
 from novabench.config.suite import Suite, load_suite
 from novabench.console.live import LiveObserver
@@ -47,7 +47,7 @@ from novabench.console.manifest import manifest_lines
 from novabench.engines.ollama import OllamaBackend
 from novabench.entry import main as _entry_main
 from novabench.errors import NovabenchError, OutputError, StoreError, SuiteError
-from novabench.records import RequestResult
+from novabench.records import LevelSummary, RequestResult
 from novabench.report import (
     render_all,
     render_comparison,
@@ -57,9 +57,10 @@ from novabench.report import (
 )
 from novabench.run.lock import SuiteLock
 from novabench.run.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
+from novabench.storage.database import DEFAULT_DB
 from novabench.storage.export import FORMATS, export_results
 from novabench.storage.journal import spill_header
-from novabench.storage.store import DEFAULT_DB, Store
+from novabench.storage.store import Store
 from novabench.text import terminal_safe
 
 EXIT_REGRESSION = 4
@@ -363,7 +364,7 @@ class _LockNotes:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self.observer.phase_finished(mode, wall_s)
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         self.observer.level_finished(model, host, summary)
 
     def server_warning(self, message: str) -> None:
@@ -490,20 +491,20 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
     table = Table(title=_cell(f"run {outcome.run_id} ({outcome.status})"), title_justify="left")
     for header in ("mode", "model", "n", "errors", "TTFT p50 ms", "TTFT p95 ms", "gen tok/s p50"):
         table.add_column(header, justify="left" if header in ("mode", "model") else "right")
-    results = store.results(outcome.run_id)
-    for row in summarize(r for r in results if r["mode"] != "load"):
+    view = read_run(store, outcome.run_id)
+    for row in view.summaries():
         table.add_row(
-            _cell(row["mode"]),
-            _cell(row["model"]),
-            str(row["n"]),
-            str(row["errors"]),
-            _num(row["ttft_ms_median"]),
-            _num(row["ttft_ms_p95"]),
-            _num(row["eval_tokens_per_s_median"], 1),
+            _cell(row.mode),
+            _cell(row.model),
+            str(row.n),
+            str(row.errors),
+            _num(row.stat("ttft_ms", "median")),
+            _num(row.stat("ttft_ms", "p95")),
+            _num(row.stat("eval_tokens_per_s", "median"), 1),
         )
     if table.row_count:
         console.print(table)
-    _print_load(store, outcome.run_id, results, console)
+    _print_load(view, console)
     if outcome.speedup is not None:
         console.print(
             f"parallel {outcome.wall_s_by_mode['parallel']:.2f} s vs sequential "
@@ -512,14 +513,12 @@ def _print_summary(store: Store, outcome: RunOutcome, quiet: bool, log_json: boo
     _print_failures(outcome, console)
 
 
-def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], console: Console) -> None:
+def _print_load(view: RunView, console: Console) -> None:
     """Each load sweep: a row per level, then what the sweep found, in words."""
-    manifest = store.get_run(run_id).get("manifest")
-    limits = limits_of(manifest)
-    found = sweeps(store.load_levels(run_id), results, limits, manifest=manifest)
+    limits = view.slo_limits
+    found = view.sweeps
     if not found:
         return
-    backends = {(m["model"], m["host"]): m.get("backend") or "ollama" for m in store.models(run_id)}
     headers = ["level", "n", "errors", "tok/s", "req/s", "TTFT p50/p95/p99 ms", "ITL p50/p95 ms"]
     headers += ["e2e p95 ms"] + (["goodput req/s"] if limits else [])
     for (model, host), summaries in found.items():
@@ -528,18 +527,18 @@ def _print_load(store: Store, run_id: str, results: list[dict[str, Any]], consol
             table.add_column(header, justify="left" if header == "level" else "right")
         for level in summaries:
             cells = [
-                level_name(level["kind"], level["level"]),
-                str(level["requests"]),
-                str(level["errors"]),
-                _num(level["output_tokens_per_s"], 1),
-                _num(level["requests_per_s"], 2),
-                "/".join(_num(level[f"ttft_ms_p{q}"]) for q in (50, 95, 99)),
-                "/".join(_num(level[f"itl_ms_p{q}"], 1) for q in (50, 95)),
-                _num(level["e2e_ms_p95"]),
-            ] + ([_num(level["goodput_rps"], 2)] if limits else [])
+                level_name(level.kind, level.level),
+                str(level.requests),
+                str(level.errors),
+                _num(level.output_tokens_per_s, 1),
+                _num(level.requests_per_s, 2),
+                "/".join(_num(level.percentile("ttft_ms", q)) for q in (50, 95, 99)),
+                "/".join(_num(level.percentile("itl_ms", q), 1) for q in (50, 95)),
+                _num(level.e2e_ms_p95),
+            ] + ([_num(level.goodput_rps, 2)] if limits else [])
             table.add_row(*cells)
         console.print(table)
-        console.print(_cell(verdict(summaries, backends.get((model, host), "ollama"))))
+        console.print(_cell(verdict(summaries, view.backend_of(model, host))))
 
 
 def _print_failures(outcome: RunOutcome, console: Console) -> None:

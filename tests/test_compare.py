@@ -26,7 +26,8 @@ from novabench.analysis.compare import (
 from novabench.analysis.significance import WITHIN_NOISE, smallest_p
 from novabench.cli import cli
 from novabench.errors import BaselineError, RunNotFoundError
-from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
+from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from novabench.storage.store import Store
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.test_store import make_run, result

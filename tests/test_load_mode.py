@@ -246,7 +246,7 @@ def test_slos_are_kept_with_the_run(tmp_path: Path) -> None:
             "slo: {ttft_ms: 60, e2e_ms: 100000}}",
         )
         store, run_id = run_sweep(path, tmp_path)
-    limits = limits_of(store.get_run(run_id)["manifest"])
+    limits = limits_of(store.get_run(run_id)["facts"]["load"])
     assert limits == {"ttft_ms": 60.0, "e2e_ms": 100000.0}
     one, two = next(iter(sweeps(store.load_levels(run_id), store.results(run_id), limits).values()))
     # one stream: every TTFT is ~10 ms; two streams on one slot: about half wait ~90 ms first

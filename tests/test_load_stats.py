@@ -204,10 +204,10 @@ def test_sweeps_group_stored_rows_by_model_host_and_level() -> None:
     assert [(s["level"], s["requests"]) for s in found[("m", "h")]] == [(1.0, 1), (2.0, 2)]
 
 
-def test_limits_come_from_the_run_manifest() -> None:
-    manifest = {"load": {"slo": {"ttft_ms": 300, "itl_ms": None, "e2e_ms": 5000}}}
-    assert limits_of(manifest) == {"ttft_ms": 300.0, "e2e_ms": 5000.0}
-    assert limits_of({"load": None}) == {} and limits_of(None) == {}
+def test_limits_come_from_the_sweep_facts_stored_with_the_run() -> None:
+    load = {"slo": {"ttft_ms": 300, "itl_ms": None, "e2e_ms": 5000}}
+    assert limits_of(load) == {"ttft_ms": 300.0, "e2e_ms": 5000.0}
+    assert limits_of({"slo": {}}) == {} and limits_of(None) == {}
 
 
 def test_a_level_without_its_row_is_rebuilt_from_its_requests() -> None:
@@ -218,8 +218,8 @@ def test_a_level_without_its_row_is_rebuilt_from_its_requests() -> None:
     ]  # fmt: skip
     late = [{**request(100, 3, 10, load_level=1), "start_offset_s": start} for start in (2.0, 2.5)]
     results = [{**request(100, 3, 10, load_level=0), "start_offset_s": 0.0}, *late]
-    manifest = {"load": {"concurrency": [1, 2, 4], "rate": None}}
-    found = sweeps(level_rows, results, manifest=manifest)[("m", "h")]
+    load = {"kind": "concurrency", "levels": [1, 2, 4]}  # the sweep's facts, stored with the run
+    found = sweeps(level_rows, results, load=load)[("m", "h")]
     assert [(s["level"], s["requests"], s["stop_reason"]) for s in found] == [
         (1.0, 1, None),
         (2.0, 2, "aborted"),
@@ -227,5 +227,5 @@ def test_a_level_without_its_row_is_rebuilt_from_its_requests() -> None:
     assert found[1]["started_offset_s"] == 2.0
     assert found[1]["wall_s"] == pytest.approx(0.5 + late[1]["e2e_s"])
     assert "stopped (killed or crashed) during 2 concurrent requests" in verdict(found)
-    # without the manifest's levels there is nothing to name the level by: it is left out
+    # without the sweep's levels there is nothing to name the level by: it is left out
     assert len(sweeps(level_rows, results)[("m", "h")]) == 1

@@ -104,7 +104,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
 def _stored_sweeps(run: Rendered) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """What load_stats makes of the stored rows: the figures the page must show."""
     store, run_id = run.store, run.run_id
-    limits = limits_of(store.get_run(run_id).get("manifest"))
+    limits = limits_of(store.get_run(run_id)["facts"]["load"])
     return sweeps(store.load_levels(run_id), store.results(run_id), limits, store.samples(run_id))
 
 

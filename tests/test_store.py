@@ -9,7 +9,8 @@ import pytest
 
 from novabench.errors import RunNotFoundError, StoreError
 from novabench.records import RequestResult
-from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store, utcnow
+from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from novabench.storage.store import Store, utcnow
 
 
 def make_run(store: Store, run_id: str = "20261127T100000Z-aaaa", **overrides: object) -> str:

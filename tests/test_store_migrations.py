@@ -7,7 +7,8 @@ from pathlib import Path
 import duckdb
 
 from novabench.report import render_all
-from novabench.storage.store import MIGRATIONS, SCHEMA_VERSION, Store
+from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from novabench.storage.store import Store
 from tests.fixtures.make_schema1_db import RUN_ID, unpack
 
 
@@ -94,3 +95,69 @@ def test_a_database_of_schema_5_reads_and_reports_as_it_did(tmp_path: Path) -> N
     assert sorted(pages) == sorted(golden)
     for name, page in pages.items():
         assert page == golden[name], f"{name} differs from what novabench rendered before"
+
+
+def test_older_runs_get_their_facts_from_the_suite_text_or_say_they_were_not_recorded(
+    tmp_path: Path,
+) -> None:
+    """m006: the facts a report needs come from the suite text once, at the migration; a text
+    today's schema no longer reads is never guessed at."""
+    from novabench.report import render_run
+    from tests.fixtures import make_schema5_db as fixture
+
+    db = fixture.unpack(tmp_path / "novabench.duckdb")
+    with duckdb.connect(str(db)) as con:
+        run_ids = [
+            r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY started_at").fetchall()
+        ]
+        names = dict(con.execute("SELECT run_id, suite_name FROM runs").fetchall())
+        auto = next(r for r in run_ids if names[r] == "auto")
+        con.execute(
+            "UPDATE runs SET suite_text = 'name: auto\nmodels: [m]\nprompts: [p]\nsamples: 3\n' "
+            "WHERE run_id = ?",
+            [auto],
+        )
+    store = Store(db)
+    checks = store.get_run(run_ids[0])["facts"]
+    assert checks["recorded"] == "from the suite text"
+    assert checks["checks"]["hi"] == {"max_sentences": "at most 1 sentence"}
+    assert checks["description"] == "Two prompts with checks, one model missing on the host."
+    load = next(store.get_run(r)["facts"] for r in run_ids if names[r] == "load")
+    assert load["load"]["levels"] == [1, 2, 4] and load["load"]["slo"]["ttft_ms"] == 500.0
+    unreadable = store.get_run(auto)["facts"]
+    assert unreadable["recorded"] == "not recorded" and unreadable["target_metric"] is None
+    page = render_run(store, auto, tmp_path / "out").read_text()
+    assert "the suite&#39;s target figure was not recorded" in page
+    openai = next(r for r in run_ids if names[r] == "openai")
+    unsent = {m["model"]: m["unsent_options"] for m in store.models(openai)}
+    assert unsent == {"llama3.2": None, "llama3.2-v1": ["top_k"]}
+
+
+def test_a_run_records_its_facts_as_it_starts(tmp_path: Path) -> None:
+    from novabench import load_suite, run_suite
+    from tests.conftest import write_suite
+    from tests.ollama_double import FakeModel, OllamaDouble
+
+    with OllamaDouble(models=[FakeModel("llama3.2")]) as double:
+        suite = write_suite(
+            tmp_path / "s.yaml",
+            double.url,
+            models="[{name: llama3.2, backend: openai, options: {num_ctx: 512, seed: 1}}]",
+            prompts="[{id: p, text: Hi, checks: {max_words: 3}}]",
+            modes="[sequential]",
+            repetitions=1,
+            warmup=0,
+            description="'  Short.  '",
+        )
+        store = Store(tmp_path / "db.duckdb")
+        outcome = run_suite(load_suite(suite), store)
+    facts = store.get_run(outcome.run_id)["facts"]
+    assert facts == {
+        "description": "Short.",
+        "target_metric": "e2e_ms",
+        "target_cv": None,
+        "checks": {"p": {"max_words": "at most 3 words"}},
+        "load": None,
+        "recorded": "at run",
+    }
+    assert [m["unsent_options"] for m in store.models(outcome.run_id)] == [["num_ctx"]]

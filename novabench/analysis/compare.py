@@ -15,8 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from novabench.analysis import compare_sweeps
-from novabench.analysis.baselines import BaselineSpec, digest_label, parse_baseline
+from novabench.analysis.baselines import (
+    BaselineSpec,
+    change_notes,
+    digest_label,
+    earlier_complete_runs,
+    parse_baseline,
+)
 from novabench.analysis.compare_sweeps import SweepChange
+from novabench.analysis.figures import derive
 from novabench.analysis.significance import (
     IMPROVEMENT,
     NO_DIFFERENCE,
@@ -26,13 +33,14 @@ from novabench.analysis.significance import (
     _p_text,
     judge,
 )
-from novabench.analysis.statistics import is_measured, median, with_figures
+from novabench.analysis.statistics import median
 from novabench.errors import RunNotFoundError
+from novabench.records import LOAD_MODE, HistoryRow, RunRecord
 from novabench.storage.store import Store
 
-# A load sweep's requests ran at rising levels of load: pooled per prompt they are no repetitions
-# of one measurement, so they are never compared here; compare_load compares them level by level.
-LOAD_MODE = "load"
+# A load sweep's requests (records.LOAD_MODE) ran at rising levels of load: pooled per prompt
+# they are no repetitions of one measurement, so they are never compared here; compare_sweeps
+# compares them level by level.
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ def compare_runs(
     store: Store, run_a: str, run_b: str, metrics: Sequence[str] = METRIC_NAMES
 ) -> Comparison:
     """Run B against run A for every group both measured; RunNotFoundError for an unknown id."""
-    suite_a, suite_b = store.get_run(run_a)["suite_name"], store.get_run(run_b)["suite_name"]
+    suite_a, suite_b = store.get_run(run_a).suite_name, store.get_run(run_b).suite_name
     rows = store.history(run_ids=[run_a, run_b])
     samples = _samples(rows)
     base, current = samples.get(run_a, {}), samples.get(run_b, {})
@@ -183,12 +191,10 @@ def baseline_comparison(
 ) -> Comparison | None:
     """The run against the baseline stored with it (`--baseline`); None when it had none."""
     run = store.get_run(run_id)
-    if not run.get("baseline"):
+    if not run.baseline:
         return None
-    spec = parse_baseline(run["baseline"])
-    comparison = Comparison(
-        run_id, spec.text, fail_on_regression_pct=run.get("fail_on_regression_pct")
-    )
+    spec = parse_baseline(run.baseline)
+    comparison = Comparison(run_id, spec.text, fail_on_regression_pct=run.fail_on_regression_pct)
     rows = store.history(run_ids=[run_id])
     current = _samples(rows).get(run_id, {})
     _add_load_baseline(comparison, store, run, spec)
@@ -207,13 +213,8 @@ def baseline_comparison(
                 f"baseline run {spec.run_id} measured no (mode, model, host, prompt) of this run"
             )
         return comparison
-    earlier = [  # newest first
-        listed["run_id"]
-        for listed in store.list_runs(run["suite_name"])
-        if listed["status"] == "complete"
-        and (listed["started_at"], listed["run_id"]) < (run["started_at"], run_id)
-    ][: 1 if spec.kind == "last" else None]
-    by_run = _samples(store.history(suite=run["suite_name"], run_ids=earlier)) if earlier else {}
+    earlier = earlier_complete_runs(store, run)[: 1 if spec.kind == "last" else None]
+    by_run = _samples(store.history(suite=run.suite_name, run_ids=earlier)) if earlier else {}
     for key, sample in current.items():
         measured = [by_run[r][key] for r in earlier if key in by_run.get(r, {})]
         pool = [s for s in measured if s.digest == sample.digest][: spec.runs]
@@ -226,7 +227,7 @@ def baseline_comparison(
             )
     if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
-            f"no comparable earlier run of suite {run['suite_name']!r} (complete, same host, "
+            f"no comparable earlier run of suite {run.suite_name!r} (complete, same host, "
             "model digest, mode and prompt): nothing compared"
         )
     return comparison
@@ -247,7 +248,7 @@ def history_changes(
     Runs without a significant change are left out.
     """
     rows = store.history()
-    context = {row["run_id"]: (row["suite_name"], row["status"]) for row in rows}
+    context = {row.run_id: (row.suite_name, row.status) for row in rows}
     previous: dict[tuple[Any, ...], _Sample] = {}
     changes: dict[str, list[Finding]] = {}
     for run_id, groups in _samples(rows).items():  # oldest first
@@ -274,18 +275,20 @@ class _Sample:
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
-def _samples(rows: Iterable[dict[str, Any]]) -> dict[str, dict[GroupKey, _Sample]]:
-    """Rows of `Store.history` as run id -> group -> measured values, in the rows' order."""
+def _samples(rows: Iterable[HistoryRow]) -> dict[str, dict[GroupKey, _Sample]]:
+    """Rows of `Store.history` (measured, successful requests) as run id -> group -> measured
+    values, in the rows' order."""
     samples: dict[str, dict[GroupKey, _Sample]] = {}
-    for row in with_figures(rows):
-        if not is_measured(row) or row.get("error") is not None or row["mode"] == LOAD_MODE:
+    for row in rows:
+        if row.mode == LOAD_MODE:
             continue
-        key = (row["mode"], row["model"], row["host"], row["prompt_id"])
-        groups = samples.setdefault(row["run_id"], {})
+        key = (row.mode, row.model, row.host, row.prompt_id)
+        groups = samples.setdefault(row.run_id, {})
         if key not in groups:
-            groups[key] = _Sample(row["run_id"], row["digest"], row["host_version"])
+            groups[key] = _Sample(row.run_id, row.digest, row.host_version)
+        figures = derive(row)
         for metric in METRICS:
-            value = row[metric.name]
+            value = getattr(figures, metric.name)
             if value is not None and math.isfinite(value):
                 groups[key].values[metric.name].append(value)
     return samples
@@ -303,7 +306,7 @@ def _add_load(comparison: Comparison, store: Store, run_a: str, run_b: str) -> N
 
 
 def _add_load_baseline(
-    comparison: Comparison, store: Store, run: dict[str, Any], spec: BaselineSpec
+    comparison: Comparison, store: Store, run: RunRecord, spec: BaselineSpec
 ) -> None:
     """The run's load sweeps against its stored baseline's (see compare_load.baseline_sweeps)."""
     compare_load = compare_sweeps
@@ -366,13 +369,10 @@ def _findings(
 
 
 def _change_notes(key: GroupKey, base: Sequence[_Sample], current: _Sample) -> list[str]:
-    """What changed besides the numbers: the model's digest, the Ollama version."""
-    notes = []
-    digests = sorted({digest_label(s.digest) for s in base})
-    if digests != [digest_label(current.digest)]:
-        now = digest_label(current.digest)
-        notes.append(f"{key[1]}: model changed (digest {', '.join(digests)} → {now})")
-    versions = sorted({s.ollama_version or "unknown" for s in base})
-    if versions != [current.ollama_version or "unknown"]:
-        notes.append(f"Ollama {', '.join(versions)} → {current.ollama_version or 'unknown'}")
-    return notes
+    return change_notes(
+        key[1],
+        [s.digest for s in base],
+        current.digest,
+        [s.ollama_version for s in base],
+        current.ollama_version,
+    )

@@ -48,7 +48,8 @@ class JsonCheck(BaseModel):
 
 
 class Checks(BaseModel):
-    """What a response must satisfy (see novabench/checks.py); a check left as None is not made."""
+    """What a response must satisfy (analysis/checks.py evaluates it); a check left as None is
+    not made."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     expected: ClassVar[str] = "a mapping of checks, e.g. {contains: '4', max_sentences: 1}"
@@ -87,6 +88,11 @@ class Checks(BaseModel):
         if value is not None and min_words is not None and value < min_words:
             raise ValueError(f"is not allowed: must be >= min_words ({min_words})")
         return value
+
+    def descriptions(self) -> dict[str, str]:
+        """Each declared check by its YAML key, with a short phrase: {'max_sentences': 'at most 1
+        sentence'}, in `declared` order (the order analysis/checks.py's evaluate gives results)."""
+        return dict(zip(self.declared, describe(self), strict=True))
 
     @property
     def declared(self) -> list[str]:
@@ -204,3 +210,36 @@ def _unresolved_ref(
                 return (*paths.get(id(contents), ()), "$ref"), ref
         pending.extend((sub, resolver) for sub in resource.subresources())
     return None
+
+
+def describe(checks: Checks) -> list[str]:
+    """A short phrase per declared check, in `evaluate`'s order: 'at most 1 sentence'."""
+    case = " (case-sensitive)" if checks.case_sensitive else ""
+    phrases = []
+    if checks.contains is not None:
+        phrases.append(f"contains {_listing(checks.contains, 'and')}{case}")
+    if checks.not_contains is not None:
+        phrases.append(f"does not contain {_listing(checks.not_contains, 'or')}{case}")
+    if checks.equals is not None:
+        phrases.append(f"equals {checks.equals!r}{case}")
+    if checks.regex is not None:
+        phrases.append(f"matches /{checks.regex}/")
+    if checks.min_words is not None:
+        phrases.append(f"at least {_count(checks.min_words, 'word')}")
+    if checks.max_words is not None:
+        phrases.append(f"at most {_count(checks.max_words, 'word')}")
+    if checks.max_sentences is not None:
+        phrases.append(f"at most {_count(checks.max_sentences, 'sentence')}")
+    if checks.json_ is not None:
+        schema = checks.json_.json_schema
+        phrases.append("is JSON" if schema is None else "is JSON matching the schema")
+    return phrases
+
+
+def _listing(parts: list[str], conjunction: str) -> str:
+    quoted = [repr(part) for part in parts]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {conjunction} {quoted[-1]}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

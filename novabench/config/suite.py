@@ -449,6 +449,23 @@ class Suite(BaseModel):
             merged = merged.model_copy(update=overrides) if merged else own
         return merged if merged and merged.declared else None
 
+    def facts(self) -> dict[str, Any]:
+        """What a run's report needs of its suite, stored with the run (`runs.facts`): the report
+        never reads the suite text again, so a later schema cannot change what an old run says."""
+        checks = {}
+        for prompt in self.prompts:
+            merged = self.checks_for(prompt)
+            if merged is not None:
+                checks[prompt.id] = merged.descriptions()
+        auto = self.repetitions == "auto"
+        return {
+            "description": self.description.strip() or None,
+            "target_metric": self.target_metric,
+            "target_cv": self.target_cv if auto else None,
+            "checks": checks,
+            "load": self.load.facts() if self.load is not None and "load" in self.modes else None,
+        }
+
     def load_prompts(self) -> list[PromptSpec]:
         """The prompts the load sweep draws from, in turn."""
         wanted = self.load.prompts if self.load and self.load.prompts else None

@@ -183,6 +183,17 @@ class LoadSpec(BaseModel):
     def slo_limits(self) -> dict[str, float]:
         return self.slo.limits() if self.slo else {}
 
+    def facts(self) -> dict[str, Any]:
+        """What a run's report says of its sweep, stored with the run (`runs.facts`)."""
+        return {
+            "kind": self.kind,
+            "levels": self.levels,
+            "level_size": self.level_size(),
+            "slo": self.slo_limits(),
+            "early_stop": self.early_stop,
+            "max_in_flight": self.max_in_flight,
+        }
+
 
 def stored_load_spec(data: dict[str, Any] | None) -> LoadSpec | None:
     """The load section as a run's manifest keeps it (`model_dump`), or None without one."""

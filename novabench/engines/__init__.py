@@ -152,3 +152,12 @@ def make_backend(
 
         return LlamaCppBackend(host)
     raise ValueError(f"backend {kind!r} is not available in this novabench")
+
+
+def unsent_options(kind: str, options: dict[str, Any]) -> list[str]:
+    """A model's options that its engine does not send (the OpenAI API has no num_ctx, top_k...)."""
+    if kind != "openai":
+        return []
+    from novabench.engines.openai import OPENAI_OPTIONS
+
+    return sorted(name for name in options if name not in OPENAI_OPTIONS)

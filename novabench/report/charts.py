@@ -5,13 +5,16 @@ from __future__ import annotations
 import html
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from novabench.analysis.statistics import is_measured, median, median_ci, with_figures
+from novabench.analysis.figures import is_measured
+from novabench.analysis.statistics import median, median_ci
+from novabench.records import PhaseRecord, Request, ResourceSample
+from novabench.report.tables import Label
 
 FONT_STACK = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
@@ -49,8 +52,6 @@ RESOURCE_SERIES: tuple[tuple[str, str, str, float | str, str], ...] = (
 GAP_QUANTILES = (("p50", "#4f46e5"), ("p95", "#f59e0b"), ("p99", "#e11d48"))
 UNMEASURED_COLOR = "#9ca3af"
 
-Label = Callable[[dict[str, Any]], str]
-
 
 def plotly_text(value: object) -> str:
     """Text that Plotly shows literally: it reads a few HTML tags in labels, so escape them."""
@@ -64,9 +65,9 @@ def short_digest(digest: str | None) -> str:
     return digest.split(":", 1)[-1][:DIGEST_CHARS]
 
 
-def measured(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def measured(rows: Iterable[Request]) -> list[Request]:
     """The successful measured requests (no warm-up, no cold start), with their derived figures."""
-    return with_figures(r for r in rows if is_measured(r) and r.get("error") is None)
+    return [r for r in rows if is_measured(r) and r.ok]
 
 
 def base_layout(y_title: str, **extra: Any) -> dict[str, Any]:
@@ -93,13 +94,13 @@ def base_layout(y_title: str, **extra: Any) -> dict[str, Any]:
     return layout
 
 
-def _ordered_modes(rows: Sequence[dict[str, Any]], modes: Sequence[str]) -> list[str]:
-    present = {r["mode"] for r in rows}
+def _ordered_modes(rows: Sequence[Request], modes: Sequence[str]) -> list[str]:
+    present = {r.mode for r in rows}
     return [m for m in modes if m in present] + sorted(present - set(modes))
 
 
 def distribution_by_model(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[Request],
     figure: str,
     y_title: str,
     label: Label,
@@ -107,17 +108,17 @@ def distribution_by_model(
     kind: str = "box",
 ) -> go.Figure | None:
     """One box (or violin) per model and mode of one per-request figure; None without data."""
-    points = [r for r in measured(rows) if r.get(figure) is not None]
+    points = [r for r in measured(rows) if getattr(r, figure) is not None]
     if not points:
         return None
     fig = go.Figure()
     for mode in _ordered_modes(points, modes):
-        of_mode = [r for r in points if r["mode"] == mode]
+        of_mode = [r for r in points if r.mode == mode]
         common: dict[str, Any] = {
             "name": plotly_text(mode),
             "x": [plotly_text(label(r)) for r in of_mode],
             "y": [round(float(r[figure]), 3) for r in of_mode],
-            "customdata": [[plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in of_mode],
+            "customdata": [[plotly_text(r.prompt_id), r.repetition + 1] for r in of_mode],
             "marker": {"color": MODE_COLORS.get(mode), "size": 5, "opacity": 0.7},
             "line": {"color": MODE_COLORS.get(mode)},
             "hovertemplate": (
@@ -146,7 +147,7 @@ def distribution_by_model(
 
 
 def median_with_ci(
-    rows: Iterable[dict[str, Any]],
+    rows: Iterable[Request],
     figure: str,
     y_title: str,
     label: Label,
@@ -157,7 +158,7 @@ def median_with_ci(
 
     The same medians and intervals as the summary table; None without data.
     """
-    points = [r for r in measured(rows) if r.get(figure) is not None]
+    points = [r for r in measured(rows) if getattr(r, figure) is not None]
     if not points:
         return None
     present = _ordered_modes(points, modes)
@@ -170,7 +171,7 @@ def median_with_ci(
     unit = plotly_text(y_title)
     fig = go.Figure()
     for mode in present:
-        of_mode = [r for r in points if r["mode"] == mode]
+        of_mode = [r for r in points if r.mode == mode]
         color = MODE_COLORS.get(mode, SERIES_COLORS[0])
         fig.add_trace(
             go.Box(
@@ -179,7 +180,7 @@ def median_with_ci(
                 showlegend=False,
                 x=[group(label(r), mode) for r in of_mode],
                 y=[round(float(r[figure]), 3) for r in of_mode],
-                customdata=[[plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in of_mode],
+                customdata=[[plotly_text(r.prompt_id), r.repetition + 1] for r in of_mode],
                 boxpoints="all",
                 jitter=0.5,
                 pointpos=0,
@@ -241,17 +242,13 @@ def median_with_ci(
 
 
 def tokens_vs_length(
-    rows: Iterable[dict[str, Any]], label: Label, modes: Sequence[str]
+    rows: Iterable[Request], label: Label, modes: Sequence[str]
 ) -> go.Figure | None:
     """Server generation tokens/s against output tokens, a trace per model (and mode).
 
     A rate that falls with length points at a growing KV cache or context; None without data.
     """
-    points = [
-        r
-        for r in measured(rows)
-        if r.get("eval_tokens_per_s") is not None and r.get("output_tokens")
-    ]
+    points = [r for r in measured(rows) if r.eval_tokens_per_s is not None and r.output_tokens]
     if not points:
         return None
     present = _ordered_modes(points, modes)
@@ -261,7 +258,7 @@ def tokens_vs_length(
     for index, name in enumerate(models):
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         for mode in present:
-            members = [r for r in points if label(r) == name and r["mode"] == mode]
+            members = [r for r in points if label(r) == name and r.mode == mode]
             if not members:
                 continue
             shown = f"{name} · {mode}" if several_modes else name
@@ -269,11 +266,9 @@ def tokens_vs_length(
                 go.Scatter(
                     name=plotly_text(shown),
                     mode="markers",
-                    x=[int(r["output_tokens"]) for r in members],
-                    y=[round(float(r["eval_tokens_per_s"]), 3) for r in members],
-                    customdata=[
-                        [plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in members
-                    ],
+                    x=[int(r.output_tokens) for r in members],
+                    y=[round(float(r.eval_tokens_per_s or 0.0), 3) for r in members],
+                    customdata=[[plotly_text(r.prompt_id), r.repetition + 1] for r in members],
                     marker={
                         "color": color,
                         "size": 7,
@@ -291,19 +286,19 @@ def tokens_vs_length(
     return fig
 
 
-def phase_walls(phases: Sequence[dict[str, Any]]) -> go.Figure | None:
+def phase_walls(phases: Sequence[PhaseRecord]) -> go.Figure | None:
     """Wall time of each mode's measured phase as bars; None without phases."""
     if not phases:
         return None
-    ordered = sorted(phases, key=lambda p: (p["mode"] != "sequential", p["mode"]))
-    walls = [round(float(p["wall_s"]), 3) for p in ordered]
+    ordered = sorted(phases, key=lambda p: (p.mode != "sequential", p.mode))
+    walls = [round(float(p.wall_s), 3) for p in ordered]
     fig = go.Figure(
         go.Bar(
-            x=[plotly_text(p["mode"]) for p in ordered],
+            x=[plotly_text(p.mode) for p in ordered],
             y=walls,
             text=[f"{w:.2f} s" for w in walls],
             textposition="outside",
-            marker={"color": [MODE_COLORS.get(p["mode"], SERIES_COLORS[0]) for p in ordered]},
+            marker={"color": [MODE_COLORS.get(p.mode, SERIES_COLORS[0]) for p in ordered]},
             hovertemplate="%{x}: %{y:.2f} s<extra></extra>",
             width=0.5,
         )
@@ -313,7 +308,7 @@ def phase_walls(phases: Sequence[dict[str, Any]]) -> go.Figure | None:
 
 
 def downsample(
-    samples: Sequence[Mapping[str, Any]], max_points: int = MAX_SAMPLE_POINTS
+    samples: Sequence[ResourceSample], max_points: int = MAX_SAMPLE_POINTS
 ) -> tuple[list[dict[str, Any]], int]:
     """At most `max_points` samples, consecutive ones averaged in equal buckets; and the bucket.
 
@@ -327,7 +322,7 @@ def downsample(
         bucket = samples[start : start + size]
         point: dict[str, Any] = {}
         for name in ("offset_s", *(series[0] for series in RESOURCE_SERIES)):
-            values = [s[name] for s in bucket if s.get(name) is not None]
+            values = [v for s in bucket if (v := getattr(s, name)) is not None]
             point[name] = sum(values) / len(values) if values else None
         points.append(point)
     return points, size
@@ -339,8 +334,8 @@ def bucket_size(count: int, max_points: int = MAX_SAMPLE_POINTS) -> int:
 
 
 def resource_usage(
-    samples: Sequence[Mapping[str, Any]],
-    rows: Iterable[dict[str, Any]],
+    samples: Sequence[ResourceSample],
+    rows: Iterable[Request],
     label: Label,
     cores_logical: int | None,
 ) -> go.Figure | None:
@@ -404,17 +399,13 @@ def resource_usage(
     return fig
 
 
-def _request_bars(rows: Iterable[dict[str, Any]], label: Label) -> list[go.Bar]:
+def _request_bars(rows: Iterable[Request], label: Label) -> list[go.Bar]:
     """One bar per request from its send to its last chunk: a trace per model, one for the rest."""
     timed = [
-        r
-        for r in with_figures(rows)
-        if r.get("error") is None
-        and r.get("e2e_s") is not None
-        and r.get("start_offset_s") is not None
+        r for r in rows if r.error is None and r.e2e_s is not None and r.start_offset_s is not None
     ]
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    unmeasured: list[dict[str, Any]] = []
+    by_model: dict[str, list[Request]] = defaultdict(list)
+    unmeasured: list[Request] = []
     for row in timed:
         (by_model[label(row)] if is_measured(row) else unmeasured).append(row)
     # Unmeasured first, so measured requests are drawn over them; the y axis names the models.
@@ -424,9 +415,9 @@ def _request_bars(rows: Iterable[dict[str, Any]], label: Label) -> list[go.Bar]:
     return bars
 
 
-def _bar(name: str, rows: Sequence[dict[str, Any]], label: Label, color: str) -> go.Bar:
-    starts = [round(float(r["start_offset_s"]), 3) for r in rows]
-    durations = [round(float(r["e2e_s"]), 3) for r in rows]
+def _bar(name: str, rows: Sequence[Request], label: Label, color: str) -> go.Bar:
+    starts = [round(float(r.start_offset_s), 3) for r in rows]
+    durations = [round(float(r.e2e_s or 0.0), 3) for r in rows]
     return go.Bar(
         name=name,
         orientation="h",
@@ -439,9 +430,9 @@ def _bar(name: str, rows: Sequence[dict[str, Any]], label: Label, color: str) ->
         opacity=0.85,
         customdata=[
             [
-                plotly_text(r["prompt_id"]),
+                plotly_text(r.prompt_id),
                 _request_kind(r),
-                plotly_text(r["mode"]),
+                plotly_text(r.mode),
                 start,
                 round(start + duration, 3),
             ]
@@ -454,30 +445,28 @@ def _bar(name: str, rows: Sequence[dict[str, Any]], label: Label, color: str) ->
     )
 
 
-def _request_kind(row: dict[str, Any]) -> str:
-    if row.get("is_cold"):
+def _request_kind(row: Request) -> str:
+    if row.is_cold:
         return "cold start"
-    if row.get("is_warmup"):
+    if row.is_warmup:
         return f"warm-up {row['repetition'] + 1}"
     return f"rep {row['repetition'] + 1}"
 
 
-def token_gaps(
-    rows: Iterable[dict[str, Any]], label: Label, modes: Sequence[str]
-) -> go.Figure | None:
+def token_gaps(rows: Iterable[Request], label: Label, modes: Sequence[str]) -> go.Figure | None:
     """Per-request p50, p95 and p99 of the gaps between chunks, a box each per model (and mode).
 
     A steady stream keeps the three together; a stall lifts p99 far above p50. None without data.
     """
-    points = [r for r in measured(rows) if r.get("gap_p50_ms") is not None]
+    points = [r for r in measured(rows) if r.gap_p50_ms is not None]
     if not points:
         return None
     present = _ordered_modes(points, modes)
     several_modes = len(present) > 1
     order = {name: i for i, name in enumerate(dict.fromkeys(label(r) for r in points))}
-    points.sort(key=lambda r: (order[label(r)], present.index(r["mode"])))
+    points.sort(key=lambda r: (order[label(r)], present.index(r.mode)))
 
-    def group(row: dict[str, Any]) -> str:
+    def group(row: Request) -> str:
         name = plotly_text(label(row))
         return f"{name}<br>{plotly_text(row['mode'])}" if several_modes else name
 
@@ -491,7 +480,7 @@ def token_gaps(
                 name=quantile,
                 x=[group(r) for r in points],
                 y=y,
-                customdata=[[plotly_text(r["prompt_id"]), r["repetition"] + 1] for r in points],
+                customdata=[[plotly_text(r.prompt_id), r.repetition + 1] for r in points],
                 marker={"color": color, "size": 4, "opacity": 0.7},
                 line={"color": color},
                 boxpoints="all",

@@ -16,7 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from novabench.analysis.compare import LOAD_MODE, REGRESSION, Finding
-from novabench.analysis.statistics import median, with_figures
+from novabench.analysis.figures import derive
+from novabench.analysis.statistics import median
+from novabench.records import HistoryRow
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
 
 
@@ -74,7 +76,7 @@ IMPROVEMENT_COLOR = "#059669"
 ChangeKey = tuple[str, str, str, str, str]  # run id, model, host, mode, metric
 
 
-def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def history_series(rows: Iterable[HistoryRow]) -> list[dict[str, Any]]:
     """Per-run medians of every (suite, model, host, mode), oldest first, from `Store.history()`.
 
     Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
@@ -83,29 +85,29 @@ def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     request count, the median of every TREND_METRICS figure, and `changes`: what differs from
     the previous point ("digest a → b", "Ollama x → y").
     """
-    requests: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+    requests: dict[tuple[str, str, str, str], dict[str, list[HistoryRow]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for row in with_figures(rows):
-        if row["mode"] == LOAD_MODE:
+    for row in rows:
+        if row.mode == LOAD_MODE:
             continue  # levels of a sweep are no per-run median of one load: see the run pages
-        key = (row["suite_name"], row["model"], row["host"], row["mode"])
-        requests[key][row["run_id"]].append(row)
+        requests[(row.suite_name, row.model, row.host, row.mode)][row.run_id].append(row)
     series = []
     for (suite, model, host, mode), by_run in sorted(requests.items()):
         points = []
         for run_id, members in by_run.items():
             first = members[0]
-            point = {
+            point: dict[str, Any] = {
                 "run_id": run_id,
-                "run_started_at": first["run_started_at"],
-                "novabench_version": first["novabench_version"],
-                "ollama_version": first.get("host_version") or first["ollama_version"],
-                "digest": first["digest"],
+                "run_started_at": first.run_started_at,
+                "novabench_version": first.novabench_version,
+                "ollama_version": first.host_version or first.ollama_version,
+                "digest": first.digest,
                 "requests": len(members),
             }
+            figures = [derive(r) for r in members]
             for name in TREND_NAMES:
-                point[name] = median(r[name] for r in members)
+                point[name] = median(getattr(f, name) for f in figures)
             points.append(point)
         points.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
         for before, point in zip([None, *points], points, strict=False):

@@ -16,7 +16,14 @@ from novabench import __version__
 from novabench.analysis.figures import derive
 from novabench.analysis.statistics import ci_half_width_ratio
 from novabench.config.suite import ModelSpec, PromptSpec, Suite
-from novabench.engines import Backend, CallLimits, ChatRequest, ModelInfo, make_backend
+from novabench.engines import (
+    Backend,
+    CallLimits,
+    ChatRequest,
+    ModelInfo,
+    make_backend,
+    unsent_options,
+)
 from novabench.engines.storable import make_storable
 from novabench.errors import (
     HostUnreachableError,
@@ -24,13 +31,14 @@ from novabench.errors import (
     ServerAnswerError,
     StorageFailure,
 )
-from novabench.records import RequestResult
+from novabench.records import LevelRecord, LevelSummary, RequestResult
 from novabench.run.checker import CheckWorker
 from novabench.run.machine import system_info
 from novabench.run.provenance import git_info
 from novabench.run.resources import ResourceSampler
 from novabench.run.sink import ResultSink
 from novabench.run.sweep import sweep
+from novabench.storage.facts import run_facts
 from novabench.storage.store import Store, utcnow
 
 
@@ -47,7 +55,7 @@ class RunObserver(Protocol):
 
     def phase_finished(self, mode: str, wall_s: float) -> None: ...
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None: ...
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None: ...
 
     def server_warning(self, message: str) -> None:
         """A server answer cost a fact (show info, loaded size) but not the run."""
@@ -71,7 +79,7 @@ class NullObserver:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         pass
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         pass
 
     def server_warning(self, message: str) -> None:
@@ -350,6 +358,7 @@ class SuiteRunner:
                 "system": system,
                 "hostname": system["hostname"],
                 "pid": os.getpid(),
+                "facts": run_facts(suite.facts()),
                 "manifest": {
                     "git": git_info(suite.path),
                     "repetitions": repetitions,
@@ -373,6 +382,7 @@ class SuiteRunner:
                         "engine_model": t.engine_model,
                         "context_length": (t.show or {}).get("context_length"),
                         "show_info": t.show,
+                        "unsent_options": unsent_options(t.kind, t.options),
                     }
                     for t in targets
                 ],
@@ -515,7 +525,7 @@ class SuiteRunner:
         self, sink: ResultSink, mode: str, target: _Target, prompt: PromptSpec
     ) -> float | None:
         values = [
-            derive(vars(r))[self.suite.target_metric]
+            getattr(derive(r), self.suite.target_metric)
             for r in sink.results
             if r.ok
             and not r.is_warmup
@@ -633,14 +643,20 @@ class SuiteRunner:
                     "load", target, prompt, number, sink, load_level=level_index
                 )
 
-            async def record(row: dict[str, Any], summary: dict[str, Any]) -> None:
-                sink.record("load_level", model=target.spec.name, host=target.host, **row)
+            async def record(level: LevelRecord, summary: LevelSummary) -> None:
+                sink.record("load_level", **level.as_dict())
                 self.observer.level_finished(target.spec.name, target.host, summary)
 
             summaries = await sweep(
-                spec, prompts, send, lambda: time.perf_counter() - self._t0, record
+                spec,
+                prompts,
+                send,
+                lambda: time.perf_counter() - self._t0,
+                record,
+                target.spec.name,
+                target.host,
             )
-            return sum(s["requests"] for s in summaries)
+            return sum(s.requests for s in summaries)
 
         async def sweep_host(targets: list[_Target]) -> int:
             return sum([await sweep_one(target) for target in targets])

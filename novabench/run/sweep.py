@@ -9,17 +9,22 @@ counted as delayed). Each level's requests are stored as they finish, like any o
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
-from novabench.analysis.sweeps import failing, request_span, saturated_at, summarize_level
+from novabench.analysis.sweeps import (
+    failing,
+    level_record,
+    saturated_at,
+    summarize_level,
+    with_stop_reason,
+)
 from novabench.config.suite import PromptSpec
 from novabench.config.workload import LoadSpec
-from novabench.records import RequestResult
-from novabench.storage.store import utcnow
+from novabench.records import LevelRecord, LevelSummary, RequestResult, utcnow
 
 # Sends one request: (prompt, sequence number in the level, level index) -> its result.
 Send = Callable[[PromptSpec, int, int], Awaitable[RequestResult]]
@@ -121,47 +126,32 @@ async def open_loop(
     return LevelOutcome(results, delayed)
 
 
-def level_row(
-    spec: LoadSpec,
-    level_index: int,
-    rows: Sequence[dict[str, Any]],
-    delayed_arrivals: int,
-    started_at: Any,
-    started_offset_s: float,
-) -> dict[str, Any]:
-    """The load_levels row of a finished level (stop_reason filled in by the sweep)."""
-    first, last = request_span(rows, started_offset_s)
-    return {
-        "level_index": level_index,
-        "kind": spec.kind,
-        "level": float(spec.levels[level_index]),
-        "started_at": started_at,
-        "started_offset_s": first,
-        "wall_s": max(0.0, last - first),
-        "requests": len(rows),
-        "delayed_arrivals": delayed_arrivals,
-        "stop_reason": None,
-    }
-
-
 async def sweep(
     spec: LoadSpec,
     prompts: Sequence[PromptSpec],
     send: Send,
     now_offset_s: Callable[[], float],
-    record_level: Callable[[dict[str, Any], dict[str, Any]], Awaitable[None]],
-) -> list[dict[str, Any]]:
+    record_level: Callable[[LevelRecord, LevelSummary], Awaitable[None]],
+    model: str,
+    host: str,
+) -> list[LevelSummary]:
     """Run the levels in order for one model; stop early on saturation or failure.
 
-    `record_level(row, summary)` stores a finished level (its results are already submitted).
+    `record_level(level, summary)` stores a finished level (its results are already submitted).
     Returns the level summaries.
     """
     limits = spec.slo_limits()
-    summaries: list[dict[str, Any]] = []
+    summaries: list[LevelSummary] = []
     for index, value in enumerate(spec.levels):
         count = spec.requests_at(value)
         started_at, started_offset_s = utcnow(), now_offset_s()
         finished: list[RequestResult] = []
+
+        level = functools.partial(
+            level_record, model, host, index, spec.kind, value,
+            started_offset_s=started_offset_s, started_at=started_at,
+        )  # fmt: skip
+
         try:
             if spec.kind == "concurrency":
                 outcome = await closed_loop(
@@ -175,22 +165,19 @@ async def sweep(
         except asyncio.CancelledError:
             # Interrupted: the requests that finished are stored; so is the level they belong to.
             if finished:
-                rows = [vars(r) for r in finished]
-                row = level_row(spec, index, rows, 0, started_at, started_offset_s)
-                row["stop_reason"] = "interrupted"
-                summary = summarize_level(row, rows, limits)
-                await asyncio.shield(record_level(row, summary))
+                record = level(finished, stop_reason="interrupted")
+                summary = summarize_level(record, finished, limits)
+                await asyncio.shield(record_level(record, summary))
             raise
-        rows = [vars(r) for r in outcome.results]
-        row = level_row(spec, index, rows, outcome.delayed_arrivals, started_at, started_offset_s)
-        summary = summarize_level(row, rows, limits)
-        summaries.append(summary)
-        if failing(summary):
-            row["stop_reason"] = "failing"
+        record = level(outcome.results, delayed_arrivals=outcome.delayed_arrivals)
+        summaries.append(summarize_level(record, outcome.results, limits))
+        stop = None
+        if failing(summaries[-1]):
+            stop = "failing"
         elif spec.early_stop and index < len(spec.levels) - 1 and saturated_at(summaries):
-            row["stop_reason"] = "saturated"
-        summary["stop_reason"] = row["stop_reason"]
-        await record_level(row, summary)
-        if row["stop_reason"]:
+            stop = "saturated"
+        summaries[-1] = with_stop_reason(summaries[-1], stop)
+        await record_level(replace(record, stop_reason=stop), summaries[-1])
+        if stop:
             break
     return summaries
