@@ -23,7 +23,8 @@ def output_tokens(row: dict[str, Any]) -> int:
 def derive(row: dict[str, Any]) -> dict[str, Any]:
     """Figures derived from one stored result row (a dict with RequestResult's field names).
 
-    The definitions are the README's "What it measures" table; keep the two in step.
+    The definitions are suites/README.md's "What a run measures" table (FIGURES in
+    config/reference_prose.py); keep the two in step.
     """
     offsets = row.get("token_offsets_s") or []
     tokens = output_tokens(row)
