@@ -1,7 +1,6 @@
 """What one request measured: the figures derived from its raw timings, by one definition each.
 
-The rules are the README's "What it measures" table (suites/README.md and the report say the
-same); the export computes the same figures in SQL (storage/export.py, held in step by a test).
+The rules are suites/README.md's "What a run measures" table (the report says the same); the export computes the same figures in SQL (storage/export.py, held in step by a test).
 """
 
 from __future__ import annotations
@@ -67,7 +66,8 @@ def output_tokens(request: Timed) -> int:
 
 
 def derive(request: Timed) -> Figures:
-    """The figures of one request (the README's "What it measures" table)."""
+    """The figures of one request: suites/README.md's "What a run measures" table (FIGURES in
+    config/reference_prose.py); keep the two in step."""
     offsets = request.token_offsets_s or ()
     tokens = output_tokens(request)
     ttft_s, e2e_s = request.ttft_s, request.e2e_s

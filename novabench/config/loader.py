@@ -334,6 +334,14 @@ def _fields_by_key(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {field.alias or name: field for name, field in model.model_fields.items()}
 
 
+def expected_text(field: FieldInfo | None) -> str | None:
+    """What a field takes, as error lines say it (`Field(json_schema_extra={"expected": ...})`);
+    the field's description is documentation, for the suite reference."""
+    extra = field.json_schema_extra if field else None
+    expected = extra.get("expected") if isinstance(extra, dict) else None
+    return expected if isinstance(expected, str) else None
+
+
 def _is_integer_field(field: FieldInfo | None) -> bool:
     def types(annotation: Any) -> set[Any]:
         return {annotation}.union(*(types(argument) for argument in get_args(annotation)))
@@ -378,7 +386,7 @@ def _translate(
             lines.append(_problem(source, found, f"{_path(place)}: {shown} {problem['message']}"))
         return lines
     if kind == "missing":
-        described = f": {field.description}" if field and field.description else ""
+        described = f": {expected}" if (expected := expected_text(field)) else ""
         return [_problem(source, node, f"{_path(loc[:-1])}: missing key {loc[-1]!r}{described}")]
     if kind == "extra_forbidden":
         allowed = list(_fields_by_key(owner)) if owner else []
@@ -433,8 +441,8 @@ def _message(
     if kind == "too_long":
         limit = ctx.get("max_length")
         return f"{shown} is not allowed: at most {limit} entries"
-    if kind == "list_type" and field and field.description:
-        return f"{shown} is not {field.description}"
+    if kind == "list_type" and (expected := expected_text(field)):
+        return f"{shown} is not {expected}"
     if kind in ("model_type", "dict_type"):
         # A model says what input it takes in `expected`: "a model name or a {...} mapping".
         expected = getattr(_model_in(field.annotation) if field else None, "expected", None)

@@ -85,11 +85,24 @@ class PromptSpec(BaseModel):
     expected: ClassVar[str] = "a prompt text or an {id, text, system, checks} mapping"
 
     id: Text = Field(
-        description="the prompt's id (letters, digits, '_', '.' and '-'), used in results"
+        description="the prompt's id in results and reports: letters, digits, `_`, `.` and `-`; "
+        "a bare-string prompt gets `p1`, `p2`, ... by its position",
+        json_schema_extra={
+            "expected": "the prompt's id (letters, digits, '_', '.' and '-'), used in results"
+        },
     )
-    text: NonBlankText = Field(description="the prompt text sent to the model")
-    system: Text | None = None
-    checks: Checks | None = None
+    text: NonBlankText = Field(
+        description="the prompt text, sent as the user message",
+        json_schema_extra={"expected": "the prompt text sent to the model"},
+    )
+    system: Text | None = Field(
+        default=None, description="a system prompt, sent as a system message before the text"
+    )
+    checks: Checks | None = Field(
+        default=None,
+        description="quality checks for this prompt's answers, overriding the suite's `checks` "
+        "key by key",
+    )
 
     @field_validator("id")
     @classmethod
@@ -100,24 +113,46 @@ class PromptSpec(BaseModel):
 
 
 class ModelSpec(BaseModel):
-    """One model to benchmark, with its own options and, optionally, its own Ollama server."""
+    """One model to benchmark, with its own engine, options and server where it needs them."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     expected: ClassVar[str] = (
         "a model name or a {name, model, backend, options, host, api_key_env} mapping"
     )
 
-    name: NonBlankText = Field(description="the model name, e.g. 'llama3.2'")
+    name: NonBlankText = Field(
+        description="what results and reports call the model; also the id the engine is asked "
+        "for unless `model` is given. Results are keyed by name and host, so the same model "
+        "twice on one host (say on Ollama's native API and its `/v1`) needs two names",
+        json_schema_extra={"expected": "the model name, e.g. 'llama3.2'"},
+    )
     model: NonBlankText | None = Field(
         default=None,
         description="the engine's model id when it differs from `name`: an Ollama or OpenAI "
-        "model name, or for llamacpp a GGUF path or a packaged alias such as 'smollm2'",
+        "model name, or for `llamacpp` a GGUF path (relative to the current folder) or a "
+        "packaged alias such as `smollm2`",
+        json_schema_extra={"default_text": "the `name`"},
     )
-    backend: EngineName | None = None
-    options: OllamaOptions = OllamaOptions()
-    host: Text | None = None
+    backend: EngineName | None = Field(
+        default=None,
+        description="the engine that serves this model, overriding the suite's `backend`",
+        json_schema_extra={"default_text": "the suite's"},
+    )
+    options: OllamaOptions = Field(
+        default=OllamaOptions(),
+        description="this model's options, overriding the suite's key by key",
+    )
+    host: Text | None = Field(
+        default=None,
+        description="this model's server URL, overriding the suite's `host`; models on "
+        "different hosts are swept at once in load mode",
+        json_schema_extra={"default_text": "the suite's"},
+    )
     api_key_env: NonBlankText | None = Field(
-        default=None, description="environment variable holding the API key (openai backend)"
+        default=None,
+        description="the environment variable holding this model's API key, overriding the "
+        "suite's `api_key_env`",
+        json_schema_extra={"default_text": "the suite's"},
     )
 
     @model_validator(mode="before")
@@ -136,68 +171,149 @@ class Suite(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: NonBlankText = Field(description="the suite's name, used in results and reports")
-    description: Text = ""
-    host: Text = Field(default_factory=_host_from_env, validate_default=True)
+    name: NonBlankText = Field(
+        description="the suite's name, used in results and reports (and for its lock file)",
+        json_schema_extra={"expected": "the suite's name, used in results and reports"},
+    )
+    description: Text = Field(default="", description="what the suite is for, shown in reports")
+    host: Text = Field(
+        default_factory=_host_from_env,
+        validate_default=True,
+        description="the server's URL, as `OLLAMA_HOST` takes it: `localhost:11434`, "
+        "`http://box:11434`, `https://host/path`, `[::1]:11434` (port 11434 when a bare host "
+        "gives none); for `openai` with or without the trailing `/v1`",
+        json_schema_extra={"default_text": "`$OLLAMA_HOST`, else `http://localhost:11434`"},
+    )
     models: list[ModelSpec] = Field(
-        min_length=1, description="a list of model names or {name, options, host} mappings"
+        min_length=1,
+        description="the models to benchmark: names, or mappings with a model's own engine, "
+        "options and host",
+        json_schema_extra={"expected": "a list of model names or {name, options, host} mappings"},
     )
     prompts: list[PromptSpec] = Field(
-        min_length=1, description="a list of prompt texts or {id, text, system, checks} mappings"
+        min_length=1,
+        description="the prompts: texts (their ids are then `p1`, `p2`, ... by position), or "
+        "mappings with an id, a system prompt and checks",
+        json_schema_extra={
+            "expected": "a list of prompt texts or {id, text, system, checks} mappings"
+        },
     )
-    checks: Checks | None = None
-    backend: EngineName = "ollama"
+    checks: Checks | None = Field(
+        default=None,
+        description="quality checks on every answer; a prompt's own `checks` override them key "
+        "by key",
+    )
+    backend: EngineName = Field(
+        default="ollama",
+        description="the engine that serves the models: `ollama` (the native API), `openai` "
+        "(any OpenAI-compatible server) or `llamacpp` (embedded, no server); a model entry's "
+        "own `backend` overrides it",
+    )
     api_key_env: NonBlankText | None = Field(
-        default=None, description="environment variable holding the API key (openai backend)"
+        default=None,
+        description="the *name* of an environment variable holding an API key (openai "
+        "backend): read at run time, sent only as `Authorization: Bearer ...`, never stored; "
+        "when it is not set, that model's rows fail with 'environment variable X (api_key_env) "
+        "is not set'",
     )
     modes: list[Mode] = Field(
         default=["sequential"],
         min_length=1,
-        description="a list of 'parallel', 'sequential' and/or 'load' (load needs a load section)",
+        description="what to run: `sequential` (one request at a time: model by model, prompt "
+        "by prompt, repetition by repetition), `parallel` (every model's request for a prompt "
+        "at once), `load` (the sweep in `load`). With both of the first two the report compares "
+        "their wall times: speedup = sequential / parallel, efficiency = speedup / models",
+        json_schema_extra={
+            "expected": "a list of 'parallel', 'sequential' and/or 'load' "
+            "(load needs a load section)"
+        },
     )
     load: LoadSpec | None = Field(
-        default=None, description="the load sweep run by `modes: [load]` (concurrency or rate)"
+        default=None,
+        description="the load sweep that `modes: [load]` runs (and needs)",
     )
     repetitions: int | Literal["auto"] = Field(
         default=3,
-        description="measured requests per model, prompt and mode: an integer or 'auto'",
+        description=f"measured requests per model × prompt × mode, 1 to {MAX_REPETITIONS:,}, or "
+        "`auto`: repeat until the 95% confidence interval of the median of `target_metric` is "
+        "within ±`target_cv` of the median for every model of the group. A run plans at most "
+        f"{MAX_PLANNED_REQUESTS:,} measured requests in all (with `auto`, counting "
+        "`max_repetitions`)",
     )
     min_repetitions: Int = Field(
-        default=5, ge=2, le=MAX_REPETITIONS, description="with repetitions: auto"
+        default=5,
+        ge=2,
+        le=MAX_REPETITIONS,
+        description="with `repetitions: auto`: the fewest measured requests per group",
     )
     max_repetitions: Int = Field(
-        default=30, ge=1, le=MAX_REPETITIONS, description="with repetitions: auto"
+        default=30,
+        ge=1,
+        le=MAX_REPETITIONS,
+        description="with `repetitions: auto`: the most measured requests per group; at least "
+        "`min_repetitions`",
     )
     target_cv: Float = Field(
         default=0.05,
         gt=0,
         le=1,
-        description="with repetitions: auto, the relative half-width of the median's 95% CI",
+        description="with `repetitions: auto`: the half-width of the median's 95% confidence "
+        "interval, as a fraction of the median, that stops repeating (0.05: ±5%)",
     )
-    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = "e2e_ms"
-    cold_start: Bool = False
+    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = Field(
+        default="e2e_ms",
+        description="with `repetitions: auto`: the figure whose median must be known that well",
+    )
+    cold_start: Bool = Field(
+        default=False,
+        description="unload each model first and time the request that loads it again (stored "
+        "flagged `is_cold`, kept out of the warm statistics); `novabench run --cold` does the "
+        "same",
+    )
     sample_interval_s: Float = Field(
-        default=0.25, ge=0, description="resource sampling interval in seconds; 0 turns it off"
+        default=0.25,
+        ge=0,
+        description="seconds between resource samples (CPU, RAM, the server process, GPUs) "
+        "during a run; 0 turns sampling off",
     )
     warmup: Int = Field(
         default=1,
         ge=0,
         le=MAX_WARMUP,
-        description="unmeasured runs before the measured ones, not in the statistics",
+        description="unmeasured requests per model (with the first prompt) before each mode's "
+        "measured ones, to load the model; stored flagged `is_warmup`, left out of every "
+        "statistic",
     )
-    options: OllamaOptions = OllamaOptions()
-    keep_alive: str | int | float | None = None
+    options: OllamaOptions = Field(
+        default=OllamaOptions(),
+        description="model options sent with every request; a model entry's own `options` "
+        "override them key by key",
+    )
+    keep_alive: str | int | float | None = Field(
+        default=None,
+        description="how long the server keeps a model loaded after a request (Ollama "
+        "`keep_alive`): seconds (`300`), a duration (`'5m'`, `'1h30m'`), 0 to unload at once, "
+        "-1 for ever",
+        json_schema_extra={"default_text": "the server's"},
+    )
     timeout_s: Float = Field(
-        default=300.0, gt=0, description="total timeout of one request, in seconds"
+        default=300.0,
+        gt=0,
+        description="bound on each request, from sending it to its last byte, in seconds (the "
+        "only bound the embedded `llamacpp` engine honours)",
     )
     connect_timeout_s: Float = Field(
-        default=10.0, gt=0, description="how long one request may take to connect, in seconds"
+        default=10.0,
+        gt=0,
+        description="bound on connecting, per request, in seconds (the row's error: `cannot "
+        "connect within connect_timeout_s=10`)",
     )
     first_token_timeout_s: Float | None = Field(
         default=None,
         gt=0,
-        description="how long one request may wait for its first token, in seconds "
-        "(default: only timeout_s bounds it, as a cold model load can take minutes)",
+        description="bound on the wait for a request's first token, in seconds (`no first token "
+        "within first_token_timeout_s=5`); unset, only `timeout_s` bounds it, since loading a "
+        "model can take minutes",
     )
 
     _path: Path | None = PrivateAttr(default=None)
