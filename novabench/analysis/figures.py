@@ -1,6 +1,7 @@
 """What one request measured: the figures derived from its raw timings, by one definition each.
 
-The rules are suites/README.md's "What a run measures" table (the report says the same); the export computes the same figures in SQL (storage/export.py, held in step by a test).
+The rules are suites/README.md's "What a run measures" table (the report says the same); the
+export computes the same figures in SQL (storage/export.py, held in step by a test).
 """
 
 from __future__ import annotations
