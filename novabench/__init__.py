@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import importlib
 
+from novabench.version import __version__
+
 # Not typing.TYPE_CHECKING: importing typing takes milliseconds before the command's entry point
 # can catch a Ctrl-C (type checkers treat any name TYPE_CHECKING the same).
 TYPE_CHECKING = False
-
-__version__ = "0.1.0"
 
 # Public name -> module. Imported on first use, so `novabench validate` does not pay for plotly.
 _EXPORTS = {
@@ -44,8 +44,8 @@ _EXPORTS = {
     "SessionOutcome": "novabench.run.session",
     "Store": "novabench.storage.store",
     "Suite": "novabench.config.suite",
-    "load_suite": "novabench.config.suite",
-    "parse_suite": "novabench.config.suite",
+    "load_suite": "novabench.config.reading",
+    "parse_suite": "novabench.config.reading",
 }
 
 __all__ = sorted([*_EXPORTS, "run_suite"])
@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 
     from novabench.analysis.sweeps import load_sweeps
     from novabench.analysis.sweeps import verdict as sweep_verdict
-    from novabench.config.suite import Suite, load_suite, parse_suite
+    from novabench.config.reading import load_suite, parse_suite
+    from novabench.config.suite import Suite
     from novabench.errors import (
         BaselineError,
         HostUnreachableError,

@@ -12,10 +12,9 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from novabench import __version__
 from novabench.analysis.compare import METRIC_NAMES, SIGNIFICANCE, compare_runs
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
-from novabench.config.suite import load_suite
+from novabench.config.reading import load_suite
 from novabench.console import tables
 from novabench.console.errors import user_error
 from novabench.console.log import JsonLogObserver, log_json_event
@@ -28,7 +27,6 @@ from novabench.console.session import (
     stop_line,
 )
 from novabench.engines.ollama import OllamaBackend
-from novabench.entry import main as _entry_main
 from novabench.errors import NovabenchError, SuiteError
 from novabench.report import (
     render_all,
@@ -44,6 +42,7 @@ from novabench.storage.export import FORMATS, export_results
 from novabench.storage.journal import spill_header
 from novabench.storage.store import Store
 from novabench.text import terminal_safe
+from novabench.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -386,11 +385,6 @@ def _existing(db_path: Path) -> Path:
     if not db_path.exists():
         raise NovabenchError(f"{db_path}: no such database: 'novabench run SUITE' creates it")
     return db_path
-
-
-def main() -> None:
-    """What older installs' `novabench` script calls; novabench.entry.main does the work."""
-    _entry_main()
 
 
 @cli.command(name="import")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from novabench import report
-from novabench.config.suite import load_suite
+from novabench.config.reading import load_suite
 from novabench.report import render_history, render_index, render_run
 from novabench.run.runner import run_suite
 from novabench.storage.store import Store

@@ -17,11 +17,10 @@ from novabench.analysis.checks import (
     MAX_CHECKED_CHARS,
     count_sentences,
     count_words,
-    describe,
     evaluate,
     parse_json,
 )
-from novabench.config.checks import JsonCheck
+from novabench.config.checks import JsonCheck, describe
 from novabench.config.suite import Checks
 
 # --- sentences ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,29 +15,33 @@ from novabench.analysis.sweeps import (
     sweeps,
     verdict,
 )
+from novabench.records import LevelSummary, ResourceSample, StoredResult
+from tests.builders import figures, level_record, level_summary, stored_result
+
+
+def sample(**fields: Any) -> ResourceSample:
+    values: dict[str, Any] = dict.fromkeys(ResourceSample.__dataclass_fields__)
+    values.update(taken_at=None, **fields)
+    return ResourceSample(**values)
 
 
 def request(
     ttft_ms: float, tokens: int, itl_ms: float, error: str | None = None, **extra: Any
-) -> dict[str, Any]:
-    """A stored result row whose derived figures are exactly the given ones."""
+) -> StoredResult:
+    """A stored result whose derived figures are exactly the given ones."""
     offsets = [ttft_ms / 1000 + i * itl_ms / 1000 for i in range(tokens)]
-    return {
+    fields: dict[str, Any] = {
         "mode": "load",
-        "model": "m",
-        "host": "h",
         "ttft_s": offsets[0] if offsets else None,
         "e2e_s": (offsets[-1] if offsets else 0.1) + 0.001,
         "token_offsets_s": offsets,
         "eval_count": tokens,
         "error": error,
-        "is_warmup": False,
-        "is_cold": False,
-        **extra,
     }
+    return stored_result(**{**fields, **extra})
 
 
-LEVEL = {"kind": "concurrency", "level": 2.0, "wall_s": 2.0, "started_offset_s": 10.0}
+LEVEL = level_record(kind="concurrency", level=2.0, wall_s=2.0, started_offset_s=10.0)
 
 
 def test_throughput_counts_successful_tokens_over_the_level_wall_time() -> None:
@@ -78,9 +83,9 @@ def test_goodput_counts_requests_meeting_every_slo() -> None:
 
 
 def test_meets_slo_is_inclusive_at_the_limit() -> None:
-    assert meets_slo({"ttft_ms": 500.0}, {"ttft_ms": 500.0})
-    assert not meets_slo({"ttft_ms": 500.1}, {"ttft_ms": 500.0})
-    assert meets_slo({"ttft_ms": 1e9}, {})
+    assert meets_slo(figures(ttft_ms=500.0), {"ttft_ms": 500.0})
+    assert not meets_slo(figures(ttft_ms=500.1), {"ttft_ms": 500.0})
+    assert meets_slo(figures(ttft_ms=1e9), {})
 
 
 def test_queue_wait_is_server_total_minus_its_parts() -> None:
@@ -100,10 +105,10 @@ def test_queue_wait_is_server_total_minus_its_parts() -> None:
 
 def test_resources_are_those_sampled_during_the_level() -> None:
     samples = [
-        {"offset_s": 9.0, "cpu_percent": 99.0, "server_cpu_percent": 400.0},
-        {"offset_s": 10.5, "cpu_percent": 20.0, "server_cpu_percent": 100.0},
-        {"offset_s": 11.5, "cpu_percent": 40.0, "server_cpu_percent": None},
-        {"offset_s": 12.5, "cpu_percent": 99.0, "server_cpu_percent": 400.0},
+        sample(offset_s=9.0, cpu_percent=99.0, server_cpu_percent=400.0),
+        sample(offset_s=10.5, cpu_percent=20.0, server_cpu_percent=100.0),
+        sample(offset_s=11.5, cpu_percent=40.0, server_cpu_percent=None),
+        sample(offset_s=12.5, cpu_percent=99.0, server_cpu_percent=400.0),
     ]
     summary = summarize_level(LEVEL, [request(100, 3, 10)], samples=samples)
     assert summary["samples"] == 2
@@ -113,10 +118,10 @@ def test_resources_are_those_sampled_during_the_level() -> None:
     assert summary["gpu_util_percent_mean"] is None
 
 
-def levels(*points: tuple[float, float, float]) -> list[dict[str, Any]]:
+def levels(*points: tuple[float, float, float]) -> list[LevelSummary]:
     """Level summaries from (level, tokens/s, e2e p50 ms)."""
     return [
-        {"kind": "concurrency", "level": lv, "output_tokens_per_s": tps, "e2e_ms_p50": e2e}
+        level_summary(kind="concurrency", level=lv, output_tokens_per_s=tps, e2e_ms_p50=e2e)
         for lv, tps, e2e in points
     ]
 
@@ -151,7 +156,7 @@ def test_small_steps_need_proportionally_small_gains() -> None:
 
 def test_verdict_names_the_knee_and_the_queue() -> None:
     summaries = levels((1, 100, 500), (2, 102, 1000))
-    summaries[1].update(queue_ms_p50=480.0)
+    summaries[1] = replace(summaries[1], queue_ms_p50=480.0)
     text = verdict(summaries, "ollama")
     assert text.startswith("Throughput stops growing at 1 concurrent request (100 tokens/s)")
     assert "at 2 concurrent requests it changed +2% while median latency rose +100%" in text
@@ -160,8 +165,8 @@ def test_verdict_names_the_knee_and_the_queue() -> None:
 
 def test_verdict_blames_the_hardware_when_streams_slow_down_without_queueing() -> None:
     summaries = levels((1, 100, 500), (2, 110, 950))
-    summaries[0].update(queue_ms_p50=0.0, itl_ms_p50=10.0)
-    summaries[1].update(queue_ms_p50=0.0, itl_ms_p50=19.0)
+    summaries[0] = replace(summaries[0], queue_ms_p50=0.0, itl_ms_p50=10.0)
+    summaries[1] = replace(summaries[1], queue_ms_p50=0.0, itl_ms_p50=19.0)
     assert "the hardware, not the number of slots, is the limit" in verdict(summaries)
 
 
@@ -172,7 +177,7 @@ def test_verdict_without_saturation_says_to_go_higher() -> None:
 
 def test_verdict_on_rate_levels_speaks_of_requests_per_second() -> None:
     summaries = [
-        {"kind": "rate", "level": r, "output_tokens_per_s": t, "e2e_ms_p50": e}
+        level_summary(kind="rate", level=r, output_tokens_per_s=t, e2e_ms_p50=e)
         for r, t, e in ((0.5, 50, 400), (1.0, 60, 4000))
     ]
     assert verdict(summaries).startswith("Throughput stops growing at 0.5 requests/s")
@@ -180,7 +185,7 @@ def test_verdict_on_rate_levels_speaks_of_requests_per_second() -> None:
 
 def test_verdict_of_a_failing_sweep() -> None:
     summaries = levels((1, 100, 500))
-    summaries[0].update(stop_reason="failing", error_rate=0.75)
+    summaries[0] = replace(summaries[0], stop_reason="failing", error_rate=0.75)
     assert verdict(summaries) == (
         "The sweep stopped at 1 concurrent request: 75% of its requests failed."
     )
@@ -188,16 +193,14 @@ def test_verdict_of_a_failing_sweep() -> None:
 
 def test_sweeps_group_stored_rows_by_model_host_and_level() -> None:
     level_rows = [
-        {"model": "m", "host": "h", "level_index": i, "kind": "concurrency", "level": lv,
-         "wall_s": 1.0, "started_offset_s": 0.0}
-        for i, lv in ((1, 2.0), (0, 1.0))
-    ]  # fmt: skip
+        level_record(level_index=i, level=lv, wall_s=1.0) for i, lv in ((1, 2.0), (0, 1.0))
+    ]
     results = [
         request(100, 3, 10, load_level=0),
         request(100, 3, 10, load_level=1),
         request(100, 3, 10, load_level=1),
         request(100, 3, 10, load_level=0, is_warmup=True),  # never counted
-        {**request(100, 3, 10), "mode": "sequential"},  # other modes are not load levels
+        request(100, 3, 10, mode="sequential"),  # other modes are not load levels
     ]
     found = sweeps(level_rows, results)
     assert list(found) == [("m", "h")]
@@ -212,12 +215,9 @@ def test_limits_come_from_the_sweep_facts_stored_with_the_run() -> None:
 
 def test_a_level_without_its_row_is_rebuilt_from_its_requests() -> None:
     # the run was killed during level 1: its requests are stored, its level row never was
-    level_rows = [
-        {"model": "m", "host": "h", "level_index": 0, "kind": "concurrency", "level": 1.0,
-         "wall_s": 1.0, "started_offset_s": 0.0, "stop_reason": None},
-    ]  # fmt: skip
-    late = [{**request(100, 3, 10, load_level=1), "start_offset_s": start} for start in (2.0, 2.5)]
-    results = [{**request(100, 3, 10, load_level=0), "start_offset_s": 0.0}, *late]
+    level_rows = [level_record(level_index=0, level=1.0, wall_s=1.0)]
+    late = [request(100, 3, 10, load_level=1, start_offset_s=start) for start in (2.0, 2.5)]
+    results = [request(100, 3, 10, load_level=0, start_offset_s=0.0), *late]
     load = {"kind": "concurrency", "levels": [1, 2, 4]}  # the sweep's facts, stored with the run
     found = sweeps(level_rows, results, load=load)[("m", "h")]
     assert [(s["level"], s["requests"], s["stop_reason"]) for s in found] == [
@@ -225,7 +225,7 @@ def test_a_level_without_its_row_is_rebuilt_from_its_requests() -> None:
         (2.0, 2, "aborted"),
     ]
     assert found[1]["started_offset_s"] == 2.0
-    assert found[1]["wall_s"] == pytest.approx(0.5 + late[1]["e2e_s"])
+    assert found[1].wall_s == pytest.approx(0.5 + (late[1].e2e_s or 0.0))
     assert "stopped (killed or crashed) during 2 concurrent requests" in verdict(found)
     # without the sweep's levels there is nothing to name the level by: it is left out
     assert len(sweeps(level_rows, results)[("m", "h")]) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from novabench.config.suite import parse_suite
+from novabench.config.reading import parse_suite
 from novabench.errors import SuiteError
 
 BASE = "name: s\nmodels: [m]\nprompts: [hi, {id: q, text: yo}]\n"

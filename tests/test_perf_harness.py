@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from novabench.config.suite import parse_suite
+from novabench.config.reading import parse_suite
 from novabench.engines import ChatRequest
 from novabench.engines.ollama import BODY_END_TIMEOUT_S, OllamaBackend
 from novabench.records import RequestResult

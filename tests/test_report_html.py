@@ -14,20 +14,21 @@ from click.testing import CliRunner
 
 from novabench.analysis import statistics as stats
 from novabench.analysis.figures import queue_ns
-from novabench.analysis.resources import lifetime_stats
+from novabench.analysis.resources import window_stats
 from novabench.cli import cli
 from novabench.errors import RunNotFoundError
 from novabench.records import RequestResult
 from novabench.report import (
-    charts,
     render_all,
     render_comparison,
     render_history,
     render_index,
     render_run,
     timeline,
+    usage_chart,
 )
 from novabench.storage.store import Store
+from tests.builders import request, resource_sample
 from tests.test_compare import FAST, SLOW, add_run
 
 HOST = "http://127.0.0.1:11434"
@@ -904,12 +905,11 @@ def test_resource_chart_and_per_request_usage(store: Store, reports: dict[str, P
     assert "41 samples every 0.5 s" in page
     # the hostile answer's request: its own lifetime's peak and mean
     row = next(r for r in store.results(NEW_RUN) if r["response_text"] == HOSTILE)
-    usage = lifetime_stats(samples, row["start_offset_s"], row["start_offset_s"] + row["e2e_s"])
-    assert usage["cpu_percent_peak"] is not None and usage["cpu_percent_mean"] is not None
-    shown = (
-        f"CPU {usage['cpu_percent_peak']:.0f}% peak, {usage['cpu_percent_mean']:.0f}% mean"
-        " · server RSS 3.0 GiB peak"
-    )
+    end_s = row.start_offset_s + (row.e2e_s or 0.0)
+    usage = window_stats(samples, row.start_offset_s, end_s, nearest=True)
+    peak, mean = usage.peak["cpu_percent"], usage.mean["cpu_percent"]
+    assert peak is not None and mean is not None
+    shown = f"CPU {peak:.0f}% peak, {mean:.0f}% mean · server RSS 3.0 GiB peak"
     assert shown in _response(page, "&lt;img src=x onerror=alert(1)&gt;")
     old = _read(reports["old"])
     assert "resources" not in _figures(old) and "% peak" not in old
@@ -1002,17 +1002,17 @@ def test_outliers_checks_of_an_invalid_suite_and_cpu_only_models(tmp_path: Path)
 
 def test_resource_samples_are_averaged_down_to_a_light_page() -> None:
     samples = [
-        {"offset_s": i * 0.01, "cpu_percent": float(i % 2) * 100, "ram_used_bytes": 2**30}
+        resource_sample(offset_s=i * 0.01, cpu_percent=float(i % 2) * 100, ram_used_bytes=2**30)
         for i in range(5001)
     ]
-    figure = charts.resource_usage(samples, [], str, None)
+    figure = usage_chart.resource_usage(samples, [], str, None)
     assert figure is not None
     for trace in figure.data:
-        assert len(trace.x) <= charts.MAX_SAMPLE_POINTS
+        assert len(trace.x) <= usage_chart.MAX_SAMPLE_POINTS
     cpu = next(t for t in figure.data if t.name == "CPU (system)")
     # buckets of 3 samples: 0, 100, 0 and 100, 0, 100 ... each shown as its mean
     assert len(cpu.x) == 1667 and cpu.x[0] == 0.01 and cpu.y[:2] == (33.333, 66.667)
-    assert charts.downsample(samples[:2000]) == ([dict(s) for s in samples[:2000]], 1)
+    assert usage_chart.downsample(samples[:2000]) == ([dict(s) for s in samples[:2000]], 1)
 
 
 # ---- index and history --------------------------------------------------------------------
@@ -1217,25 +1217,24 @@ def test_request_timeline_segments_are_the_stored_durations(
 
 def test_timeline_gives_overlapping_requests_lanes_of_their_own() -> None:
     rows = [
-        {"mode": "parallel", "model": "m", "start_offset_s": 0.0, "e2e_s": 2.0},
-        {"mode": "parallel", "model": "m", "start_offset_s": 1.0, "e2e_s": 2.0},
-        {"mode": "parallel", "model": "m", "start_offset_s": 2.0, "e2e_s": 1.0},
-        {"mode": "parallel", "model": "n", "start_offset_s": 0.5, "e2e_s": 1.0},
+        request(mode="parallel", model="m", start_offset_s=0.0, e2e_s=2.0),
+        request(mode="parallel", model="m", start_offset_s=1.0, e2e_s=2.0),
+        request(mode="parallel", model="m", start_offset_s=2.0, e2e_s=1.0),
+        request(mode="parallel", model="n", start_offset_s=0.5, e2e_s=1.0),
     ]
-    names, lane_of = timeline.lanes(rows, lambda r: str(r["model"]), ["parallel"])
+    names, lane_of = timeline.lanes(rows, lambda r: r.model, ["parallel"])
     assert names == ["m", "m (2)", "n"]
     assert lane_of == [0, 1, 0, 2]  # the third request starts as the first ends
-    failed = {"start_offset_s": 1.0, "e2e_s": 0.5, "error": "HTTP 500", "total_duration_ns": None}
+    failed = request(start_offset_s=1.0, e2e_s=0.5, error="HTTP 500")
     assert timeline.request_segments(failed) == [timeline.Segment("failed", 1.0, 0.5)]
 
 
 def test_timeline_lanes_stop_growing_at_the_cap() -> None:
     # 100 requests all at once (a load level of 100 streams): 32 lanes, bars share the rest
     rows = [
-        {"mode": "load", "model": "m", "start_offset_s": i * 0.001, "e2e_s": 10.0}
-        for i in range(100)
+        request(mode="load", model="m", start_offset_s=i * 0.001, e2e_s=10.0) for i in range(100)
     ]
-    names, lane_of = timeline.lanes(rows, lambda r: str(r["model"]), ["load"])
+    names, lane_of = timeline.lanes(rows, lambda r: r.model, ["load"])
     assert len(names) == timeline.MAX_SUB_LANES == 32
     assert lane_of[:32] == list(range(32))
     assert sorted(set(lane_of)) == list(range(32))

@@ -20,11 +20,12 @@ from typing import Any
 import psutil
 import pytest
 
-from novabench.analysis.resources import LIFETIME_FIGURES, lifetime_stats
+from novabench.analysis.resources import RESOURCE_FIGURES, WindowStats, window_stats
 from novabench.records import ResourceSample
-from novabench.run import resources as sampling
+from novabench.run import server_processes as sampling
 from novabench.run.machine import gpu_info, system_info
-from novabench.run.resources import ResourceSampler, find_server_processes, is_local_host
+from novabench.run.resources import ResourceSampler
+from novabench.run.server_processes import find_server_processes, is_local_host
 from tests.conftest import free_port
 
 INTERVAL_S = 0.05
@@ -543,18 +544,22 @@ def test_nvml_failures_mean_no_gpu_figures_and_no_noise(
 # --- one request's lifetime ----------------------------------------------------------------
 
 
-def hand_made(offset_s: float, cpu: float, **figures: Any) -> dict[str, Any]:
+def hand_made(offset_s: float, cpu: float, **figures: Any) -> ResourceSample:
     row: dict[str, Any] = {
         "offset_s": offset_s,
+        "taken_at": datetime(2025, 1, 1),
         "cpu_percent": cpu,
+        "per_core_percent": [],
         "ram_used_bytes": 1000 + int(cpu),
+        "ram_percent": 1.0,
+        "swap_used_bytes": 0,
         "server_cpu_percent": None,
         "server_rss_bytes": None,
         "gpu_util_percent": None,
         "gpu_mem_used_bytes": None,
         "gpu_power_w": None,
     }
-    return {**row, **figures}
+    return ResourceSample(**{**row, **figures})
 
 
 SAMPLES = [
@@ -566,53 +571,45 @@ SAMPLES = [
 ]
 
 
+def lifetime(samples: list[ResourceSample], start_s: float, end_s: float) -> WindowStats:
+    """A request's lifetime: the samples inside it, or the nearest one (analysis/resources)."""
+    return window_stats(samples, start_s, end_s, nearest=True)
+
+
 def test_lifetime_stats_over_the_samples_inside_the_window() -> None:
-    stats = lifetime_stats(SAMPLES, 0.2, 0.8)
-    assert set(stats) == {f"{f}_{k}" for f in LIFETIME_FIGURES for k in ("peak", "mean")}
-    assert stats["cpu_percent_peak"] == 60 and stats["cpu_percent_mean"] == pytest.approx(40)
-    assert stats["ram_used_bytes_peak"] == 1060
+    stats = lifetime(SAMPLES, 0.2, 0.8)
+    assert set(stats.peak) == set(stats.mean) == set(RESOURCE_FIGURES)
+    assert stats.samples == 3
+    assert stats.peak["cpu_percent"] == 60 and stats.mean["cpu_percent"] == pytest.approx(40)
+    assert stats.peak["ram_used_bytes"] == 1060
     # A figure absent from some samples is summarised over the ones that have it.
-    assert stats["server_cpu_percent_peak"] == 150 and stats["server_cpu_percent_mean"] == 100
-    assert stats["server_rss_bytes_mean"] == 6000
-    assert stats["gpu_util_percent_peak"] is None and stats["gpu_power_w_mean"] is None
+    assert stats.peak["server_cpu_percent"] == 150 and stats.mean["server_cpu_percent"] == 100
+    assert stats.mean["server_rss_bytes"] == 6000
+    assert stats.peak["gpu_util_percent"] is None and stats.mean["gpu_power_w"] is None
 
 
 def test_lifetime_window_edges_are_inclusive() -> None:
-    stats = lifetime_stats(SAMPLES, 0.25, 0.75)
-    assert stats["cpu_percent_mean"] == pytest.approx(40)  # 40, 20, 60
+    stats = lifetime(SAMPLES, 0.25, 0.75)
+    assert stats.mean["cpu_percent"] == pytest.approx(40)  # 40, 20, 60
 
 
 def test_a_request_shorter_than_the_interval_takes_the_next_sample() -> None:
-    stats = lifetime_stats(SAMPLES, 0.3, 0.4)
-    assert stats["cpu_percent_peak"] == stats["cpu_percent_mean"] == 20  # the sample at 0.5
-    assert stats["server_cpu_percent_peak"] is None
+    stats = lifetime(SAMPLES, 0.3, 0.4)
+    assert stats.peak["cpu_percent"] == stats.mean["cpu_percent"] == 20  # the sample at 0.5
+    assert stats.peak["server_cpu_percent"] is None
 
 
 def test_a_request_after_the_last_sample_takes_the_last_one() -> None:
-    stats = lifetime_stats(SAMPLES, 1.1, 1.2)
-    assert stats["cpu_percent_peak"] == 30
+    stats = lifetime(SAMPLES, 1.1, 1.2)
+    assert stats.peak["cpu_percent"] == 30
 
 
-def test_lifetime_stats_accept_samples_as_dataclasses() -> None:
-    samples = [
-        ResourceSample(
-            offset_s=s["offset_s"],
-            taken_at=datetime(2025, 1, 1),
-            cpu_percent=s["cpu_percent"],
-            per_core_percent=[],
-            ram_used_bytes=s["ram_used_bytes"],
-            ram_percent=1.0,
-            swap_used_bytes=0,
-            server_cpu_percent=s["server_cpu_percent"],
-            server_rss_bytes=s["server_rss_bytes"],
-            gpu_util_percent=None,
-            gpu_mem_used_bytes=None,
-            gpu_power_w=None,
-        )
-        for s in SAMPLES
-    ]
-    assert lifetime_stats(samples, 0.2, 0.8) == lifetime_stats(SAMPLES, 0.2, 0.8)
+def test_a_level_window_takes_no_nearest_sample() -> None:
+    """A load level's resources count only the samples taken during it."""
+    assert window_stats(SAMPLES, 0.3, 0.4).samples == 0
+    assert window_stats(SAMPLES, 0.3, 0.4).peak["cpu_percent"] is None
 
 
 def test_lifetime_stats_without_samples_are_all_none() -> None:
-    assert set(lifetime_stats([], 0.0, 1.0).values()) == {None}
+    stats = lifetime([], 0.0, 1.0)
+    assert set(stats.peak.values()) == set(stats.mean.values()) == {None}

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
 
-from novabench.analysis.figures import derive, queue_ns
+from novabench.analysis.figures import derive, queue_ns, with_figures
 from novabench.analysis.statistics import (
     ci_half_width_ratio,
     describe,
     median_ci,
     outlier_flags,
     summarize,
-    with_figures,
 )
+from novabench.records import StoredResult
+from tests.builders import stored_result
 
 
 def test_describe_known_values() -> None:
@@ -72,69 +74,56 @@ def test_outliers_beyond_three_iqr_are_flagged_not_dropped() -> None:
 
 
 def test_tpot_queue_and_gap_distribution() -> None:
-    row = {
-        "ttft_s": 0.1,
-        "e2e_s": 0.6,
-        "token_offsets_s": [0.1, 0.2, 0.3, 0.4, 0.9],
-        "eval_count": 5,
-        "eval_duration_ns": 800_000_000,
-        "load_duration_ns": 10_000_000,
-        "prompt_eval_duration_ns": 40_000_000,
-        "total_duration_ns": 1_000_000_000,
-    }
+    row = stored_result(
+        ttft_s=0.1,
+        e2e_s=0.6,
+        token_offsets_s=[0.1, 0.2, 0.3, 0.4, 0.9],
+        eval_count=5,
+        eval_duration_ns=800_000_000,
+        load_duration_ns=10_000_000,
+        prompt_eval_duration_ns=40_000_000,
+        total_duration_ns=1_000_000_000,
+    )
     figures = derive(row)
-    assert figures["tpot_ms"] == pytest.approx(125.0)  # (600 - 100) / 4
-    assert figures["gap_p50_ms"] == pytest.approx(100.0)
-    assert figures["gap_max_ms"] == pytest.approx(500.0)
-    assert figures["gap_p99_ms"] == pytest.approx(488.0)  # numpy's linear rule
-    assert figures["gap_p99_ms"] == pytest.approx(np.percentile([100, 100, 100, 500], 99))
-    assert figures["queue_ms"] == pytest.approx(150.0)  # 1000 - (10 + 40 + 800)
-    assert queue_ns({"total_duration_ns": None}) is None
+    assert figures.tpot_ms == pytest.approx(125.0)  # (600 - 100) / 4
+    assert figures.gap_p50_ms == pytest.approx(100.0)
+    assert figures.gap_max_ms == pytest.approx(500.0)
+    assert figures.gap_p99_ms == pytest.approx(488.0)  # numpy's linear rule
+    assert figures.gap_p99_ms == pytest.approx(np.percentile([100, 100, 100, 500], 99))
+    assert figures.queue_ms == pytest.approx(150.0)  # 1000 - (10 + 40 + 800)
+    assert queue_ns(stored_result(total_duration_ns=None)) is None
 
 
 def test_server_client_disagreement_is_flagged_above_ten_percent() -> None:
-    base = {"token_offsets_s": [0.0, 0.5, 1.0], "eval_count": 3}  # one token every 0.5 s
-    agreeing = derive({**base, "eval_duration_ns": 1_500_000_000})  # server: 2 tokens/s
-    assert agreeing["tps_disagreement"] is False
+    base: dict[str, Any] = {"token_offsets_s": [0.0, 0.5, 1.0], "eval_count": 3}  # 0.5 s apart
+    agreeing = derive(stored_result(**base, eval_duration_ns=1_500_000_000))  # 2 tokens/s
+    assert agreeing.tps_disagreement is False
     # n tokens over n - 1 gaps: the client figure reads 3/2 of the server's, yet both agree
-    assert agreeing["client_tokens_per_s"] == pytest.approx(3.0)
-    disagreeing = derive({**base, "eval_duration_ns": 1_200_000_000})  # server: 2.5 tokens/s
-    assert disagreeing["tps_disagreement"] is True
+    assert agreeing.client_tokens_per_s == pytest.approx(3.0)
+    disagreeing = derive(stored_result(**base, eval_duration_ns=1_200_000_000))  # 2.5 tokens/s
+    assert disagreeing.tps_disagreement is True
 
 
 def test_prompt_cache_is_detected_against_the_uncached_rate() -> None:
-    def row(duration_ns: int) -> dict[str, object]:
-        return {
-            "host": "h",
-            "model": "m",
-            "prompt_id": "p",
-            "prompt_eval_count": 100,
-            "prompt_eval_duration_ns": duration_ns,
-        }
+    def row(duration_ns: int) -> StoredResult:
+        return stored_result(
+            prompt_id="p", prompt_eval_count=100, prompt_eval_duration_ns=duration_ns
+        )
 
     rows = with_figures([row(100_000_000), row(2_000_000), row(90_000_000)])
-    assert [r["prompt_cached"] for r in rows] == [False, True, False]
+    assert [r.prompt_cached for r in rows] == [False, True, False]
 
 
 def test_summary_has_ci_and_excludes_cold_starts() -> None:
-    def row(ttft: float, **extra: object) -> dict[str, object]:
-        return {
-            "mode": "sequential",
-            "model": "m",
-            "host": "h",
-            "prompt_id": "p",
-            "is_warmup": False,
-            "is_cold": False,
-            "error": None,
-            "ttft_s": ttft,
-            "token_offsets_s": [ttft],
-            **extra,
-        }
+    def row(ttft: float, **extra: Any) -> StoredResult:
+        return stored_result(prompt_id="p", ttft_s=ttft, token_offsets_s=[ttft], **extra)
 
     rows = [row(0.1), row(0.2), row(0.3), row(5.0, is_cold=True), row(9.0, is_warmup=True)]
-    (summary,) = summarize(rows, keys=("mode", "model", "prompt_id"))
-    assert summary["n"] == 3
-    assert summary["ttft_ms_median"] == pytest.approx(200)
-    assert summary["ttft_ms_max"] == pytest.approx(300)
-    assert summary["ttft_ms_ci_low"] <= 200 <= summary["ttft_ms_ci_high"]
-    assert summary["check_pass_rate"] is None
+    (summary,) = summarize(with_figures(rows), by_prompt=True)
+    ttft = summary.figures["ttft_ms"]
+    assert summary.n == 3
+    assert ttft.median == pytest.approx(200)
+    assert ttft.max == pytest.approx(300)
+    assert ttft.ci_low is not None and ttft.ci_high is not None
+    assert ttft.ci_low <= 200 <= ttft.ci_high
+    assert summary.check_pass_rate is None

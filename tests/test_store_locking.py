@@ -26,7 +26,7 @@ NOVABENCH = (
     "import logging, sys\n"
     "logging.basicConfig(level=logging.WARNING, format='%(name)s: %(message)s')\n"
     "logging.getLogger('novabench.storage.store').setLevel(logging.DEBUG)\n"
-    "from novabench.cli import main\n"
+    "from novabench.entry import main\n"
     "sys.argv[0] = 'novabench'\n"
     "main()\n"
 )

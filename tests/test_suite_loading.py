@@ -10,15 +10,8 @@ import pytest
 
 from novabench.config.checks import JsonCheck
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
-from novabench.config.suite import (
-    Checks,
-    ModelSpec,
-    OllamaOptions,
-    PromptSpec,
-    Suite,
-    load_suite,
-    parse_suite,
-)
+from novabench.config.reading import load_suite, parse_suite
+from novabench.config.suite import Checks, ModelSpec, OllamaOptions, PromptSpec, Suite
 from novabench.errors import SuiteError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "suites" / "one_sentence.yaml"

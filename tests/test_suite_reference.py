@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from novabench.config import reference
 from novabench.config.checks import Checks, JsonCheck
 from novabench.config.options import OllamaOptions
+from novabench.config.reading import parse_suite
 from novabench.config.suite import (
     MAX_PLANNED_REQUESTS,
     MAX_REPETITIONS,
@@ -22,7 +23,6 @@ from novabench.config.suite import (
     ModelSpec,
     PromptSpec,
     Suite,
-    parse_suite,
 )
 from novabench.config.workload import MAX_LEVELS, MAX_STREAMS, LoadSLO, LoadSpec
 from novabench.errors import SuiteError

@@ -24,8 +24,9 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from novabench.config.checks import Checks, JsonCheck
-from novabench.config.loader import EXPECTED_TOP_LEVEL, MAX_EXPANDED_NODES
+from novabench.config.loader import EXPECTED_TOP_LEVEL
 from novabench.config.options import OllamaOptions
+from novabench.config.reading import MAX_SUITE_BYTES, parse_suite
 from novabench.config.reference_prose import (
     AFTER_KEYS,
     BAD_SUITE,
@@ -34,8 +35,9 @@ from novabench.config.reference_prose import (
     markdown_table,
 )
 from novabench.config.reference_running import RUNNING
-from novabench.config.suite import MAX_SUITE_BYTES, ModelSpec, PromptSpec, Suite, parse_suite
+from novabench.config.suite import ModelSpec, PromptSpec, Suite
 from novabench.config.workload import LoadSLO, LoadSpec
+from novabench.config.yaml_tree import MAX_EXPANDED_NODES
 from novabench.errors import SuiteError
 
 

@@ -1,14 +1,10 @@
-"""The suite file: its schema (pydantic) and loading, with one `FILE:LINE:COL: KEY.PATH: message`
-line per problem."""
+"""The suite: which models answer which prompts, how often and in which modes (the pydantic schema
+that `novabench validate` and suites/README.md are made from), and the rules across its keys."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,19 +15,24 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from novabench.config.checks import Checks
 from novabench.config.hosts import _host_from_env, _normalize_host
 from novabench.config.loader import located_error as _located_error
-from novabench.config.loader import validate_yaml
 from novabench.config.options import OllamaOptions
+from novabench.config.specs import (
+    EngineName,
+    ModelSpec,
+    PromptSpec,
+    check_keep_alive,
+    check_repetitions,
+    duplicate_error,
+    duplicates,
+)
 from novabench.config.types import Bool, Float, Int, NonBlankText, Text
 from novabench.config.workload import LoadSpec
-from novabench.errors import SuiteError
 from novabench.records import EMBEDDED_HOST
 
-MAX_SUITE_BYTES = 1024 * 1024
 # Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
 # that never ends and a history no page can show.
 MAX_REPETITIONS = 10_000  # repetitions, min_repetitions and max_repetitions
@@ -39,131 +40,6 @@ MAX_WARMUP = 100
 MAX_PLANNED_REQUESTS = 1_000_000  # measured requests of one run, every mode and model together
 
 Mode = Literal["parallel", "sequential", "load"]
-EngineName = Literal["ollama", "openai", "llamacpp"]
-
-
-# Validators raise ValueError("is ...: what is allowed"); the loader puts the value in front, as
-# the user wrote it: "keep_alive: '300' is a number in a string: use 300 (seconds) or '300s'".
-_PROMPT_ID = re.compile(r"[A-Za-z0-9_.-]+")
-_BARE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)")
-_GO_DURATION = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
-_KEEP_ALIVE_HELP = (
-    "use seconds (300), a duration ('5m', '1h30m'), 0 to unload at once or -1 for ever"
-)
-
-
-def _duplicates(values: list[Any]) -> list[tuple[int, int]]:
-    """(index, index of first occurrence) for each value already seen earlier in the list."""
-    first_at: dict[Any, int] = {}
-    found = []
-    for index, value in enumerate(values):
-        if value in first_at:
-            found.append((index, first_at[value]))
-        else:
-            first_at[value] = index
-    return found
-
-
-def _duplicate_error(
-    what: str, found: list[tuple[int, int]], shown: list[str], sub_loc: tuple[str, ...] = ()
-) -> PydanticCustomError:
-    # One error for the whole list (a validator raises once); the loader makes one line of each.
-    duplicates = [
-        {"at": (index, *sub_loc), "first": (first, *sub_loc), "shown": shown[index]}
-        for index, first in found
-    ]
-    listing = ", ".join(f"{d['shown']} at [{d['at'][0]}]" for d in duplicates)
-    return PydanticCustomError(
-        "duplicate", f"duplicate {what}: {listing}", {"what": what, "duplicates": duplicates}
-    )
-
-
-class PromptSpec(BaseModel):
-    """One prompt: an id for results and reports, the text, an optional system prompt, checks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = "a prompt text or an {id, text, system, checks} mapping"
-
-    id: Text = Field(
-        description="the prompt's id in results and reports: letters, digits, `_`, `.` and `-`; "
-        "a bare-string prompt gets `p1`, `p2`, ... by its position",
-        json_schema_extra={
-            "expected": "the prompt's id (letters, digits, '_', '.' and '-'), used in results"
-        },
-    )
-    text: NonBlankText = Field(
-        description="the prompt text, sent as the user message",
-        json_schema_extra={"expected": "the prompt text sent to the model"},
-    )
-    system: Text | None = Field(
-        default=None, description="a system prompt, sent as a system message before the text"
-    )
-    checks: Checks | None = Field(
-        default=None,
-        description="quality checks for this prompt's answers, overriding the suite's `checks` "
-        "key by key",
-    )
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not _PROMPT_ID.fullmatch(value):
-            raise ValueError("is not a valid prompt id: use only letters, digits, '_', '.' and '-'")
-        return value
-
-
-class ModelSpec(BaseModel):
-    """One model to benchmark, with its own engine, options and server where it needs them."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = (
-        "a model name or a {name, model, backend, options, host, api_key_env} mapping"
-    )
-
-    name: NonBlankText = Field(
-        description="what results and reports call the model; also the id the engine is asked "
-        "for unless `model` is given. Results are keyed by name and host, so the same model "
-        "twice on one host (say on Ollama's native API and its `/v1`) needs two names",
-        json_schema_extra={"expected": "the model name, e.g. 'llama3.2'"},
-    )
-    model: NonBlankText | None = Field(
-        default=None,
-        description="the engine's model id when it differs from `name`: an Ollama or OpenAI "
-        "model name, or for `llamacpp` a GGUF path (relative to the current folder) or a "
-        "packaged alias such as `smollm2`",
-        json_schema_extra={"default_text": "the `name`"},
-    )
-    backend: EngineName | None = Field(
-        default=None,
-        description="the engine that serves this model, overriding the suite's `backend`",
-        json_schema_extra={"default_text": "the suite's"},
-    )
-    options: OllamaOptions = Field(
-        default=OllamaOptions(),
-        description="this model's options, overriding the suite's key by key",
-    )
-    host: Text | None = Field(
-        default=None,
-        description="this model's server URL, overriding the suite's `host`; models on "
-        "different hosts are swept at once in load mode",
-        json_schema_extra={"default_text": "the suite's"},
-    )
-    api_key_env: NonBlankText | None = Field(
-        default=None,
-        description="the environment variable holding this model's API key, overriding the "
-        "suite's `api_key_env`",
-        json_schema_extra={"default_text": "the suite's"},
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_name(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str | None) -> str | None:
-        return None if value is None else _normalize_host(value)
 
 
 class Suite(BaseModel):
@@ -345,43 +221,29 @@ class Suite(BaseModel):
             (m.name, EMBEDDED_HOST if m.backend == "llamacpp" else m.host or info.data.get("host"))
             for m in models
         ]
-        if found := _duplicates(keys):
+        if found := duplicates(keys):
             shown = [f"{name!r} on {host or 'the suite host'}" for name, host in keys]
-            raise _duplicate_error("model", found, shown)
+            raise duplicate_error("model", found, shown)
         return models
 
     @field_validator("prompts")
     @classmethod
     def _unique_prompt_ids(cls, prompts: list[PromptSpec]) -> list[PromptSpec]:
-        if found := _duplicates([p.id for p in prompts]):
-            raise _duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
+        if found := duplicates([p.id for p in prompts]):
+            raise duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
         return prompts
 
     @field_validator("modes")
     @classmethod
     def _unique_modes(cls, modes: list[str]) -> list[str]:
-        if found := _duplicates(modes):
-            raise _duplicate_error("mode", found, [repr(m) for m in modes])
+        if found := duplicates(modes):
+            raise duplicate_error("mode", found, [repr(m) for m in modes])
         return modes
 
     @field_validator("repetitions", mode="before")
     @classmethod
     def _check_repetitions(cls, value: Any) -> Any:
-        if value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            hint = (
-                " (did you mean 'auto'?)"
-                if isinstance(value, str)
-                and value.lower().strip() in ("auto", "automatic", "atuo", "aut")
-                else ""
-            )
-            raise ValueError(f"is not an integer or 'auto'{hint}")
-        if value < 1:
-            raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
-        if value > MAX_REPETITIONS:
-            raise ValueError(f"is not allowed: must be an integer <= {MAX_REPETITIONS:,} or 'auto'")
-        return value
+        return check_repetitions(value, MAX_REPETITIONS)
 
     @model_validator(mode="after")
     def _planned_requests_bounded(self) -> Suite:
@@ -475,18 +337,7 @@ class Suite(BaseModel):
     @field_validator("keep_alive", mode="before")
     @classmethod
     def _check_keep_alive(cls, value: Any) -> Any:
-        # Ollama: a number is seconds, a string is a Go duration; "300" gets a 400 (missing unit).
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"is not a finite number: {_KEEP_ALIVE_HELP}")
-            return value
-        if not isinstance(value, str):
-            raise ValueError(f"is not a keep_alive value: {_KEEP_ALIVE_HELP}")
-        if _BARE_NUMBER.fullmatch(value) and value.lstrip("+-") != "0":
-            raise ValueError(f"is a number in a string: use {value} (seconds) or '{value}s'")
-        if not (_GO_DURATION.fullmatch(value) or value.lstrip("+-") == "0"):
-            raise ValueError(f"is not a duration: {_KEEP_ALIVE_HELP}")
-        return value
+        return check_keep_alive(value)
 
     @model_validator(mode="after")
     def _word_limits_agree_once_merged(self) -> Suite:
@@ -588,52 +439,6 @@ class Suite(BaseModel):
         return [p for p in self.prompts if wanted is None or p.id in wanted]
 
 
-def load_suite(path: str | os.PathLike[str]) -> Suite:
-    """Read and validate a suite file; raise SuiteError listing every problem found."""
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            data = b"" if size > MAX_SUITE_BYTES else file.read(MAX_SUITE_BYTES + 1)
-    except FileNotFoundError:
-        raise SuiteError([f"{source}: no such file"]) from None
-    except IsADirectoryError:
-        raise SuiteError([f"{source}: is a directory, not a suite file"]) from None
-    except OSError as error:
-        raise SuiteError([f"{source}: cannot read: {error.strerror or error}"]) from None
-    if size > MAX_SUITE_BYTES or len(data) > MAX_SUITE_BYTES:
-        raise SuiteError([_too_large(source, max(size, len(data)))])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        byte = data[error.start]
-        raise SuiteError(
-            [f"{source}: not UTF-8 text (invalid byte 0x{byte:02x} at offset {error.start})"]
-        ) from None
-    return _parse(text, data, source, Path(source))
-
-
-def parse_suite(text: str, source: str = "<string>") -> Suite:
-    """Validate a suite given as text; `source` names it in messages."""
-    data = text.encode("utf-8", errors="surrogatepass")
-    if len(data) > MAX_SUITE_BYTES:
-        raise SuiteError([_too_large(source, len(data))])
-    return _parse(text, data, source, None)
-
-
-def _too_large(source: str, size: int) -> str:
-    limit = f"{MAX_SUITE_BYTES:,} bytes, 1 MiB"
-    return f"{source}: {size:,} bytes is too large for a suite (limit {limit})"
-
-
-def _parse(text: str, data: bytes, source: str, path: Path | None) -> Suite:
-    suite = validate_yaml(text, source, Suite, defaults_from={("host",): "$OLLAMA_HOST"})
-    suite._path = path
-    suite._text = text
-    suite._sha256 = hashlib.sha256(data).hexdigest()
-    return suite
-
-
 __all__ = [
     "Checks",
     "Mode",
@@ -641,6 +446,4 @@ __all__ = [
     "OllamaOptions",
     "PromptSpec",
     "Suite",
-    "load_suite",
-    "parse_suite",
 ]

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from novabench.config.suite import EMBEDDED_HOST
 from novabench.engines import ChatRequest, ModelInfo, TextCallback
 from novabench.errors import HostUnreachableError, RequestError
-from novabench.records import RequestResult
+from novabench.records import EMBEDDED_HOST, RequestResult
 
 INSTALL_HINT = "install the embedded engine with: pip install 'novabench[embedded]'"
 

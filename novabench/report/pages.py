@@ -16,7 +16,6 @@ import plotly.offline
 from jinja2 import Environment, PackageLoader, Undefined
 from markupsafe import Markup
 
-from novabench import __version__
 from novabench.errors import OutputError
 from novabench.records import utcnow
 from novabench.report import charts, trends
@@ -25,6 +24,7 @@ from novabench.report.figures import script_json as _script_json
 from novabench.report.history_page import history_context
 from novabench.report.run_page import run_context
 from novabench.storage.store import Store
+from novabench.version import __version__
 
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 

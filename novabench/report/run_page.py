@@ -11,7 +11,7 @@ from novabench.analysis.run_view import RunView, read_run
 from novabench.analysis.significance import SIGNIFICANCE, TOO_FEW
 from novabench.analysis.statistics import OUTLIER_IQR_FACTOR
 from novabench.records import GroupSummary, ModelRecord, PhaseRecord, Request
-from novabench.report import charts, comparisons, timeline
+from novabench.report import charts, comparisons, timeline, usage_chart
 from novabench.report import sweeps as load_section
 from novabench.report.figures import figure
 from novabench.report.notices import notices
@@ -202,7 +202,7 @@ def _figures(
         "resources",
         "Resource usage",
         _resources_caption(len(view.samples), (run.manifest or {}).get("sample_interval_s")),
-        charts.resource_usage(view.samples, view.requests, label, cores),
+        usage_chart.resource_usage(view.samples, view.requests, label, cores),
     )
     requests = figure(
         "timeline",
@@ -219,7 +219,7 @@ def _figures(
 
 def _resources_caption(samples: int, interval_s: float | None) -> str:
     every = f" every {interval_s:g} s" if interval_s else ""
-    bucket = charts.bucket_size(samples)
+    bucket = usage_chart.bucket_size(samples)
     averaged = f"; each point averages {bucket} consecutive samples" if bucket > 1 else ""
     return (
         f"{samples:,} samples{every}{averaged}. Server CPU is the Ollama server's share of "

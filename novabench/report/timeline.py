@@ -145,39 +145,22 @@ def request_timeline(
     fig = go.Figure()
     for phase, legend_name, color in PHASES:
         for measured in (True, False):
-            starts: list[float] = []
-            lengths: list[float] = []
-            ys: list[int] = []
-            for row, lane, parts in zip(timed, lane_of, segments, strict=True):
-                if is_measured(row) != measured:
-                    continue
-                for part in parts:
-                    if part.phase == phase:
-                        starts.append(round(part.start_s, DECIMALS))
-                        lengths.append(round(part.length_s, DECIMALS))
-                        ys.append(lane)
-            if not ys:
+            bar = _phase_bar(timed, lane_of, segments, phase, measured)
+            if bar is None:
                 continue
             marker: dict[str, Any] = {"color": color, "line": {"width": 0}}
             if not measured:
                 marker["pattern"] = UNMEASURED_PATTERN
             # Unmeasured segments share one legend item, shown once: a click hides them all.
-            fig.add_trace(
-                go.Bar(
-                    name=legend_name if measured else UNMEASURED,
-                    legendgroup=phase if measured else UNMEASURED,
-                    legendrank=1000 if measured else 2000,
-                    showlegend=measured,
-                    orientation="h",
-                    base=starts,
-                    x=lengths,
-                    y=ys,
-                    width=0.62,
-                    marker=marker,
-                    opacity=1.0 if measured else UNMEASURED_OPACITY,
-                    hoverinfo="skip",
-                )
+            bar.update(
+                name=legend_name if measured else UNMEASURED,
+                legendgroup=phase if measured else UNMEASURED,
+                legendrank=1000 if measured else 2000,
+                showlegend=measured,
+                marker=marker,
+                opacity=1.0 if measured else UNMEASURED_OPACITY,
             )
+            fig.add_trace(bar)
     unmeasured = [t for t in fig.data if t.legendgroup == UNMEASURED]
     if unmeasured:  # the generation segment shows the hatch best
         carrier = next((t for t in unmeasured if t.marker.color == PHASES[4][2]), unmeasured[0])
@@ -198,6 +181,36 @@ def request_timeline(
             hovertemplate="%{hovertext}<extra></extra>",
         )
     )
+    _lay_out(fig, names)
+    return fig
+
+
+def _phase_bar(
+    timed: Sequence[Request],
+    lane_of: Sequence[int],
+    segments: Sequence[Sequence[Segment]],
+    phase: str,
+    measured: bool,
+) -> go.Bar | None:
+    """One phase's segments of the measured (or the other) requests as one trace; None if none."""
+    starts: list[float] = []
+    lengths: list[float] = []
+    ys: list[int] = []
+    for row, lane, parts in zip(timed, lane_of, segments, strict=True):
+        if is_measured(row) != measured:
+            continue
+        for part in parts:
+            if part.phase == phase:
+                starts.append(round(part.start_s, DECIMALS))
+                lengths.append(round(part.length_s, DECIMALS))
+                ys.append(lane)
+    if not ys:
+        return None
+    return go.Bar(orientation="h", base=starts, x=lengths, y=ys, width=0.62, hoverinfo="skip")
+
+
+def _lay_out(fig: go.Figure, names: Sequence[str]) -> None:
+    """A lane per name, the first on top, seconds since the run started along x."""
     height = max(MIN_HEIGHT_PX, 140 + LANE_PX * len(names))
     fig.update_layout(
         base_layout(
@@ -220,7 +233,6 @@ def request_timeline(
         title=None,
     )
     fig.update_xaxes(title={"text": "seconds since the run started"}, rangemode="tozero")
-    return fig
 
 
 def _hover(row: Request, label: Label, parts: Sequence[Segment]) -> str:

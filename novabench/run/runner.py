@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from novabench import __version__
 from novabench.analysis.figures import derive
 from novabench.analysis.statistics import ci_half_width_ratio
 from novabench.config.suite import ModelSpec, PromptSpec, Suite
@@ -40,6 +39,7 @@ from novabench.run.sink import ResultSink
 from novabench.run.sweep import sweep
 from novabench.storage.facts import run_facts
 from novabench.storage.store import Store, utcnow
+from novabench.version import __version__
 
 
 class RunObserver(Protocol):

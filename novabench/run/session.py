@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from novabench.analysis.baselines import check_baseline
 from novabench.analysis.compare import Comparison, Finding, baseline_comparison
-from novabench.config.suite import Suite, load_suite
+from novabench.config.reading import load_suite
+from novabench.config.suite import Suite
 from novabench.errors import BaselineError, OutputError
 from novabench.records import LevelSummary, RequestResult
 from novabench.run.lock import SuiteLock

@@ -13,7 +13,7 @@ from typing import Any
 import duckdb
 import yaml
 
-from novabench.config.suite import parse_suite
+from novabench.config.reading import parse_suite
 from novabench.config.workload import stored_load_spec
 from novabench.engines import unsent_options
 from novabench.errors import SuiteError

@@ -40,7 +40,8 @@ from rich.console import Console
 
 from novabench.analysis.figures import quantile
 from novabench.analysis.sweeps import sweeps
-from novabench.config.suite import Suite, parse_suite
+from novabench.config.reading import parse_suite
+from novabench.config.suite import Suite
 from novabench.console.live import LiveObserver
 from novabench.run.runner import SuiteRunner
 from novabench.storage.store import Store
