@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from novabench import Store, load_suite, run_suite
 from novabench.analysis.sweeps import limits_of, saturated_at, sweeps, verdict
 from novabench.cli import cli
-from novabench.run.sweep import arrival_offsets_s
+from novabench.run.workloads.sweep import arrival_offsets_s
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, Fault, OllamaDouble
 
