@@ -388,7 +388,7 @@ def test_without_usage_tokens_are_the_content_chunks(scripted: ScriptedServer) -
     result = chat(scripted.url)
     assert result.error is None and result.eval_count is None
     assert result.prompt_eval_count is None
-    figures = derive(vars(result))
+    figures = derive(result)
     assert figures["output_tokens"] == 2
     assert figures["eval_tokens_per_s"] is None
 

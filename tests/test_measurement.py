@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from novabench import Store, load_suite, run_suite
+from novabench.analysis.figures import with_figures
 from novabench.analysis.statistics import summarize
 from novabench.cli import cli
 from tests.conftest import write_suite
@@ -45,9 +46,9 @@ def test_cold_start_unloads_first_and_is_kept_apart(tmp_path: Path) -> None:
     assert all(r["load_duration_ns"] >= 0.25e9 for r in cold)  # paid the 300 ms load
     warm = [r for r in rows if not r["is_cold"] and not r["is_warmup"]]
     assert max(r["load_duration_ns"] for r in warm) < 0.1e9
-    summary = {s["model"]: s for s in summarize(rows)}
-    assert summary["llama3.2"]["n"] == 4  # 2 prompts x 2 repetitions; the cold one is not counted
-    assert summary["llama3.2"]["load_ms_max"] < 100
+    summary = {s.model: s for s in summarize(with_figures(rows))}
+    assert summary["llama3.2"].n == 4  # 2 prompts x 2 repetitions; the cold one is not counted
+    assert summary["llama3.2"].stat("load_ms", "max") < 100
     assert store.get_run(outcome.run_id)["manifest"]["cold_start"] is True
 
 
@@ -128,8 +129,8 @@ def test_checks_are_stored_per_result_with_a_pass_rate(tmp_path: Path) -> None:
     by_model = {r["model"]: r["checks"] for r in rows}
     assert by_model["good"] == {"contains": True, "max_sentences": True}
     assert by_model["chatty"] == {"contains": True, "max_sentences": False}
-    summary = {s["model"]: s for s in summarize(rows)}
-    assert summary["good"]["check_pass_rate"] == 1.0
+    summary = {s.model: s for s in summarize(with_figures(rows))}
+    assert summary["good"].check_pass_rate == 1.0
     assert (summary["chatty"]["checks_passed"], summary["chatty"]["checks_total"]) == (0, 2)
 
 
