@@ -178,7 +178,7 @@ def compare_runs(
     for key, sample in current.items():
         if key in base:
             _add(comparison, key, [base[key]], sample, metrics)
-    _add_load(comparison, store, run_a, run_b)
+    _add_sweeps(comparison, store, run_a, run_b)
     if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
             f"run {run_a} and run {run_b} measured no (mode, model, host, prompt) in common"
@@ -197,7 +197,7 @@ def baseline_comparison(
     comparison = Comparison(run_id, spec.text, fail_on_regression_pct=run.fail_on_regression_pct)
     rows = store.history(run_ids=[run_id])
     current = _samples(rows).get(run_id, {})
-    _add_load_baseline(comparison, store, run, spec)
+    _add_sweep_baseline(comparison, store, run, spec)
     if spec.run_id is not None:  # --baseline RUN_ID
         try:
             store.get_run(spec.run_id)
@@ -294,24 +294,20 @@ def _samples(rows: Iterable[HistoryRow]) -> dict[str, dict[GroupKey, _Sample]]:
     return samples
 
 
-def _add_load(comparison: Comparison, store: Store, run_a: str, run_b: str) -> None:
+def _add_sweeps(comparison: Comparison, store: Store, run_a: str, run_b: str) -> None:
     """Run B's load sweeps against run A's, when both swept."""
-    compare_load = compare_sweeps
-
-    current = compare_load.swept(store, run_b)
+    current = compare_sweeps.swept(store, run_b)
     if current.sweeps:
-        changes, notes = compare_load.compare_sweeps(compare_load.swept(store, run_a), current)
+        changes, notes = compare_sweeps.compare_sweeps(compare_sweeps.swept(store, run_a), current)
         comparison.load += changes
         comparison.notes += [n for n in notes if n not in comparison.notes]
 
 
-def _add_load_baseline(
+def _add_sweep_baseline(
     comparison: Comparison, store: Store, run: RunRecord, spec: BaselineSpec
 ) -> None:
-    """The run's load sweeps against its stored baseline's (see compare_load.baseline_sweeps)."""
-    compare_load = compare_sweeps
-
-    changes, notes = compare_load.baseline_sweeps(store, run, spec)
+    """The run's load sweeps against its stored baseline's (see compare_sweeps.baseline_sweeps)."""
+    changes, notes = compare_sweeps.baseline_sweeps(store, run, spec)
     comparison.load += changes
     comparison.notes += [n for n in notes if n not in comparison.notes]
     for change in changes:

@@ -335,7 +335,7 @@ def _quiet_llama_cpp() -> None:
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
 
 
-def _load(slot: _Slot) -> None:
+def _load_model(slot: _Slot) -> None:
     """Load the slot's model (in its thread) and remember how long that took."""
     from llama_cpp import Llama
 
@@ -363,7 +363,7 @@ def _generate(
     import llama_cpp
 
     if slot.llama is None:
-        _load(slot)
+        _load_model(slot)
     generation = _Generation(load_ns=slot.unreported_load_ns)
     slot.unreported_load_ns = None
     llama = slot.llama

@@ -7,8 +7,7 @@ from typing import Any
 
 from novabench.analysis.compare import history_changes
 from novabench.analysis.significance import REGRESSION
-from novabench.report import sweep_trends as load_trends
-from novabench.report import trends
+from novabench.report import sweep_trends, trends
 from novabench.report.figures import figure
 from novabench.storage.store import Store
 
@@ -19,7 +18,7 @@ def history_context(store: Store) -> dict[str, Any]:
     series = trends.history_series(rows)
     changes = history_changes(store)
     marks = trends.change_index(changes)
-    swept = load_trends.load_series(store)
+    swept = sweep_trends.sweep_series(store)
     suites = []
     names = sorted({s["suite"] for s in series} | {s["suite"] for s in swept})
     for number, suite in enumerate(names, start=1):
@@ -37,9 +36,9 @@ def history_context(store: Store) -> dict[str, Any]:
         figures.append(
             figure(
                 f"history-{number}-load-peak",
-                load_trends.PEAK_TITLE,
-                load_trends.PEAK_CAPTION,
-                load_trends.peak_chart(swept_of_suite),
+                sweep_trends.PEAK_TITLE,
+                sweep_trends.PEAK_CAPTION,
+                sweep_trends.peak_chart(swept_of_suite),
             )
         )
         both = of_suite + swept_of_suite

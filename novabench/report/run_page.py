@@ -11,8 +11,7 @@ from novabench.analysis.run_view import RunView, read_run
 from novabench.analysis.significance import SIGNIFICANCE, TOO_FEW
 from novabench.analysis.statistics import OUTLIER_IQR_FACTOR
 from novabench.records import GroupSummary, ModelRecord, PhaseRecord, Request
-from novabench.report import charts, comparisons, timeline, usage_chart
-from novabench.report import sweeps as load_section
+from novabench.report import charts, comparisons, sweeps, timeline, usage_chart
 from novabench.report.figures import figure
 from novabench.report.notices import notices
 from novabench.report.responses import cold_starts, response_views
@@ -64,7 +63,7 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
     summary_order, request_order = _orders(models, modes)
     summaries = overview(rows, summary_order, label)
     figures, timeline_figure, resources = _figures(view, rows, label, modes)
-    load = load_section.section(view, models, label)
+    load = sweeps.section(view, models, label)
     system = run.system or {}
     views = response_views(rows, view.samples, facts)
     return {

@@ -1,7 +1,7 @@
-"""Plotly figures of load sweeps, from the level summaries `load_stats.sweeps` computes.
+"""Plotly figures of load sweeps, from the level summaries `analysis.sweeps.sweeps` computes.
 
 Every figure has a trace per swept model (model @ host), levels in sweep order on x; nothing here
-computes a statistic, it only places what load_stats derived.
+computes a statistic, it only places what analysis.sweeps derived.
 """
 
 from __future__ import annotations

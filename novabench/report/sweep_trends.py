@@ -23,7 +23,7 @@ PEAK_CAPTION = (
 )
 
 
-def load_series(store: Store) -> list[dict[str, Any]]:
+def sweep_series(store: Store) -> list[dict[str, Any]]:
     """Every (suite, model, host) that was swept, with a point per run, oldest first."""
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     runs = sorted(store.list_runs(), key=lambda r: (r.started_at, r.run_id))

@@ -1,6 +1,6 @@
 """The run page's Load section: each sweep's verdict, its SLOs, a row per level, and its charts.
 
-Every figure comes from `load_stats` over stored rows, the same arithmetic the terminal prints,
+Every figure comes from `analysis.sweeps` over stored rows, the same arithmetic the terminal prints,
 so the page and `novabench run`'s output agree.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from novabench.analysis.run_view import RunView
 from novabench.analysis.sweeps import level_name, limits_of, saturated_at, verdict
 from novabench.records import LOAD_MODE, LevelSummary, ModelRecord
-from novabench.report import sweep_charts as load_charts
+from novabench.report import sweep_charts
 from novabench.report.figures import figure
 from novabench.report.tables import Label
 
@@ -119,7 +119,7 @@ def _sweep(
 def _figures(entries: list[dict[str, Any]], has_slo: bool) -> list[dict[str, Any]]:
     if not entries:
         return []
-    axis = load_charts.axis_title(entries[0]["kind"])
+    axis = sweep_charts.axis_title(entries[0]["kind"])
     rates = "Completed requests per second" + (
         "; dashed, goodput: those that met every SLO" if has_slo else ""
     )
@@ -129,27 +129,27 @@ def _figures(entries: list[dict[str, Any]], has_slo: bool) -> list[dict[str, Any
             "Throughput by level",
             f"Output tokens per second of all streams together, by {axis}: it grows while the "
             "server has room and flattens where it saturates.",
-            load_charts.throughput(entries),
+            sweep_charts.throughput(entries),
         ),
         figure(
             "load-requests",
             "Requests per second by level",
             f"{rates}, over each level's wall time.",
-            load_charts.request_rates(entries),
+            sweep_charts.request_rates(entries),
         ),
         figure(
             "load-ttft",
             "Time to first token by level",
             "p50 (solid), p95 (dashed) and p99 (dotted) of TTFT: it climbs once requests wait "
             "for a slot.",
-            load_charts.percentiles(entries, "ttft_ms", "TTFT (ms)"),
+            sweep_charts.percentiles(entries, "ttft_ms", "TTFT (ms)"),
         ),
         figure(
             "load-itl",
             "Inter-token latency by level",
             "p50, p95 and p99 of the time between tokens: it climbs when every stream slows "
             "down because the hardware is shared.",
-            load_charts.percentiles(entries, "itl_ms", "ITL (ms)"),
+            sweep_charts.percentiles(entries, "itl_ms", "ITL (ms)"),
         ),
         figure(
             "load-curve",
@@ -157,7 +157,7 @@ def _figures(entries: list[dict[str, Any]], has_slo: bool) -> list[dict[str, Any
             "Each level as a point (labelled with its level), joined in sweep order: pick the "
             "highest point whose p95 end-to-end latency you can accept. The ringed point is the "
             "saturation knee: beyond it latency climbs for little more throughput.",
-            load_charts.operating_curve(entries),
+            sweep_charts.operating_curve(entries),
         ),
     ]
     return [f for f in made if f["json"] is not None]
