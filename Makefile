@@ -43,6 +43,7 @@ lint: setup
 	$(BIN)/ruff check novabench tests
 	$(BIN)/ruff format --check novabench tests
 	$(BIN)/mypy novabench
+	$(BIN)/lint-imports
 
 fix: setup
 	$(BIN)/ruff check --fix novabench tests

@@ -18,8 +18,9 @@ import pytest
 
 from novabench import Store, load_suite, run_suite
 from novabench.analysis.figures import derive
-from novabench.engines import ChatRequest, make_backend
+from novabench.engines import ChatRequest
 from novabench.engines.openai import OpenAIBackend, api_base, request_body
+from novabench.engines.registry import make_backend
 from novabench.errors import HostUnreachableError
 from novabench.records import RequestResult
 from novabench.report import render_all

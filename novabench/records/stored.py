@@ -211,6 +211,13 @@ class RunRecord(FieldAccess):
     fail_on_regression_pct: float | None = None
     facts: dict[str, Any] | None = None  # Suite.facts(), stored with the run (m006)
 
+    @property
+    def duration_s(self) -> float | None:
+        """From start to end in seconds; None while the run has not ended."""
+        if self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
 
 @dataclass(frozen=True)
 class RunListing(FieldAccess):

@@ -9,7 +9,6 @@ from novabench.analysis.compare import compare_runs
 from novabench.analysis.significance import SIGNIFICANCE
 from novabench.report import comparisons
 from novabench.report.figures import figure
-from novabench.report.run_page import duration_s
 from novabench.storage.store import Store
 
 
@@ -18,7 +17,7 @@ def _run_side(store: Store, run_id: str, out_dir: Path) -> dict[str, Any]:
     run = store.get_run(run_id)
     return {
         **run.as_dict(),
-        "duration_s": duration_s(run.started_at, run.ended_at),
+        "duration_s": run.duration_s,
         "git": (run.manifest or {}).get("git") or {},
         "has_page": (out_dir / "runs" / f"{run.run_id}.html").exists(),
     }

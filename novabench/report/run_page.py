@@ -78,7 +78,7 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
         "run": run,
         "description": (run.facts or {}).get("description"),
         "status_note": STATUS_NOTES.get(run.status),
-        "duration_s": duration_s(run.started_at, run.ended_at),
+        "duration_s": run.duration_s,
         "host_versions": run.host_versions or {},
         "system": {key: system.get(key) for key in SYSTEM_KEYS},
         "gpus": system.get("gpus") or [],

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Protocol, Unpack
 
 from novabench.config.suite import PromptSpec, Suite
-from novabench.engines import Backend, CallLimits, ChatRequest, make_backend
+from novabench.engines import Backend, CallLimits, ChatRequest
+from novabench.engines.registry import make_backend
 from novabench.engines.storable import make_storable
 from novabench.errors import HostUnreachableError, RequestError, StorageFailure
 from novabench.records import LevelSummary, RepetitionStop, RequestResult

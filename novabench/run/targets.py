@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from novabench.config.suite import ModelSpec, Suite
-from novabench.engines import Backend, ModelInfo, unsent_options
+from novabench.engines import Backend, ModelInfo
+from novabench.engines.registry import unsent_options
 from novabench.errors import HostUnreachableError, RequestError, ServerAnswerError
 
 # An endpoint: (engine, host).

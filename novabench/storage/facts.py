@@ -15,7 +15,7 @@ import yaml
 
 from novabench.config.reading import parse_suite
 from novabench.config.workload import stored_load_spec
-from novabench.engines import unsent_options
+from novabench.engines.registry import unsent_options
 from novabench.errors import SuiteError
 
 RECORDED = "at run"  # facts["recorded"]: how the facts were obtained
