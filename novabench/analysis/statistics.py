@@ -5,6 +5,7 @@ Warm-up and cold-start requests never count towards a statistic of warm, measure
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
@@ -23,7 +24,7 @@ GroupKey = tuple[str, str, str, str | None]  # mode, model, host, prompt id (Non
 
 
 def _clean(values: Iterable[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and np.isfinite(v)]
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
 def percentile(values: Iterable[float | None], q: float) -> float | None:
