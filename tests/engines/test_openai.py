@@ -25,7 +25,7 @@ from novabench.records import RequestResult
 from novabench.report import render_all
 from tests.conftest import free_port, write_suite
 from tests.ollama_double import OllamaDouble
-from tests.test_report_html import _summary_cells, _table
+from tests.report.test_run_page import _summary_cells, _table
 
 REPLY = "I am doing well, thank you for asking."
 REPLY_TOKENS = len(REPLY.split())

@@ -14,7 +14,7 @@ from novabench.config.reading import load_suite, parse_suite
 from novabench.config.suite import Checks, ModelSpec, OllamaOptions, PromptSpec, Suite
 from novabench.errors import SuiteError
 
-SHIPPED = Path(__file__).resolve().parent.parent / "suites" / "one_sentence.yaml"
+SHIPPED = Path(__file__).resolve().parents[2] / "suites" / "one_sentence.yaml"
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,8 @@ from novabench.report import (
     usage_chart,
 )
 from novabench.storage.store import Store
+from tests.analysis.test_compare import FAST, SLOW, add_run
 from tests.builders import request, resource_sample
-from tests.test_compare import FAST, SLOW, add_run
 
 HOST = "http://127.0.0.1:11434"
 NEW_RUN = "20261127T104500Z-3fa1"

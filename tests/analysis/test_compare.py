@@ -30,7 +30,7 @@ from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from novabench.storage.store import Store
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
-from tests.test_store import make_run, result
+from tests.storage.test_store import make_run, result
 
 HOST = "http://127.0.0.1:11434"
 T0 = datetime(2026, 11, 27, 10, 0, 0)
