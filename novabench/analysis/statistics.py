@@ -9,9 +9,6 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-import numpy as np
-from scipy import stats as scipy_stats
-
 from novabench.analysis.figures import is_measured, quantile
 from novabench.records import FIGURES, FigureStats, GroupSummary, Request
 
@@ -38,11 +35,15 @@ def median(values: Iterable[float | None]) -> float | None:
 
 def median_ci(values: Iterable[float | None]) -> tuple[float, float] | None:
     """95% percentile-bootstrap confidence interval of the median; None below 2 values."""
+    import numpy as np  # numpy and scipy load when a statistic needs them, not at start-up
+
     data = np.array(_clean(values), dtype=float)
     if data.size < 2:
         return None
     if np.all(data == data[0]):
         return float(data[0]), float(data[0])
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.bootstrap(
         (data,),
         np.median,
@@ -72,6 +73,8 @@ def describe(values: Iterable[float | None]) -> FigureStats:
     data = _clean(values)
     if not data:
         return FigureStats()
+    import numpy as np
+
     array = np.array(data, dtype=float)
     stdev = float(np.std(array, ddof=1)) if array.size > 1 else None
     mean = float(np.mean(array))
