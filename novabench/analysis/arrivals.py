@@ -11,18 +11,33 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-
-from novabench.analysis.figures import Arrivals
+if TYPE_CHECKING:
+    import numpy as np
 
 GAP_QUANTILES = (0.50, 0.95, 0.99)
+
+
+class Arrivals(NamedTuple):
+    """What the figures need of a request's chunk arrivals: how many, the first and the last,
+    and the gaps between consecutive ones (ms). A tuple: a run makes one per request."""
+
+    chunks: int
+    first_s: float | None
+    last_s: float | None
+    gap_p50_ms: float | None
+    gap_p95_ms: float | None
+    gap_p99_ms: float | None
+    gap_max_ms: float | None
 
 
 def arrivals_of_many(offsets: Sequence[Sequence[float]]) -> list[Arrivals]:
     """`figures.arrivals(o)` for every `o` in `offsets`, in order."""
     if not offsets:
         return []
+    import numpy as np  # only when figures are made: not at start-up
+
     counts = np.fromiter((len(o) for o in offsets), dtype=np.int64, count=len(offsets))
     joined = array("d")
     for each in offsets:
@@ -47,7 +62,9 @@ def arrivals_of_many(offsets: Sequence[Sequence[float]]) -> list[Arrivals]:
 
 def _or_none(values: np.ndarray, present: np.ndarray) -> list[float | None]:
     """Python floats where `present`, None elsewhere."""
-    return np.where(present, values.astype(object), None).tolist()  # type: ignore[no-any-return]
+    made = values.astype(object)
+    made[~present] = None
+    return list(made.tolist())
 
 
 def _gap_figures(
@@ -59,6 +76,8 @@ def _gap_figures(
     Requests with about as many gaps (within a power of two) are padded into one matrix and
     sorted row by row: a sort keyed by request first is many times slower on millions of gaps.
     """
+    import numpy as np
+
     n = len(counts)
     gap_counts = np.maximum(counts - 1, 0)
     quantiles = np.zeros((len(GAP_QUANTILES), n))

@@ -6,10 +6,10 @@ export computes the same figures in SQL (storage/export.py, held in step by a te
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Protocol
 
+from novabench.analysis.arrivals import Arrivals, arrivals_of_many
 from novabench.records import Figures, Request, StoredResult, from_fields
 
 NS_PER_S = 1_000_000_000
@@ -66,24 +66,11 @@ def output_tokens(request: Timed) -> int:
     return request.eval_count or len(request.token_offsets_s or ())
 
 
-class Arrivals(NamedTuple):
-    """What the figures need of a request's chunk arrivals: how many, the first and the last,
-    and the gaps between consecutive ones (ms). A tuple: a run makes one per request."""
-
-    count: int
-    first_s: float | None
-    last_s: float | None
-    gap_p50_ms: float | None
-    gap_p95_ms: float | None
-    gap_p99_ms: float | None
-    gap_max_ms: float | None
-
-
 def arrivals(offsets: Sequence[float]) -> Arrivals:
     """The arrivals of one request (analysis/arrivals.py gives the same for many at once)."""
     gaps_ms = [(b - a) * 1000.0 for a, b in zip(offsets, offsets[1:], strict=False)]
     return Arrivals(
-        count=len(offsets),
+        chunks=len(offsets),
         first_s=offsets[0] if len(offsets) else None,
         last_s=offsets[-1] if len(offsets) else None,
         gap_p50_ms=quantile(gaps_ms, 0.50),
@@ -99,11 +86,11 @@ def derive(request: Timed, found: Arrivals | None = None) -> Figures:
     already (for many requests at once)."""
     if found is None:
         found = arrivals(request.token_offsets_s or ())
-    tokens = request.eval_count or found.count
+    tokens = request.eval_count or found.chunks
     ttft_s, e2e_s = request.ttft_s, request.e2e_s
     stream_s = (
         found.last_s - found.first_s
-        if found.count >= 2 and found.last_s is not None and found.first_s is not None
+        if found.chunks >= 2 and found.last_s is not None and found.first_s is not None
         else None
     )
     itl_s = stream_s / (tokens - 1) if stream_s is not None and tokens > 1 else None
@@ -141,8 +128,6 @@ def derive(request: Timed, found: Arrivals | None = None) -> Figures:
 
 def with_figures(results: Iterable[StoredResult]) -> list[Request]:
     """Each stored result with its figures, and whether its prompt was read from the KV cache."""
-    from novabench.analysis.arrivals import arrivals_of_many  # numpy: only when figures are made
-
     listed = list(results)
     each = arrivals_of_many([r.token_offsets_s or () for r in listed])
     found = [(result, derive(result, a)) for result, a in zip(listed, each, strict=True)]

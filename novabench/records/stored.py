@@ -17,7 +17,6 @@ scripts written when rows were dicts; an unknown name raises KeyError.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +55,7 @@ class FieldAccess:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_FIELD_SETS: dict[type, frozenset[str]] = {}
 R = TypeVar("R")
 
 
@@ -79,16 +79,14 @@ def from_fields(cls: type[R], fields: dict[str, Any]) -> R:
     Request of 48 fields, and a run page of 100,000 requests makes 200,000 records. Only for
     records without __post_init__ (a test holds that).
     """
-    if fields.keys() != _field_set(cls):
-        raise TypeError(f"{cls.__name__} fields differ: {sorted(fields.keys() ^ _field_set(cls))}")
+    names = _FIELD_SETS.get(cls)
+    if names is None:
+        names = _FIELD_SETS[cls] = frozenset(_field_names(cls))
+    if fields.keys() != names:
+        raise TypeError(f"{cls.__name__} fields differ: {sorted(fields.keys() ^ names)}")
     record = object.__new__(cls)
     record.__dict__.update(fields)
     return record
-
-
-@functools.cache
-def _field_set(cls: type) -> frozenset[str]:
-    return frozenset(_field_names(cls))
 
 
 # ---- what an engine records ------------------------------------------------------------------

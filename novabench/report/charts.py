@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import plotly.graph_objects as go
@@ -12,7 +13,7 @@ from novabench.analysis.figures import is_measured
 from novabench.analysis.statistics import median, median_ci
 from novabench.records import PhaseRecord, Request
 from novabench.report.tables import Label
-from novabench.report.thinning import Tally, boxes, per_trace, thin
+from novabench.report.thinning import Tally, boxes, per_trace, thin, thin_by
 
 FONT_STACK = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
@@ -105,7 +106,7 @@ def distribution_by_model(
     limit = per_trace(len(present))
     for mode in present:
         of_mode = [r for r in points if r.mode == mode]
-        drawn = thin(of_mode, lambda r: r[figure], limit, tally)
+        drawn = thin_by(of_mode, label, lambda r: r[figure], limit, tally)
         common: dict[str, Any] = {
             "name": plotly_text(mode),
             "x": [plotly_text(label(r)) for r in drawn],
@@ -201,7 +202,7 @@ def median_with_ci(
     for mode in present:
         of_mode = [r for r in points if r.mode == mode]
         color = MODE_COLORS.get(mode, SERIES_COLORS[0])
-        drawn = thin(of_mode, lambda r: r[figure], limit, tally)
+        drawn = thin_by(of_mode, label, lambda r: r[figure], limit, tally)
         x = [group(label(r), mode) for r in drawn]
         fig.add_trace(_request_dots(drawn, figure, mode, x, color, unit))
         medians = []
@@ -380,7 +381,7 @@ def token_gaps(
         key = f"gap_{quantile}_ms"
         every = [round(float(r[key]), 3) for r in points]
         values += every
-        drawn = thin(points, lambda r, key=key: r[key], limit, tally if index == 0 else None)
+        drawn = thin_by(points, group, itemgetter(key), limit, tally if index == 0 else None)
         dots: dict[str, Any] = {
             "name": quantile,
             "x": [group(r) for r in drawn],

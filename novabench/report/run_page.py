@@ -245,7 +245,7 @@ def _run_charts(
         "Resource usage",
         _resources_caption(len(view.samples), (run.manifest or {}).get("sample_interval_s")),
         resource_chart,
-        used.note("the samples are not thinned"),
+        used.note("the CPU and memory lines count every sample"),
     )
     timeline_chart = timeline.request_timeline(view.requests, label, modes, lanes)
     requests = figure(

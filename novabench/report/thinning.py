@@ -5,7 +5,8 @@ computed over every request; only the marks a chart draws of single requests (a 
 thinned, and the page says so beside the chart. The rule: a chart draws at most
 POINTS_PER_CHART requests, shared evenly among its traces; a trace with more keeps its first and
 its last request, the ones with its lowest and highest value, and a fixed sample of the rest
-(seeded: the same run always draws the same requests).
+(seeded: the same run always draws the same requests). Where a trace holds several models
+(a mode's dots across models), each model's share keeps its own extremes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ POINTS_PER_CHART = 3000
 MIN_PER_TRACE = 200  # a chart of many traces still draws enough of each to show its spread
 SEED = 13
 RULE = (
-    "each trace keeps its first and last request and its lowest and highest value, "
+    "each model's share keeps its first and last request and its lowest and highest value, "
     "the rest a fixed sample"
 )
 WHISKER_IQR = 1.5  # the box whiskers' reach, as Plotly draws them from every point
@@ -76,6 +77,27 @@ def thin(
     if tally is not None:
         tally.drawn += len(keep)
     return [items[i] for i in sorted(keep)]
+
+
+def thin_by(
+    items: Sequence[T],
+    key: Callable[[T], Any],
+    value: Callable[[T], float | None],
+    limit: int,
+    tally: Tally | None = None,
+) -> list[T]:
+    """`thin` of each group of `items` with the same `key` (a model), `limit` shared evenly
+    among the groups; in their order."""
+    groups: dict[Any, list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault(key(item), []).append(index)
+    share = max(1, limit // max(len(groups), 1))
+    kept = sorted(
+        i
+        for members in groups.values()
+        for i in thin(members, lambda i: value(items[i]), share, tally)
+    )
+    return [items[i] for i in kept]
 
 
 def box_stats(values: Sequence[float]) -> dict[str, float]:

@@ -36,20 +36,46 @@ MEASURED_SQL = "NOT {x}.is_warmup AND NOT {x}.is_cold"
 class Reads(Database):
     """The reads of one history file; each opens the file, reads, and closes it."""
 
-    def list_runs(self, suite: str | None = None) -> list[RunListing]:
-        """Every run, newest first, with request and error counts."""
+    def list_runs(
+        self, suite: str | None = None, *, newest: int | None = None, month: str | None = None
+    ) -> list[RunListing]:
+        """Every run, newest first, with request and error counts; only the `newest` so many,
+        or only those started in `month` ('2026-01', UTC), when given.
+
+        The runs are chosen first and only their results counted: the index's few runs cost the
+        same in a history of ten or of ten thousand runs.
+        """
         measured = MEASURED_SQL.format(x="x")
         sql = f"""
-            SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
-                   r.ollama_version, r.novabench_version, r.modes,
-                   count(x.seq) FILTER (WHERE {measured}) AS requests,
-                   count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL) AS errors
-            FROM runs r LEFT JOIN results x USING (run_id)
-            WHERE ? IS NULL OR r.suite_name = ?
-            GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC
+            WITH chosen AS (
+                SELECT run_id, started_at, ended_at, status, suite_name, host, ollama_version,
+                       novabench_version, modes
+                FROM runs
+                WHERE ($suite IS NULL OR suite_name = $suite)
+                  AND ($month IS NULL OR strftime(started_at, '%Y-%m') = $month)
+                ORDER BY started_at DESC, run_id DESC LIMIT $newest
+            ), counted AS (
+                SELECT x.run_id, count(x.seq) FILTER (WHERE {measured}) AS requests,
+                       count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL) AS errors
+                FROM results x SEMI JOIN chosen USING (run_id) GROUP BY x.run_id
+            )
+            SELECT c.*, coalesce(n.requests, 0) AS requests, coalesce(n.errors, 0) AS errors
+            FROM chosen c LEFT JOIN counted n USING (run_id)
+            ORDER BY c.started_at DESC, c.run_id DESC
+        """
+        params = {"suite": suite, "month": month, "newest": newest}
+        with self.connect() as con:
+            return [from_mapping(RunListing, row) for row in _dicts(con.execute(sql, params))]
+
+    def run_months(self) -> list[tuple[str, str, int]]:
+        """(month 'YYYY-MM', suite name, runs) of every month and suite with runs, newest month
+        first: the runs table alone, never the results."""
+        sql = """
+            SELECT strftime(started_at, '%Y-%m') AS month, suite_name, count(*) AS runs
+            FROM runs GROUP BY ALL ORDER BY month DESC, suite_name
         """
         with self.connect() as con:
-            return [from_mapping(RunListing, row) for row in _dicts(con.execute(sql, [suite] * 2))]
+            return [(str(m), str(s), int(n)) for m, s, n in con.execute(sql).fetchall()]
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.connect() as con:

@@ -1,4 +1,4 @@
-"""Synthetic histories for scale measurements, written with the real Store and bulk DuckDB SQL.
+"""A synthetic big load run, written with the real Store and bulk DuckDB SQL.
 
 Every row is made by SQL from `range()`, with pseudo-random figures from `hash()` of the row's
 number, so a history of a million requests with their token arrival arrays is written in seconds
@@ -7,18 +7,17 @@ real suite text (and the facts parsed from it), models, prompts, results, resour
 levels and phases, so every page and command reads them as it reads a real run.
 
     add_load_run(store, requests=100_000)          one load sweep (a run page at scale)
-    add_history(store, runs=3_000, requests_per_run=34)   hourly runs of several suites
+
+    PYTHONPATH=$PWD python -m tests.report.big_run DB OUT [REQUESTS]   times its run page
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import duckdb
 
@@ -29,7 +28,6 @@ from novabench.version import __version__
 
 START = datetime(2026, 1, 1, tzinfo=UTC).replace(tzinfo=None)  # the store keeps naive UTC
 HOST = "http://127.0.0.1:11434"
-OTHER_HOST = "http://10.0.0.2:11434"
 MACHINE = "scale-synthetic"  # never this machine's hostname: no run is taken for abandoned
 SYSTEM = {
     "os": "Linux",
@@ -62,35 +60,27 @@ class Level:
     start_s: float  # offset of its first request from the run's start
 
 
-def load_suite_text(name: str, models: Sequence[str], levels: Sequence[int], per_level: int) -> str:
+def load_suite_text(
+    name: str, models: Sequence[str], levels: Sequence[int], per_level: int, mode: str = "load"
+) -> str:
+    """A load sweep's suite; or (another `mode`) a suite of that mode with as many requests."""
     listed = ", ".join(models)
     concurrency = ", ".join(str(c) for c in levels)
-    return (
+    head = (
         f"name: {name}\n"
-        f"description: Synthetic load sweep for scale measurements.\n"
+        f"description: Synthetic big run for scale measurements.\n"
         f"host: {HOST}\n"
         f"models: [{listed}]\n"
         'prompts: ["Hi.", "Tell me a joke.", "Summarise the plot of Hamlet."]\n'
-        "modes: [load]\n"
+        f"modes: [{mode}]\n"
         "warmup: 1\n"
         "sample_interval_s: 0.5\n"
+    )
+    if mode != "load":
+        return head + f"repetitions: {max(1, per_level * len(levels) // 3)}\n"
+    return head + (
         f"load: {{concurrency: [{concurrency}], requests_per_level: {per_level}, "
         "slo: {ttft_ms: 500, itl_ms: 60}, early_stop: false}\n"
-    )
-
-
-def mode_suite_text(name: str, models: Sequence[str], prompts: int, repetitions: int) -> str:
-    listed = ", ".join(models)
-    texts = ", ".join(f"{{id: p{i}, text: 'Prompt {i} of {name}.'}}" for i in range(prompts))
-    return (
-        f"name: {name}\n"
-        f"host: {HOST}\n"
-        f"models: [{listed}]\n"
-        f"prompts: [{texts}]\n"
-        "modes: [sequential]\n"
-        f"repetitions: {repetitions}\n"
-        "warmup: 1\n"
-        "sample_interval_s: 0\n"
     )
 
 
@@ -163,20 +153,25 @@ def add_load_run(
     tokens: tuple[int, int] = (16, 112),
     error_share: float = 0.01,
     started_at: datetime = START,
+    mode: str = "load",
 ) -> str:
     """One finished load sweep of about `requests` requests (spread evenly over models and
-    levels), each with its token arrival array; resource samples every 0.5 s. Returns its id."""
+    levels), each with its token arrival array; resource samples every 0.5 s. Returns its id.
+
+    Another `mode` ('sequential', 'parallel') stores the same requests as a run of that mode:
+    no levels, every request in the run's ordinary charts and tables."""
     per_level = max(1, requests // (len(models) * len(concurrency)))
     levels = _levels(concurrency, per_level, tokens[1])
     wall_s = levels[-1].start_s + math.ceil(per_level / levels[-1].concurrency) * levels[-1].slot_s
-    suite_text = load_suite_text("load-scale", models, concurrency, per_level)
+    suite_text = load_suite_text("load-scale", models, concurrency, per_level, mode)
     store.create_run(
         _run_row(run_id, suite_text, started_at, started_at + timedelta(seconds=wall_s))
     )
     with store.connect() as con:
         con.execute("BEGIN TRANSACTION")
-        _insert_load_results(con, run_id, started_at, models, levels, tokens, error_share)
-        _insert_load_levels(con, run_id, concurrency)
+        _insert_load_results(con, run_id, started_at, models, levels, tokens, error_share, mode)
+        if mode == "load":
+            _insert_load_levels(con, run_id, concurrency)
         _insert_samples(con, run_id, started_at, wall_s, 0.5)
         con.execute("COMMIT")
     return run_id
@@ -190,6 +185,7 @@ def _insert_load_results(
     levels: Sequence[Level],
     tokens: tuple[int, int],
     error_share: float,
+    mode: str,
 ) -> None:
     """Warm-ups (one per model, before the sweep), then every level's requests per model."""
     per_level = levels[0].requests
@@ -224,7 +220,7 @@ def _insert_load_results(
             token_offsets_s, prompt_eval_count, prompt_eval_duration_ns, eval_count,
             eval_duration_ns, load_duration_ns, total_duration_ns, done_reason, response_text,
             thinking_text, error, http_status, is_cold, checks, backend, load_level)
-        SELECT $run_id, i + $n_models, 'load', $models[m + 1], $host,
+        SELECT $run_id, i + $n_models, $mode, $models[m + 1], $host,
                ['p0', 'p1', 'p2'][i % 3 + 1], k, false,
                $started_at::TIMESTAMP + to_microseconds((start_s * 1e6)::BIGINT), start_s,
                CASE WHEN failed THEN NULL ELSE ttft END,
@@ -239,7 +235,8 @@ def _insert_load_results(
                CASE WHEN failed THEN NULL ELSE 'stop' END,
                CASE WHEN failed THEN '' ELSE repeat('word ', n_tokens) END, '',
                CASE WHEN failed THEN 'HTTP 503: server busy, ' || i::VARCHAR ELSE NULL END,
-               CASE WHEN failed THEN 503 ELSE 200 END, false, NULL, 'ollama', lv
+               CASE WHEN failed THEN 503 ELSE 200 END, false, NULL, 'ollama',
+               CASE WHEN $mode = 'load' THEN lv END
         FROM timed
         """,
         {
@@ -257,6 +254,7 @@ def _insert_load_results(
             "low": low,
             "high": high,
             "started_at": started_at,
+            "mode": mode,
         },
     )
     # One warm-up per model before the sweep: seq 0..n_models-1, no level.
@@ -266,7 +264,7 @@ def _insert_load_results(
             started_at, start_offset_s, ttft_s, e2e_s, chunk_count, response_bytes,
             token_offsets_s, eval_count, eval_duration_ns, total_duration_ns, load_duration_ns,
             done_reason, response_text, thinking_text, http_status, is_cold, backend)
-        SELECT $run_id, m, 'load', $models[m + 1], $host, 'p0', 0, true,
+        SELECT $run_id, m, $mode, $models[m + 1], $host, 'p0', 0, true,
                $started_at::TIMESTAMP, 0.1 * m, 0.5, 0.8, 3, 15, [0.5, 0.6, 0.7], 3, 200000000,
                790000000, 400000000, 'stop', 'word word word', '', 200, false, 'ollama'
         FROM range($n_models) t(m)
@@ -277,6 +275,7 @@ def _insert_load_results(
             "models": list(models),
             "n_models": n_models,
             "started_at": started_at,
+            "mode": mode,
         },
     )
 
@@ -319,153 +318,33 @@ def _insert_samples(
     )
 
 
-def add_history(
-    store: Store,
-    runs: int,
-    requests_per_run: int = 34,
-    *,
-    suites: Sequence[str] = ("chat", "code", "summary"),
-    models: Sequence[str] = ("llama3.2", "qwen2.5"),
-    prompts: int = 2,
-    every: timedelta = timedelta(hours=1),
-    start: datetime = START,
-    first: int = 0,
-) -> list[str]:
-    """`runs` finished sequential runs, one every `every`, the suites in turn, each of about
-    `requests_per_run` requests (one warm-up per model, then repetitions of `prompts` prompts).
+def main(argv: Sequence[str]) -> None:
+    """Build DB with one load run of REQUESTS (when DB does not exist), then time its run page."""
+    import os
+    import sys
+    import time
+    from pathlib import Path
 
-    Run ids sort by start time; `first` numbers them on from an earlier call. Returns the ids.
-    """
-    reps = max(1, (requests_per_run - len(models)) // (prompts * len(models)))
-    texts = [mode_suite_text(name, models, prompts, reps) for name in suites]
-    rows = [_run_row("x", text, start, start) for text in texts]
-    ids = [_history_id(start + every * (first + n), first + n) for n in range(runs)]
-    params: dict[str, Any] = {
-        "ids": ids,
-        "start": start,
-        "every_s": every.total_seconds(),
-        "first": first,
-        "n_suites": len(suites),
-        "names": [r["suite_name"] for r in rows],
-        "texts": texts,
-        "shas": [r["suite_sha256"] for r in rows],
-        "facts": [json.dumps(r["facts"]) for r in rows],
-        "manifests": [json.dumps(r["manifest"]) for r in rows],
-        "system": json.dumps(SYSTEM),
-        "host_versions": json.dumps({HOST: "0.9.0"}),
-        "version": __version__,
-        "reps": reps,
-        "machine": MACHINE,
-    }
-    with store.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        _insert_history_runs(con, params)
-        _insert_history_children(con, params, list(models), prompts, reps)
-        con.execute("COMMIT")
-    return ids
+    from novabench.report.pages import _plotly_js, render_run
+
+    if len(argv) < 2:
+        sys.exit("usage: python -m tests.report.big_run DB OUT [REQUESTS]")
+    db, out = Path(argv[0]), Path(argv[1])
+    requests = int(argv[2]) if len(argv) > 2 else 100_000
+    store = Store(db)
+    if not db.exists():
+        began = time.perf_counter()
+        add_load_run(store, requests)
+        print(f"stored {requests:,} requests in {time.perf_counter() - began:.1f} s")
+    run_id = store.list_runs()[0].run_id
+    began = time.perf_counter()
+    page = render_run(store, run_id, out)
+    took_s = time.perf_counter() - began
+    extra = os.path.getsize(page) - len(str(_plotly_js()).encode())
+    print(f"run page {page}: {took_s:.1f} s, plotly.js + {extra / 1e6:.2f} MB")
 
 
-def _history_id(started_at: datetime, number: int) -> str:
-    return f"{started_at:%Y%m%dT%H%M%SZ}-{number:05x}"
+if __name__ == "__main__":
+    import sys
 
-
-def _insert_history_runs(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> None:
-    con.execute(
-        """
-        INSERT INTO runs (run_id, started_at, ended_at, status, suite_name, suite_path,
-            suite_text, suite_sha256, host, ollama_version, host_versions, novabench_version,
-            modes, repetitions, warmup, options, system, hostname, pid, manifest, facts)
-        SELECT $ids[n + 1],
-               $start::TIMESTAMP + to_microseconds((($first + n) * $every_s * 1e6)::BIGINT),
-               $start::TIMESTAMP + to_microseconds((($first + n) * $every_s * 1e6)::BIGINT)
-                   + INTERVAL 40 SECOND,
-               'complete', $names[n % $n_suites + 1], NULL, $texts[n % $n_suites + 1],
-               $shas[n % $n_suites + 1], $host, '0.9.0', $host_versions, $version,
-               ['sequential'], $reps, 1, '{"options": {}}', $system, $machine, 1,
-               $manifests[n % $n_suites + 1], $facts[n % $n_suites + 1]
-        FROM range(len($ids)) t(n)
-        """,
-        {**params, "host": HOST},
-    )
-
-
-def _insert_history_children(
-    con: duckdb.DuckDBPyConnection,
-    params: dict[str, Any],
-    models: list[str],
-    prompts: int,
-    reps: int,
-) -> None:
-    """Models, prompts, phases and results of the runs just inserted."""
-    run_ids = {"ids": params["ids"]}
-    con.execute(
-        """
-        INSERT INTO models (run_id, model, host, found, digest, size_bytes, family,
-            parameter_size, quantization, backend)
-        SELECT r.run_id, m.model, $host, true, 'sha256:' || md5(m.model) || md5(m.model),
-               2000000000, 'llama', '3B', 'Q4_K_M', 'ollama'
-        FROM runs r, (SELECT unnest($models) AS model) m
-        WHERE list_contains($ids, r.run_id)
-        """,
-        {**run_ids, "models": models, "host": HOST},
-    )
-    con.execute(
-        """
-        INSERT INTO prompts (run_id, prompt_id, position, text)
-        SELECT r.run_id, 'p' || p::VARCHAR, p, 'Prompt ' || p::VARCHAR || ' of ' || r.suite_name
-        FROM runs r, range($prompts) t(p) WHERE list_contains($ids, r.run_id)
-        """,
-        {**run_ids, "prompts": prompts},
-    )
-    per_run = len(models) * (1 + prompts * reps)
-    con.execute(
-        """
-        INSERT INTO phases
-        SELECT run_id, 'sequential', started_at + INTERVAL 2 SECOND, 30.0, $measured
-        FROM runs WHERE list_contains($ids, run_id)
-        """,
-        {**run_ids, "measured": len(models) * prompts * reps},
-    )
-    con.execute(
-        f"""
-        WITH numbered AS (
-            SELECT r.run_id, r.started_at, n AS run_n, q,
-                   q % $n_models AS m, q // $n_models < 1 AS warm,
-                   greatest(q // $n_models - 1, 0) AS k,
-                   ((hash(r.run_id) % 1000) / 1000.0) AS drift, n * $per_run + q AS i
-            FROM (SELECT run_id, started_at, row_number() OVER (ORDER BY run_id) AS n
-                  FROM runs WHERE list_contains($ids, run_id)) r, range($per_run) t(q)
-        ), timed AS (
-            SELECT *, 24 + ({unit("i", 21)} * 40)::INTEGER AS n_tokens,
-                   0.05 + 0.01 * drift + {unit("i", 22)} * 0.02 + 0.02 * m AS ttft,
-                   0.012 + 0.002 * m AS itl
-            FROM numbered
-        ), arrays AS (
-            SELECT *, list_transform(range(n_tokens),
-                       lambda j: ttft + j * itl + 0.3 * itl * {unit("(i * 100 + j)", 23)}) AS offsets
-            FROM timed
-        )
-        INSERT INTO results (run_id, seq, mode, model, host, prompt_id, repetition, is_warmup,
-            started_at, start_offset_s, ttft_s, e2e_s, chunk_count, response_bytes,
-            token_offsets_s, prompt_eval_count, prompt_eval_duration_ns, eval_count,
-            eval_duration_ns, load_duration_ns, total_duration_ns, done_reason, response_text,
-            thinking_text, error, http_status, is_cold, backend)
-        SELECT run_id, q, 'sequential', $models[m + 1], $host,
-               CASE WHEN warm THEN 'p0' ELSE 'p' || (k % $prompts)::VARCHAR END,
-               CASE WHEN warm THEN 0 ELSE k // $prompts END, warm,
-               started_at + to_microseconds((q * 1e6)::BIGINT), q * 1.0, ttft,
-               offsets[-1] + 0.002, n_tokens, 5 * n_tokens, offsets, 20,
-               (ttft * 0.4e9)::BIGINT, n_tokens, ((offsets[-1] - ttft) * 1e9)::BIGINT, 2000000,
-               ((offsets[-1] + 0.001) * 1e9)::BIGINT, 'stop', repeat('word ', n_tokens), '',
-               NULL, 200, false, 'ollama'
-        FROM arrays
-        """,
-        {
-            **run_ids,
-            "models": models,
-            "n_models": len(models),
-            "per_run": per_run,
-            "prompts": prompts,
-            "host": HOST,
-        },
-    )
+    main(sys.argv[1:])
