@@ -59,7 +59,7 @@ def tail_line(pieces: Iterable[str], chars: int) -> str:
     return safe(flat)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Lane:
     """One mode and model: its counters, its latest streamed text and its recent TTFTs."""
 

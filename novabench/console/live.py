@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from rich.cells import cell_len, get_character_cell_size, set_cell_size
@@ -173,6 +174,8 @@ class LiveObserver:
     ) -> None:
         self.console = console or Console(stderr=True)
         self.board = StreamBoard(aggregate_above)
+        # Called for every token: straight to the board, without a frame of its own here.
+        self.text_received: Callable[[str, str, str], None] = self.board.text
         self.display = BoardDisplay(self.board, self.console)
         self.live = Live(self.display, console=self.console, refresh_per_second=REFRESH_PER_S)
 
@@ -189,9 +192,6 @@ class LiveObserver:
 
     def request_started(self, mode: str, model: str, prompt_id: str, is_warmup: bool) -> None:
         self.board.started(mode, model, prompt_id, is_warmup)
-
-    def text_received(self, mode: str, model: str, piece: str) -> None:
-        self.board.text(mode, model, piece)
 
     def request_finished(self, result: RequestResult) -> None:
         lane = self.board.finished(result)
