@@ -8,6 +8,7 @@ import time
 from typing import TextIO
 
 PLAIN_EVERY = 50
+PLAIN_EVERY_S = 30.0
 
 
 class Progress:
@@ -19,17 +20,21 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty()
         self.done = 0
-        self._began_s = time.monotonic()
+        self._began_s = self._said_s = time.monotonic()
         self._shown = False
 
     def step(self) -> None:
-        """One more done: redraw the line, or (not a terminal) say so every PLAIN_EVERY."""
+        """One more done: redraw the line, or (not a terminal) say so now and then."""
         self.done += 1
         if self.live:
             self._write("\r\x1b[K" + self._line())
             self._shown = True
-        elif self.done % PLAIN_EVERY == 0 and self.done < self.total:
+            return
+        now_s = time.monotonic()
+        due = self.done % PLAIN_EVERY == 0 or now_s - self._said_s >= PLAIN_EVERY_S
+        if due and self.done < self.total:
             self._write(self._line() + "\n")
+            self._said_s = now_s
 
     def clear(self) -> None:
         """Take the live line away, so that another line can be printed where it stood (the

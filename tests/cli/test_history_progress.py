@@ -58,12 +58,27 @@ def test_a_plain_line_every_so_many_pages(
     db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(progress, "PLAIN_EVERY", 2)
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 3600.0)  # by count only, however slow
     result = CliRunner().invoke(cli, ["history", "--db", str(db), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 2
     assert lines[0].startswith("run pages: 2 of 3 (") and " s each, about " in lines[0]
     assert lines[1].startswith("run pages: 3 of 3 done in ")
+
+
+def test_a_plain_line_when_pages_are_slow(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(progress, "PLAIN_EVERY_S", 0.0)  # every page is slow enough
+    result = CliRunner().invoke(cli, ["history", "--db", str(db), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert [line.split(" (")[0] for line in lines[:2]] == [
+        "run pages: 1 of 3",
+        "run pages: 2 of 3",
+    ]
+    assert lines[2].startswith("run pages: 3 of 3 done in ") and len(lines) == 3
 
 
 def test_one_line_rewritten_on_a_terminal(db: Path, tmp_path: Path) -> None:
