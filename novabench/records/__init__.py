@@ -25,6 +25,7 @@ from novabench.records.stored import (
     RunListing,
     RunRecord,
     StoredResult,
+    from_fields,
     from_mapping,
     utcnow,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "RunListing",
     "RunRecord",
     "StoredResult",
+    "from_fields",
     "from_mapping",
     "utcnow",
 ]
