@@ -9,6 +9,12 @@ few hundred concurrent streams that saturates the client's core and every token 
 This module does one exchange shape only (request body known up front, answer read as lines), so
 it can do it with one Future per request and a plain function call per line.
 
+The framing (status line, headers, chunked, Content-Length and close-delimited bodies) is read
+by llhttp, the C parser under Node.js and uvicorn, through httptools: each read goes to it whole
+and it calls back once per piece of body. Kept here: finding a head's end (for its 64 KiB cap and
+the bare-LF rule), cutting the body into lines stamped with their read's arrival, and the caps on
+lines, error bodies and framing; http1.py has the records, the errors and their words.
+
 Plain http:// and https:// (stdlib ssl, the system's trust store); no proxies, no redirects
 followed, no compression asked for.
 """
@@ -20,98 +26,71 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# A response head larger than this is refused (Ollama's are a few hundred bytes).
-MAX_HEAD_BYTES = 64 * 1024
-# A chunk-size line or trailer line larger than this is refused.
-MAX_CONTROL_LINE_BYTES = 4096
-DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-DEFAULT_MAX_ERROR_BODY_BYTES = 64 * 1024
+import httptools
+
+from novabench.engines.http1 import (
+    CHUNKED,
+    DEFAULT_MAX_ERROR_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    LENGTH,
+    MAX_FRAMING_BYTES,
+    MAX_HEAD_BYTES,
+    MAX_REPLAY_BYTES,
+    NO_BODY,
+    UNTIL_CLOSE,
+    AnswerTimeout,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    LineTooLong,
+    ProtocolError,
+    ResponseHead,
+    TransportError,
+    chunked_problem,
+    framing_of,
+    head_problem,
+    new_parser,
+    refuse_bare_lf,
+    status_line,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ERROR_BODY_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
+    "MAX_HEAD_BYTES",
+    "AnswerTimeout",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "LineCallback",
+    "LineTooLong",
+    "NdjsonHttpClient",
+    "ProtocolError",
+    "ResponseHead",
+    "TransportError",
+]
 
 LineCallback = Callable[[bytes, float], None]  # (line without b"\n", arrival perf_counter)
 
-
-class TransportError(Exception):
-    """The connection failed or the server broke HTTP/1.1: there is no complete answer."""
-
-
-class ConnectError(TransportError):
-    """No connection could be made (the OS error is the __cause__)."""
-
-
-class ConnectTimeout(ConnectError):
-    """No connection within the connect timeout."""
-
-
-class ConnectionLost(TransportError):
-    """The server closed or reset the connection before its answer ended."""
+# What the next bytes of an exchange are.
+_HEAD, _BODY, _DONE = range(3)
 
 
 class _StaleConnection(ConnectionLost):
     """A reused keep-alive connection closed before a single byte of the answer arrived."""
 
 
-class ProtocolError(TransportError):
-    """The server's answer is not HTTP/1.1 as this client reads it."""
-
-
-class AnswerTimeout(TransportError):
-    """Connected and sent, but the answer (or its end) did not come in time."""
-
-    def __init__(self, got_head: bool) -> None:
-        self.got_head = got_head
-        super().__init__("the answer did not end in time" if got_head else "no answer in time")
-
-
-class LineTooLong(Exception):
-    """One line of the body is longer than the cap; the rest of the body is not read."""
-
-
-@dataclass
-class ResponseHead:
-    """A response's status line and headers; for status >= 300 also the start of its body."""
-
-    status: int
-    reason: str
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    version: str = "HTTP/1.1"
-    error_body: bytes = b""  # status >= 300: at most max_error_body_bytes of the body
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the server lets the connection carry another request."""
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
-
-
-# Parser states, one per thing the next bytes are.
-_HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _LENGTH, _UNTIL_CLOSE, _DONE = range(8)
-
-
-def _parse_head(raw: bytes) -> ResponseHead:
-    lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
-        raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise ProtocolError(f"malformed header line: {line[:80]!r}")
-        key, value = name.strip().lower(), value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return ResponseHead(int(code), reason, headers, version)
+class _AnswerEnded(Exception):
+    """Raised in a parser callback once the exchange is settled: read no more of this connection."""
 
 
 class _Connection(asyncio.Protocol):
-    """One TCP connection; carries one exchange at a time, parsed as the bytes arrive."""
+    """One TCP connection; carries one exchange at a time, parsed as the bytes arrive.
+
+    The on_* methods are llhttp's callbacks (httptools calls them from feed_data).
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -126,15 +105,28 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        self._parser = new_parser(self)
         self._state = _HEAD
-        self._raw = bytearray()  # bytes of the head or of a control line not yet complete
+        self._framing = NO_BODY
+        self._raw = bytearray()  # the start of a head whose end has not come yet
+        self._head_raw = b""  # the last complete head, to say what was wrong with it
+        self._reason = b""
+        self._headers: dict[str, str] = {}
         self._head: ResponseHead | None = None
-        self._left = 0  # bytes still to come in this chunk, or of a Content-Length body
+        self._length = 0  # a Content-Length body's size
+        self._body_bytes = 0
         self._pending = bytearray()  # the start of a line whose b"\n" has not come yet
         self._arrived = 0.0
         self._received = False
         self._error_body = bytearray()
         self._collecting_error = False
+        # A chunked body: whether llhttp stands between chunks, whether the last read ended
+        # there, the reads since then, and the framing bytes read since the last data.
+        self._boundary = True
+        self._clean = True
+        self._replay: list[bytes] | None = []
+        self._replay_bytes = 0
+        self._framing_bytes = 0
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -151,7 +143,10 @@ class _Connection(asyncio.Protocol):
         self._arrived = time.perf_counter()
         self._received = True
         try:
-            self._feed(data)
+            if self._state == _BODY:
+                self._feed_body(data)
+            else:
+                self._feed_heads(data)
         except Exception as exc:
             self._fail(exc)
 
@@ -164,7 +159,7 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._state == _UNTIL_CLOSE:
+        if self._state == _BODY and self._framing == UNTIL_CLOSE:
             try:
                 self._finish()  # a close-delimited body ends here
             except Exception as callback_error:
@@ -176,12 +171,12 @@ class _Connection(asyncio.Protocol):
             lost = kind("server closed the connection without an answer")
         elif self._state == _HEAD:
             lost = ConnectionLost("server closed the connection inside the response head")
-        elif self._state in (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS):
+        elif self._framing == CHUNKED:
             lost = ConnectionLost("server closed the connection mid-body (incomplete chunked read)")
         else:
             lost = ConnectionLost(
-                f"server closed the connection mid-body ({self._left} bytes of Content-Length "
-                "missing)"
+                f"server closed the connection mid-body ({self._length - self._body_bytes} "
+                "bytes of Content-Length missing)"
             )
         if exc is not None:
             lost.__cause__ = exc
@@ -240,134 +235,138 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(head)
 
-    def _feed(self, data: bytes) -> None:
-        """Parse whatever arrived: head, chunk framing, body lines (the states above)."""
-        pos, end = 0, len(data)
-        while pos < end:
-            state = self._state
-            if state == _CHUNK_DATA:
-                take = min(self._left, end - pos)
-                self._body(data if pos == 0 and take == end else data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._state = _CHUNK_END
-            elif state == _CHUNK_SIZE:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size line: {line[:40]!r}") from None
-                if size < 0:
-                    raise ProtocolError(f"bad chunk size line: {line[:40]!r}")
-                self._left = size
-                self._state = _CHUNK_DATA if size else _TRAILERS
-            elif state == _CHUNK_END:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                if line:
-                    raise ProtocolError("chunk data longer than its size line said")
-                self._state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                if not line:
-                    self._finish()
-            elif state == _LENGTH:
-                take = min(self._left, end - pos)
-                self._body(data if pos == 0 and take == end else data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._finish()
-            elif state == _UNTIL_CLOSE:
-                self._body(data if pos == 0 else data[pos:])
-                pos = end
-            elif state == _HEAD:
-                pos = self._head_bytes(data, pos)
-            else:  # _DONE: bytes after the answer: do not trust this connection again
-                self.reusable = False
-                self.abort()
-                return
-            if self._waiter is None:  # settled early (an error body long enough, a failure)
-                if pos < end:
-                    self.reusable = False
-                    self.abort()
-                return
+    # --- reading -----------------------------------------------------------------------------
 
-    def _control_line(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
-        """The next CRLF-ended line of chunk framing and the position after it, or None."""
-        found = data.find(b"\n", pos)
-        if found < 0:
-            self._raw += data[pos:]
-            if len(self._raw) > MAX_CONTROL_LINE_BYTES:
-                raise ProtocolError("chunk framing line too long")
-            return None, len(data)
-        if self._raw:
-            self._raw += data[pos:found]
-            line = bytes(self._raw)
-            self._raw.clear()
-        else:
-            line = data[pos:found]
-        return line.rstrip(b"\r"), found + 1
+    def _feed_heads(self, data: bytes) -> None:
+        """Collect each head (1xx answers come before the real one) and let llhttp read it.
 
-    def _head_bytes(self, data: bytes, pos: int) -> int:
-        """Collect the response head; once complete, pick how the body is framed."""
-        raw = self._raw
-        searched_from = max(0, len(raw) - 3)
-        raw += data[pos:]
-        found = raw.find(b"\r\n\r\n", searched_from)
-        _refuse_bare_lf(raw, searched_from, len(raw) if found < 0 else found + 4)
-        if found < 0:
-            if len(raw) > MAX_HEAD_BYTES:
+        The head's end is found here, not by llhttp, for the 64 KiB cap and the bare-LF rule,
+        and so that a head llhttp refuses can be quoted whole.
+        """
+        while self._state == _HEAD:
+            raw = self._raw
+            searched_from = max(0, len(raw) - 3)
+            raw += data
+            found = raw.find(b"\r\n\r\n", searched_from)
+            refuse_bare_lf(raw, searched_from, len(raw) if found < 0 else found + 4)
+            if found < 0:
+                if len(raw) > MAX_HEAD_BYTES:
+                    raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
+                return
+            if found > MAX_HEAD_BYTES:
                 raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
-            return len(data)
-        if found > MAX_HEAD_BYTES:
-            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
-        rest = len(raw) - (found + 4)
-        head = _parse_head(bytes(raw[:found]))
-        raw.clear()
-        next_pos = len(data) - rest
-        if 100 <= head.status < 200:
-            return next_pos  # an interim answer (100 Continue): the real head follows
+            self._head_raw, data = bytes(raw[: found + 4]), bytes(raw[found + 4 :])
+            raw.clear()
+            self._feed(self._head_raw)
+            if not data:
+                return
+        if self._state == _BODY:
+            self._feed_body(data)
+        else:  # bytes after an answer without a body (204, Content-Length: 0)
+            self._feed(data)
+
+    def _feed_body(self, data: bytes) -> None:
+        """Hand one read of the body to llhttp.
+
+        For chunked framing, the reads since the last one that began between chunks are kept
+        (by reference): llhttp says a size line was bad, not which, and replaying them finds
+        it (http1.bad_size_line). Reads that bring framing but no data are counted and capped.
+        """
+        if self._framing != CHUNKED:
+            self._feed(data)
+            return
+        if self._clean:
+            self._replay, self._replay_bytes = [data], len(data)
+        elif self._replay is not None:
+            self._replay.append(data)
+            self._replay_bytes += len(data)
+            if self._replay_bytes > MAX_REPLAY_BYTES:
+                self._replay = None
+        body_before = self._body_bytes
+        self._feed(data)
+        self._clean = self._boundary and data[-1] == 0x0A
+        if self._body_bytes != body_before:
+            self._framing_bytes = 0
+        elif self._state == _BODY:
+            self._framing_bytes += len(data)
+            if self._framing_bytes > MAX_FRAMING_BYTES:
+                raise ProtocolError(
+                    f"chunk framing over {MAX_FRAMING_BYTES // 1024} KiB with no data in it"
+                )
+
+    def _feed(self, data: bytes) -> None:
+        """Run llhttp over `data` (its callbacks do the work); its errors become this module's."""
+        error: BaseException
+        try:
+            self._parser.feed_data(data)
+            return
+        except httptools.HttpParserCallbackError as exc:
+            error = exc.__context__ or ProtocolError(str(exc))  # what the callback raised
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            error = _AnswerEnded() if self._state == _DONE else self._broken(exc)
+        if isinstance(error, _AnswerEnded):
+            # Bytes after the answer, or the exchange was settled early: the connection's
+            # framing can no longer be trusted.
+            self.reusable = False
+            self.abort()
+            return
+        raise error
+
+    def _broken(self, exc: Exception) -> ProtocolError:
+        """llhttp refused the server's bytes: what was wrong, in this module's words."""
+        if self._state == _HEAD:
+            return ProtocolError(head_problem(self._head_raw, str(exc)))
+        return ProtocolError(chunked_problem(str(exc), self._replay))
+
+    # --- llhttp's callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        if self._state == _DONE:
+            raise _AnswerEnded  # a second answer to one request
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._state != _HEAD:
+            return  # a trailer: nothing here reads them
+        key, text = name.decode("latin-1").lower(), value.decode("latin-1").strip()
+        headers = self._headers
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+
+    def on_headers_complete(self) -> None:
+        status, version = self._parser.get_status_code(), self._parser.get_http_version()
+        if not version.startswith("1."):
+            raise ProtocolError(f"not an HTTP/1.x status line: {status_line(self._head_raw)!r}")
+        if status < 200:
+            if status == 101:
+                raise ProtocolError("server switched protocols (HTTP 101) when no one asked")
+            return  # an interim answer (100 Continue): the real head follows
+        head = ResponseHead(
+            status, self._reason.decode("latin-1"), self._headers, f"HTTP/{version}"
+        )
         self._head = head
-        self._collecting_error = head.status >= 300
+        self._state = _BODY
+        self._collecting_error = status >= 300
         if self._on_head is not None:
             self._on_head(head)
-        encoding = head.headers.get("transfer-encoding", "").lower()
-        length = head.headers.get("content-length")
-        if head.status in (204, 304):
-            self._finish()
-        elif encoding:
-            # RFC 9112 §6.3: chunked must come last; any other coding runs to the close.
-            chunked = encoding.rsplit(",", 1)[-1].strip() == "chunked"
-            self._state = _CHUNK_SIZE if chunked else _UNTIL_CLOSE
-        elif length is not None:
-            if not length.strip().isdigit():
-                raise ProtocolError(f"bad Content-Length: {length[:40]!r}")
-            self._left = int(length)
-            self._state = _LENGTH
-            if not self._left:
-                self._finish()
-        else:
-            self._state = _UNTIL_CLOSE
-        if self._state == _UNTIL_CLOSE:
+        self._framing = framing_of(head)
+        if self._framing == LENGTH:
+            self._length = int(head.headers["content-length"])
+        elif self._framing == UNTIL_CLOSE:
             head.headers["connection"] = "close"  # nothing else can end this body
-        return next_pos
 
-    def _body(self, piece: bytes) -> None:
+    def on_chunk_header(self) -> None:
+        self._boundary = False
+
+    def on_chunk_complete(self) -> None:
+        self._boundary = True
+
+    def on_body(self, piece: bytes) -> None:
         """Body bytes: split into lines for the callback, or kept as an error body."""
+        self._body_bytes += len(piece)
         if self._collecting_error:
-            room = self._max_error_body - len(self._error_body)
-            self._error_body += piece[:room]
-            if len(piece) >= room:
-                # Enough to show: the rest is not downloaded, so the connection goes.
-                self._finish()
-                self.reusable = False
+            self._keep_error_body(piece)
             return
         pending = self._pending
         on_line, max_line, arrived = self._on_line, self._max_line, self._arrived
@@ -387,21 +386,26 @@ class _Connection(asyncio.Protocol):
             on_line(line, arrived)
             start = found + 1
             if self._waiter is None:
-                return  # the callback ended the exchange
+                raise _AnswerEnded  # the callback ended the exchange
         if start < len(piece):
             pending += piece[start:]
             if len(pending) > max_line:
                 raise LineTooLong(f"a line longer than {max_line} bytes")
 
+    def on_message_complete(self) -> None:
+        if self._head is None:  # the end of an interim answer: read the next head afresh
+            self._reason, self._headers = b"", {}
+            return
+        self._finish()
 
-def _refuse_bare_lf(raw: bytearray, start: int, end: int) -> None:
-    """A head line ended by LF alone: RFC 9112 lets a client accept it, but no HTTP/1.1 server
-    sends one (Ollama's Go net/http never does), and waiting for CRLF CRLF would hang."""
-    found = raw.find(b"\n", start, end)
-    while found >= 0:
-        if found == 0 or raw[found - 1] != 0x0D:
-            raise ProtocolError("response head lines end in LF, not CRLF")
-        found = raw.find(b"\n", found + 1, end)
+    def _keep_error_body(self, piece: bytes) -> None:
+        """The start of an error answer's body is kept for its message; then the read stops."""
+        room = self._max_error_body - len(self._error_body)
+        self._error_body += piece[:room]
+        if len(piece) >= room:
+            # Enough to show: the rest is not downloaded, so the connection goes.
+            self._finish()
+            raise _AnswerEnded
 
 
 def _ignore_line(line: bytes, arrived: float) -> None:
