@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SUITE  ?= suites/demo.yaml
 ARGS   ?=
 
-.PHONY: bench test perf lint fix setup browser fake-ollama clean
+.PHONY: bench test perf lint fix docs setup browser fake-ollama clean
 
 $(BIN)/novabench: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "novabench needs Python 3.11+, found " + sys.version.split()[0])'
@@ -43,10 +43,16 @@ lint: setup
 	$(BIN)/ruff check novabench tests
 	$(BIN)/ruff format --check novabench tests
 	$(BIN)/mypy novabench
+	$(BIN)/lint-imports
 
 fix: setup
 	$(BIN)/ruff check --fix novabench tests
 	$(BIN)/ruff format novabench tests
+
+# suites/README.md from the suite schema's field descriptions
+# (tests/config/test_suite_reference.py fails while it is stale).
+docs: setup
+	$(BIN)/python -m novabench.config.reference --write suites/README.md
 
 # A protocol-faithful Ollama double on loopback, for trying `make bench` without Ollama.
 fake-ollama: setup

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.ollama_double import FakeModel, OllamaDouble
+from tests.robustness import conftest as robustness
 
 REPO = Path(__file__).resolve().parent.parent
 SUITES = REPO / "suites"
@@ -59,3 +60,24 @@ def write_suite(path: Path, host: str, **overrides: object) -> Path:
     keys.update(overrides)
     path.write_text("".join(f"{k}: {v}\n" for k, v in keys.items() if v is not None))
     return path
+
+
+# The robustness tests' counts: summed over pytest-xdist workers, printed once at the end.
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the counts to the controller
+        workeroutput["robustness"] = dataclasses.asdict(robustness.FIGURES)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_testnodedown(node: object, error: object) -> None:
+    robustness.add(getattr(node, "workeroutput", {}).get("robustness", {}))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = robustness.summary_line()
+    if line is not None:
+        terminalreporter.section("robustness")
+        terminalreporter.write_line(line)

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from novabench.config.suite import parse_suite
+from novabench.config.reading import parse_suite
 from novabench.engines import ChatRequest
-from novabench.engines.ollama import BODY_END_TIMEOUT_S, OllamaBackend
+from novabench.engines.ollama import OllamaBackend
+from novabench.engines.streaming import BODY_END_TIMEOUT_S
 from novabench.records import RequestResult
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.perf.__main__ import main

@@ -4,9 +4,11 @@ digest that names a model across runs."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from novabench.errors import BaselineError, RunNotFoundError
+from novabench.records import RunRecord
 from novabench.storage.store import Store
 
 
@@ -53,3 +55,35 @@ def check_baseline(store: Store, text: str) -> BaselineSpec:
 def digest_label(digest: str | None) -> str:
     """A digest's first 12 hex digits for notes; 'unknown' when the run has none."""
     return (digest or "unknown").removeprefix("sha256:")[:12]
+
+
+def earlier_complete_runs(store: Store, run: RunRecord, mode: str | None = None) -> list[str]:
+    """The ids of the suite's complete runs before `run`, newest first: the runs `last` and
+    `median:N` choose from (only those that ran `mode`, when given)."""
+    return [
+        listed.run_id
+        for listed in store.list_runs(run.suite_name)
+        if listed.status == "complete"
+        and (mode is None or mode in (listed.modes or ()))
+        and (listed.started_at, listed.run_id) < (run.started_at, run.run_id)
+    ]
+
+
+def change_notes(
+    model: str,
+    digests_before: Sequence[str | None],
+    digest_now: str | None,
+    versions_before: Sequence[str | None],
+    version_now: str | None,
+) -> list[str]:
+    """What changed besides the numbers: the model's digest, the host's Ollama version."""
+    notes = []
+    digests = sorted({digest_label(d) for d in digests_before})
+    if digests != [digest_label(digest_now)]:
+        notes.append(
+            f"{model}: model changed (digest {', '.join(digests)} → {digest_label(digest_now)})"
+        )
+    versions = sorted({v or "unknown" for v in versions_before})
+    if versions != [version_now or "unknown"]:
+        notes.append(f"Ollama {', '.join(versions)} → {version_now or 'unknown'}")
+    return notes

@@ -326,45 +326,11 @@ def _folder(case_sensitive: bool) -> Callable[[str], str]:
     return lambda text: unicodedata.normalize("NFC", text).casefold()
 
 
-def describe(checks: Checks) -> list[str]:
-    """A short phrase per declared check, in `evaluate`'s order: 'at most 1 sentence'."""
-    case = " (case-sensitive)" if checks.case_sensitive else ""
-    phrases = []
-    if checks.contains is not None:
-        phrases.append(f"contains {_listing(checks.contains, 'and')}{case}")
-    if checks.not_contains is not None:
-        phrases.append(f"does not contain {_listing(checks.not_contains, 'or')}{case}")
-    if checks.equals is not None:
-        phrases.append(f"equals {checks.equals!r}{case}")
-    if checks.regex is not None:
-        phrases.append(f"matches /{checks.regex}/")
-    if checks.min_words is not None:
-        phrases.append(f"at least {_count(checks.min_words, 'word')}")
-    if checks.max_words is not None:
-        phrases.append(f"at most {_count(checks.max_words, 'word')}")
-    if checks.max_sentences is not None:
-        phrases.append(f"at most {_count(checks.max_sentences, 'sentence')}")
-    if checks.json_ is not None:
-        schema = checks.json_.json_schema
-        phrases.append("is JSON" if schema is None else "is JSON matching the schema")
-    return phrases
-
-
-def _listing(parts: list[str], conjunction: str) -> str:
-    quoted = [repr(part) for part in parts]
-    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {conjunction} {quoted[-1]}"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
-
-
 __all__ = [
     "MAX_CHECKED_CHARS",
     "PATTERN_TIME_LIMIT_S",
     "count_sentences",
     "count_words",
-    "describe",
     "evaluate",
     "is_json",
     "matches_regex",

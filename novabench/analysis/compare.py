@@ -15,10 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from novabench.analysis import compare_sweeps
-from novabench.analysis.baselines import BaselineSpec, digest_label, parse_baseline
+from novabench.analysis.baselines import (
+    BaselineSpec,
+    change_notes,
+    digest_label,
+    earlier_complete_runs,
+    parse_baseline,
+)
 from novabench.analysis.compare_sweeps import SweepChange
+from novabench.analysis.figures import derive
 from novabench.analysis.significance import (
     IMPROVEMENT,
+    METRIC_NAMES,
+    METRICS,
     NO_DIFFERENCE,
     REGRESSION,
     SIGNIFICANCE,
@@ -26,33 +35,16 @@ from novabench.analysis.significance import (
     _p_text,
     judge,
 )
-from novabench.analysis.statistics import is_measured, median, with_figures
+from novabench.analysis.statistics import median
 from novabench.errors import RunNotFoundError
+from novabench.records import LOAD_MODE, HistoryRow, RunRecord
 from novabench.storage.store import Store
 
-# A load sweep's requests ran at rising levels of load: pooled per prompt they are no repetitions
-# of one measurement, so they are never compared here; compare_load compares them level by level.
-LOAD_MODE = "load"
+# A load sweep's requests (records.LOAD_MODE) ran at rising levels of load: pooled per prompt
+# they are no repetitions of one measurement, so they are never compared here; compare_sweeps
+# compares them level by level.
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A compared figure and which way is worse."""
-
-    name: str
-    label: str
-    unit: str
-    higher_is_worse: bool
-
-
-METRICS = (
-    Metric("ttft_ms", "TTFT", "ms", True),
-    Metric("e2e_ms", "end-to-end", "ms", True),
-    Metric("itl_ms", "ITL", "ms", True),
-    Metric("eval_tokens_per_s", "gen rate, server", "tok/s", False),
-    Metric("client_tokens_per_s", "gen rate, client", "tok/s", False),
-)
-METRIC_NAMES = tuple(m.name for m in METRICS)
 _METRIC = {m.name: m for m in METRICS}
 
 
@@ -160,7 +152,7 @@ def compare_runs(
     store: Store, run_a: str, run_b: str, metrics: Sequence[str] = METRIC_NAMES
 ) -> Comparison:
     """Run B against run A for every group both measured; RunNotFoundError for an unknown id."""
-    suite_a, suite_b = store.get_run(run_a)["suite_name"], store.get_run(run_b)["suite_name"]
+    suite_a, suite_b = store.get_run(run_a).suite_name, store.get_run(run_b).suite_name
     rows = store.history(run_ids=[run_a, run_b])
     samples = _samples(rows)
     base, current = samples.get(run_a, {}), samples.get(run_b, {})
@@ -170,7 +162,7 @@ def compare_runs(
     for key, sample in current.items():
         if key in base:
             _add(comparison, key, [base[key]], sample, metrics)
-    _add_load(comparison, store, run_a, run_b)
+    _add_sweeps(comparison, store, run_a, run_b)
     if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
             f"run {run_a} and run {run_b} measured no (mode, model, host, prompt) in common"
@@ -183,15 +175,13 @@ def baseline_comparison(
 ) -> Comparison | None:
     """The run against the baseline stored with it (`--baseline`); None when it had none."""
     run = store.get_run(run_id)
-    if not run.get("baseline"):
+    if not run.baseline:
         return None
-    spec = parse_baseline(run["baseline"])
-    comparison = Comparison(
-        run_id, spec.text, fail_on_regression_pct=run.get("fail_on_regression_pct")
-    )
+    spec = parse_baseline(run.baseline)
+    comparison = Comparison(run_id, spec.text, fail_on_regression_pct=run.fail_on_regression_pct)
     rows = store.history(run_ids=[run_id])
     current = _samples(rows).get(run_id, {})
-    _add_load_baseline(comparison, store, run, spec)
+    _add_sweep_baseline(comparison, store, run, spec)
     if spec.run_id is not None:  # --baseline RUN_ID
         try:
             store.get_run(spec.run_id)
@@ -207,13 +197,8 @@ def baseline_comparison(
                 f"baseline run {spec.run_id} measured no (mode, model, host, prompt) of this run"
             )
         return comparison
-    earlier = [  # newest first
-        listed["run_id"]
-        for listed in store.list_runs(run["suite_name"])
-        if listed["status"] == "complete"
-        and (listed["started_at"], listed["run_id"]) < (run["started_at"], run_id)
-    ][: 1 if spec.kind == "last" else None]
-    by_run = _samples(store.history(suite=run["suite_name"], run_ids=earlier)) if earlier else {}
+    earlier = earlier_complete_runs(store, run)[: 1 if spec.kind == "last" else None]
+    by_run = _samples(store.history(suite=run.suite_name, run_ids=earlier)) if earlier else {}
     for key, sample in current.items():
         measured = [by_run[r][key] for r in earlier if key in by_run.get(r, {})]
         pool = [s for s in measured if s.digest == sample.digest][: spec.runs]
@@ -226,7 +211,7 @@ def baseline_comparison(
             )
     if not comparison.groups_compared and not comparison.load:
         comparison.notes.append(
-            f"no comparable earlier run of suite {run['suite_name']!r} (complete, same host, "
+            f"no comparable earlier run of suite {run.suite_name!r} (complete, same host, "
             "model digest, mode and prompt): nothing compared"
         )
     return comparison
@@ -247,7 +232,7 @@ def history_changes(
     Runs without a significant change are left out.
     """
     rows = store.history()
-    context = {row["run_id"]: (row["suite_name"], row["status"]) for row in rows}
+    context = {row.run_id: (row.suite_name, row.status) for row in rows}
     previous: dict[tuple[Any, ...], _Sample] = {}
     changes: dict[str, list[Finding]] = {}
     for run_id, groups in _samples(rows).items():  # oldest first
@@ -274,41 +259,39 @@ class _Sample:
     values: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
 
 
-def _samples(rows: Iterable[dict[str, Any]]) -> dict[str, dict[GroupKey, _Sample]]:
-    """Rows of `Store.history` as run id -> group -> measured values, in the rows' order."""
+def _samples(rows: Iterable[HistoryRow]) -> dict[str, dict[GroupKey, _Sample]]:
+    """Rows of `Store.history` (measured, successful requests) as run id -> group -> measured
+    values, in the rows' order."""
     samples: dict[str, dict[GroupKey, _Sample]] = {}
-    for row in with_figures(rows):
-        if not is_measured(row) or row.get("error") is not None or row["mode"] == LOAD_MODE:
+    for row in rows:
+        if row.mode == LOAD_MODE:
             continue
-        key = (row["mode"], row["model"], row["host"], row["prompt_id"])
-        groups = samples.setdefault(row["run_id"], {})
+        key = (row.mode, row.model, row.host, row.prompt_id)
+        groups = samples.setdefault(row.run_id, {})
         if key not in groups:
-            groups[key] = _Sample(row["run_id"], row["digest"], row["host_version"])
+            groups[key] = _Sample(row.run_id, row.digest, row.host_version)
+        figures = derive(row)
         for metric in METRICS:
-            value = row[metric.name]
+            value = getattr(figures, metric.name)
             if value is not None and math.isfinite(value):
                 groups[key].values[metric.name].append(value)
     return samples
 
 
-def _add_load(comparison: Comparison, store: Store, run_a: str, run_b: str) -> None:
+def _add_sweeps(comparison: Comparison, store: Store, run_a: str, run_b: str) -> None:
     """Run B's load sweeps against run A's, when both swept."""
-    compare_load = compare_sweeps
-
-    current = compare_load.swept(store, run_b)
+    current = compare_sweeps.swept(store, run_b)
     if current.sweeps:
-        changes, notes = compare_load.compare_sweeps(compare_load.swept(store, run_a), current)
+        changes, notes = compare_sweeps.compare_sweeps(compare_sweeps.swept(store, run_a), current)
         comparison.load += changes
         comparison.notes += [n for n in notes if n not in comparison.notes]
 
 
-def _add_load_baseline(
-    comparison: Comparison, store: Store, run: dict[str, Any], spec: BaselineSpec
+def _add_sweep_baseline(
+    comparison: Comparison, store: Store, run: RunRecord, spec: BaselineSpec
 ) -> None:
-    """The run's load sweeps against its stored baseline's (see compare_load.baseline_sweeps)."""
-    compare_load = compare_sweeps
-
-    changes, notes = compare_load.baseline_sweeps(store, run, spec)
+    """The run's load sweeps against its stored baseline's (see compare_sweeps.baseline_sweeps)."""
+    changes, notes = compare_sweeps.baseline_sweeps(store, run, spec)
     comparison.load += changes
     comparison.notes += [n for n in notes if n not in comparison.notes]
     for change in changes:
@@ -366,13 +349,10 @@ def _findings(
 
 
 def _change_notes(key: GroupKey, base: Sequence[_Sample], current: _Sample) -> list[str]:
-    """What changed besides the numbers: the model's digest, the Ollama version."""
-    notes = []
-    digests = sorted({digest_label(s.digest) for s in base})
-    if digests != [digest_label(current.digest)]:
-        now = digest_label(current.digest)
-        notes.append(f"{key[1]}: model changed (digest {', '.join(digests)} → {now})")
-    versions = sorted({s.ollama_version or "unknown" for s in base})
-    if versions != [current.ollama_version or "unknown"]:
-        notes.append(f"Ollama {', '.join(versions)} → {current.ollama_version or 'unknown'}")
-    return notes
+    return change_notes(
+        key[1],
+        [s.digest for s in base],
+        current.digest,
+        [s.ollama_version for s in base],
+        current.ollama_version,
+    )

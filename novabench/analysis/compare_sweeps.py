@@ -10,13 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from novabench.analysis.baselines import BaselineSpec, digest_label
-from novabench.analysis.figures import derive
+from novabench.analysis.baselines import (
+    BaselineSpec,
+    change_notes,
+    digest_label,
+    earlier_complete_runs,
+)
+from novabench.analysis.figures import derive, is_measured
 from novabench.analysis.significance import IMPROVEMENT, REGRESSION, judge
-from novabench.analysis.sweeps import level_name, load_sweeps, saturated_at
+from novabench.analysis.sweeps import knee_level, level_name, load_sweeps, peak_throughput
 from novabench.errors import RunNotFoundError
+from novabench.records import LOAD_MODE, LevelSummary, RunRecord
 from novabench.storage.store import Store
 
 # The per-request figures tested at each level; their p95 is what the tables show.
@@ -137,10 +142,10 @@ class _Run:
     """What one run swept: level summaries and per-level request figures, per (model, host)."""
 
     run_id: str
-    sweeps: dict[SweepKey, list[dict[str, Any]]]
+    sweeps: dict[SweepKey, list[LevelSummary]]
     samples: dict[tuple[str, str, int], dict[str, list[float]]]
     digests: dict[SweepKey, str | None]
-    host_versions: dict[str, str]
+    host_versions: dict[str, str | None]
 
 
 def swept(store: Store, run_id: str) -> _Run:
@@ -148,14 +153,14 @@ def swept(store: Store, run_id: str) -> _Run:
     samples: dict[tuple[str, str, int], dict[str, list[float]]] = {}
     rows = store.results(run_id)
     for row in rows:
-        if row.get("mode") != "load" or row.get("load_level") is None:
+        if row.mode != LOAD_MODE or row.load_level is None:
             continue
-        if row.get("is_warmup") or row.get("is_cold") or row.get("error") is not None:
+        if not is_measured(row) or not row.ok:
             continue
         figures = derive(row)
-        by_metric = samples.setdefault((row["model"], row["host"], row["load_level"]), {})
+        by_metric = samples.setdefault((row.model, row.host, row.load_level), {})
         for metric, _ in LEVEL_FIGURES:
-            value = figures.get(metric)
+            value = getattr(figures, metric)
             if value is not None and math.isfinite(value):
                 by_metric.setdefault(metric, []).append(value)
     run = store.get_run(run_id)
@@ -163,8 +168,8 @@ def swept(store: Store, run_id: str) -> _Run:
         run_id,
         load_sweeps(store, run_id, rows) if samples else {},
         samples,
-        {(m["model"], m["host"]): m.get("digest") for m in store.models(run_id)},
-        run.get("host_versions") or {},
+        {(m.model, m.host): m.digest for m in store.models(run_id)},
+        run.host_versions or {},
     )
 
 
@@ -188,7 +193,7 @@ def compare_sweeps(base: _Run, current: _Run) -> tuple[list[SweepChange], list[s
 
 
 def baseline_sweeps(
-    store: Store, run: dict[str, Any], spec: BaselineSpec
+    store: Store, run: RunRecord, spec: BaselineSpec
 ) -> tuple[list[SweepChange], list[str]]:
     """A run's sweeps against its --baseline, per (model, host).
 
@@ -197,7 +202,7 @@ def baseline_sweeps(
     throughput is one number per run), so 'median:N' uses the newest of those N runs whose sweep
     ran the same levels, or the newest of them when none did.
     """
-    current = swept(store, run["run_id"])
+    current = swept(store, run.run_id)
     if not current.sweeps:
         return [], []
     if spec.run_id is not None:
@@ -205,13 +210,7 @@ def baseline_sweeps(
             return compare_sweeps(swept(store, spec.run_id), current)
         except RunNotFoundError:
             return [], []  # compare.baseline_comparison says so
-    earlier = [
-        listed["run_id"]
-        for listed in store.list_runs(run["suite_name"])
-        if listed["status"] == "complete"
-        and "load" in (listed.get("modes") or ())
-        and (listed["started_at"], listed["run_id"]) < (run["started_at"], run["run_id"])
-    ]
+    earlier = earlier_complete_runs(store, run, LOAD_MODE)
     cache: dict[str, _Run] = {}
     changes, notes = [], []
     for key, levels_b in current.sweeps.items():
@@ -245,26 +244,26 @@ def baseline_sweeps(
     return changes, notes
 
 
-def same_levels(a: Sequence[dict[str, Any]], b: Sequence[dict[str, Any]]) -> bool:
+def same_levels(a: Sequence[LevelSummary], b: Sequence[LevelSummary]) -> bool:
     """True when two sweeps ran the same (kind, level) values."""
-    return {(lv["kind"], lv["level"]) for lv in a} == {(lv["kind"], lv["level"]) for lv in b}
+    return {(lv.kind, lv.level) for lv in a} == {(lv.kind, lv.level) for lv in b}
 
 
 def _sweep_change(
     key: SweepKey,
     base: _Run,
-    levels_a: list[dict[str, Any]],
+    levels_a: list[LevelSummary],
     current: _Run,
-    levels_b: list[dict[str, Any]],
+    levels_b: list[LevelSummary],
 ) -> SweepChange:
-    by_level_a = {(lv["kind"], lv["level"]): lv for lv in levels_a}
+    by_level_a = {(lv.kind, lv.level): lv for lv in levels_a}
     matched = []
     for level_b in levels_b:
-        level_a = by_level_a.get((level_b["kind"], level_b["level"]))
+        level_a = by_level_a.get((level_b.kind, level_b.level))
         if level_a is None:
             continue
-        samples_a = base.samples.get((*key, level_a["level_index"]), {})
-        samples_b = current.samples.get((*key, level_b["level_index"]), {})
+        samples_a = base.samples.get((*key, level_a.level_index), {})
+        samples_b = current.samples.get((*key, level_b.level_index), {})
         figures = []
         for metric, _ in LEVEL_FIGURES:
             a, b = samples_a.get(metric, []), samples_b.get(metric, [])
@@ -293,13 +292,13 @@ def _sweep_change(
                 tuple(figures),
             )
         )
-    names_b = {(lv["kind"], lv["level"]) for lv in levels_b}
+    names_b = {(lv.kind, lv.level) for lv in levels_b}
     unmatched = [
         f"{level_name(*k)} only in run {base.run_id}" for k in by_level_a if k not in names_b
     ] + [
-        f"{level_name(lv['kind'], lv['level'])} only in run {current.run_id}"
+        f"{level_name(lv.kind, lv.level)} only in run {current.run_id}"
         for lv in levels_b
-        if (lv["kind"], lv["level"]) not in by_level_a
+        if (lv.kind, lv.level) not in by_level_a
     ]
     return SweepChange(
         key[0],
@@ -315,37 +314,19 @@ def _sweep_change(
     )
 
 
-def peak_throughput(levels: Sequence[dict[str, Any]]) -> float | None:
-    """The most output tokens/s any level of a sweep reached."""
-    rates = [lv["output_tokens_per_s"] for lv in levels if lv.get("output_tokens_per_s")]
-    return max(rates) if rates else None
-
-
-def knee_level(levels: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The level a sweep saturated at (its knee), or None when it did not saturate."""
-    measured = [lv for lv in levels if lv.get("output_tokens_per_s") is not None]
-    found = saturated_at(measured)
-    return None if found is None else measured[found.knee_index]
-
-
-def _knee(levels: Sequence[dict[str, Any]]) -> str | None:
+def _knee(levels: Sequence[LevelSummary]) -> str | None:
     knee = knee_level(levels)
-    return None if knee is None else level_name(knee["kind"], knee["level"])
+    return None if knee is None else level_name(knee.kind, knee.level)
 
 
 def _change_notes(key: SweepKey, base: _Run, current: _Run) -> list[str]:
-    """What changed besides the numbers: the model's digest, the host's Ollama version."""
-    notes = []
-    digest_a, digest_b = base.digests.get(key), current.digests.get(key)
-    if digest_a != digest_b:
-        notes.append(
-            f"{key[0]}: model changed (digest {digest_label(digest_a)} → {digest_label(digest_b)})"
-        )
-    version_a = base.host_versions.get(key[1]) or "unknown"
-    version_b = current.host_versions.get(key[1]) or "unknown"
-    if version_a != version_b:
-        notes.append(f"Ollama {version_a} → {version_b}")
-    return notes
+    return change_notes(
+        key[0],
+        [base.digests.get(key)],
+        current.digests.get(key),
+        [base.host_versions.get(key[1])],
+        current.host_versions.get(key[1]),
+    )
 
 
 def _change_pct(a: float | None, b: float | None) -> float | None:

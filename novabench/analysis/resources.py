@@ -1,15 +1,16 @@
-"""Resource samples over a stretch of a run: one request's lifetime, one load level's span."""
+"""Resource samples over a stretch of a run (one request's lifetime, one load level's span): the
+one definition of which samples count, and their peak and mean."""
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from novabench.records import ResourceSample
 
-# The figures lifetime_stats summarises for one request.
-LIFETIME_FIGURES = (
+# The figures a window is summarised on.
+RESOURCE_FIGURES = (
     "cpu_percent",
     "ram_used_bytes",
     "server_cpu_percent",
@@ -20,34 +21,46 @@ LIFETIME_FIGURES = (
 )
 
 
-def lifetime_stats(
-    samples: Sequence[Mapping[str, Any] | ResourceSample],
-    start_offset_s: float,
-    end_offset_s: float,
-) -> dict[str, float | None]:
-    """Peak and mean of each LIFETIME_FIGURES figure over one request's lifetime.
+@dataclass(frozen=True)
+class WindowStats:
+    """Peak and mean of each RESOURCE_FIGURES figure over a window; None where no sample had it."""
 
-    `samples` must be in offset order (as the sampler and Store.samples give them). When none
-    falls inside [start, end] (a request shorter than the interval), the first sample after the
-    start stands in: its CPU figures cover the interval that ends at it. Failing that, the last
-    sample before the start.
+    samples: int
+    peak: dict[str, float | None]
+    mean: dict[str, float | None]
+
+
+def window(
+    samples: Sequence[ResourceSample], start_s: float, end_s: float, nearest: bool = False
+) -> Sequence[ResourceSample]:
+    """The samples taken within [start_s, end_s] (offsets since the run started).
+
+    `samples` must be in offset order (as the sampler and the store give them). With `nearest`,
+    an empty window (a request shorter than the sampling interval) takes the first sample after
+    the start instead, whose CPU figures cover the interval that ends at it; failing that, the
+    last sample before the start.
     """
-    first = bisect.bisect_left(samples, start_offset_s, key=_offset_of)
-    after_last = bisect.bisect_right(samples, end_offset_s, key=_offset_of)
-    window = samples[first:after_last]
-    if not window and samples:
-        window = [samples[first] if first < len(samples) else samples[-1]]
-    stats: dict[str, float | None] = {}
-    for figure in LIFETIME_FIGURES:
-        values = [v for v in (_figure_of(s, figure) for s in window) if v is not None]
-        stats[f"{figure}_peak"] = float(max(values)) if values else None
-        stats[f"{figure}_mean"] = sum(values) / len(values) if values else None
-    return stats
+    first = bisect.bisect_left(samples, start_s, key=_offset)
+    after_last = bisect.bisect_right(samples, end_s, key=_offset)
+    inside = samples[first:after_last]
+    if not inside and nearest and samples:
+        return [samples[first] if first < len(samples) else samples[-1]]
+    return inside
 
 
-def _offset_of(sample: Mapping[str, Any] | ResourceSample) -> float:
-    return float(_figure_of(sample, "offset_s"))
+def window_stats(
+    samples: Sequence[ResourceSample], start_s: float, end_s: float, nearest: bool = False
+) -> WindowStats:
+    """The peak and mean of every figure over `window(...)`."""
+    inside = window(samples, start_s, end_s, nearest)
+    peak: dict[str, float | None] = {}
+    mean: dict[str, float | None] = {}
+    for figure in RESOURCE_FIGURES:
+        values = [float(v) for s in inside if (v := getattr(s, figure)) is not None]
+        peak[figure] = max(values) if values else None
+        mean[figure] = sum(values) / len(values) if values else None
+    return WindowStats(len(inside), peak, mean)
 
 
-def _figure_of(sample: Mapping[str, Any] | ResourceSample, name: str) -> Any:
-    return sample.get(name) if isinstance(sample, Mapping) else getattr(sample, name)
+def _offset(sample: ResourceSample) -> float:
+    return sample.offset_s

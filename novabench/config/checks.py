@@ -35,7 +35,11 @@ class JsonCheck(BaseModel):
 
     # `schema` would shadow a (deprecated) BaseModel method, hence the alias.
     json_schema: dict[str, Any] | None = Field(
-        default=None, alias="schema", description="a JSON Schema the parsed response must match"
+        default=None,
+        alias="schema",
+        description="a JSON Schema the parsed answer must match: Draft 2020-12 unless its "
+        "`$schema` names another draft; `format` is an annotation only; a `$ref` must resolve "
+        "inside the schema (nothing is fetched); checked for mistakes by `validate`",
     )
 
     @field_validator("json_schema")
@@ -48,25 +52,62 @@ class JsonCheck(BaseModel):
 
 
 class Checks(BaseModel):
-    """What a response must satisfy (see novabench/checks.py); a check left as None is not made."""
+    """What an answer must satisfy (analysis/checks.py evaluates it); a check left as None is
+    not made."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     expected: ClassVar[str] = "a mapping of checks, e.g. {contains: '4', max_sentences: 1}"
 
     contains: list[NonBlankText] | None = Field(
-        default=None, min_length=1, description="a string or a list of strings"
+        default=None,
+        min_length=1,
+        description="a string or a list of strings that must all appear in the answer, as plain "
+        'substrings ("5" is found in "15"; use `regex` with `\\b` for whole words)',
+        json_schema_extra={"expected": "a string or a list of strings"},
     )
     not_contains: list[NonBlankText] | None = Field(
-        default=None, min_length=1, description="a string or a list of strings"
+        default=None,
+        min_length=1,
+        description="a string or a list of strings none of which may appear in the answer",
+        json_schema_extra={"expected": "a string or a list of strings"},
     )
-    equals: Text | None = None
-    regex: Annotated[NonBlankText, AfterValidator(_compiles)] | None = None
-    min_words: Int | None = Field(default=None, ge=0)
-    max_words: Int | None = Field(default=None, ge=0)
-    max_sentences: Int | None = Field(default=None, ge=0)
+    equals: Text | None = Field(
+        default=None,
+        description='the whole answer, both stripped of surrounding whitespace ("4." does not '
+        'equal "4")',
+    )
+    regex: Annotated[NonBlankText, AfterValidator(_compiles)] | None = Field(
+        default=None,
+        description="a Python regular expression that `re.search` must find, exactly as written: "
+        "`(?i)` ignores case, `(?m)` makes `^`/`$` match at line ends",
+    )
+    min_words: Int | None = Field(
+        default=None,
+        ge=0,
+        description="the fewest words: whitespace-separated pieces holding a letter or digit "
+        '("2+2=4" is one word; text without spaces, such as Chinese, is not split)',
+    )
+    max_words: Int | None = Field(
+        default=None, ge=0, description="the most words; at least `min_words`"
+    )
+    max_sentences: Int | None = Field(
+        default=None,
+        ge=0,
+        description="the most sentences, by the [sentence rule](#how-sentences-are-counted)",
+    )
     # `json` would shadow a (deprecated) BaseModel method, hence the alias.
-    json_: JsonCheck | None = Field(default=None, alias="json")
-    case_sensitive: Bool = False
+    json_: JsonCheck | None = Field(
+        default=None,
+        alias="json",
+        description="`true`: the answer parses as strict JSON (no NaN or Infinity; an answer "
+        "that is one fenced code block is unwrapped first); `{schema: {...}}`: and the value "
+        "matches that JSON Schema",
+    )
+    case_sensitive: Bool = Field(
+        default=False,
+        description="whether `contains`, `not_contains` and `equals` mind case (both sides are "
+        'NFC-normalised; without it compared case-folded: "Straße" contains "STRASSE")',
+    )
 
     @field_validator("contains", "not_contains", mode="before")
     @classmethod
@@ -87,6 +128,11 @@ class Checks(BaseModel):
         if value is not None and min_words is not None and value < min_words:
             raise ValueError(f"is not allowed: must be >= min_words ({min_words})")
         return value
+
+    def descriptions(self) -> dict[str, str]:
+        """Each declared check by its YAML key, with a short phrase: {'max_sentences': 'at most 1
+        sentence'}, in `declared` order (the order analysis/checks.py's evaluate gives results)."""
+        return dict(zip(self.declared, describe(self), strict=True))
 
     @property
     def declared(self) -> list[str]:
@@ -204,3 +250,36 @@ def _unresolved_ref(
                 return (*paths.get(id(contents), ()), "$ref"), ref
         pending.extend((sub, resolver) for sub in resource.subresources())
     return None
+
+
+def describe(checks: Checks) -> list[str]:
+    """A short phrase per declared check, in `evaluate`'s order: 'at most 1 sentence'."""
+    case = " (case-sensitive)" if checks.case_sensitive else ""
+    phrases = []
+    if checks.contains is not None:
+        phrases.append(f"contains {_listing(checks.contains, 'and')}{case}")
+    if checks.not_contains is not None:
+        phrases.append(f"does not contain {_listing(checks.not_contains, 'or')}{case}")
+    if checks.equals is not None:
+        phrases.append(f"equals {checks.equals!r}{case}")
+    if checks.regex is not None:
+        phrases.append(f"matches /{checks.regex}/")
+    if checks.min_words is not None:
+        phrases.append(f"at least {_count(checks.min_words, 'word')}")
+    if checks.max_words is not None:
+        phrases.append(f"at most {_count(checks.max_words, 'word')}")
+    if checks.max_sentences is not None:
+        phrases.append(f"at most {_count(checks.max_sentences, 'sentence')}")
+    if checks.json_ is not None:
+        schema = checks.json_.json_schema
+        phrases.append("is JSON" if schema is None else "is JSON matching the schema")
+    return phrases
+
+
+def _listing(parts: list[str], conjunction: str) -> str:
+    quoted = [repr(part) for part in parts]
+    return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} {conjunction} {quoted[-1]}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -1,14 +1,10 @@
-"""The suite file: its schema (pydantic) and loading, with one `FILE:LINE:COL: KEY.PATH: message`
-line per problem."""
+"""The suite: which models answer which prompts, how often and in which modes (the pydantic schema
+that `novabench validate` and suites/README.md are made from), and the rules across its keys."""
 
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -19,19 +15,24 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from novabench.config.checks import Checks
 from novabench.config.hosts import _host_from_env, _normalize_host
 from novabench.config.loader import located_error as _located_error
-from novabench.config.loader import validate_yaml
 from novabench.config.options import OllamaOptions
+from novabench.config.specs import (
+    EngineName,
+    ModelSpec,
+    PromptSpec,
+    check_keep_alive,
+    check_repetitions,
+    duplicate_error,
+    duplicates,
+)
 from novabench.config.types import Bool, Float, Int, NonBlankText, Text
 from novabench.config.workload import LoadSpec
-from novabench.errors import SuiteError
-from novabench.records import EMBEDDED_HOST
+from novabench.names import EMBEDDED_HOST
 
-MAX_SUITE_BYTES = 1024 * 1024
 # Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
 # that never ends and a history no page can show.
 MAX_REPETITIONS = 10_000  # repetitions, min_repetitions and max_repetitions
@@ -39,96 +40,6 @@ MAX_WARMUP = 100
 MAX_PLANNED_REQUESTS = 1_000_000  # measured requests of one run, every mode and model together
 
 Mode = Literal["parallel", "sequential", "load"]
-EngineName = Literal["ollama", "openai", "llamacpp"]
-
-
-# Validators raise ValueError("is ...: what is allowed"); the loader puts the value in front, as
-# the user wrote it: "keep_alive: '300' is a number in a string: use 300 (seconds) or '300s'".
-_PROMPT_ID = re.compile(r"[A-Za-z0-9_.-]+")
-_BARE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)")
-_GO_DURATION = re.compile(r"[-+]?((\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h))+")
-_KEEP_ALIVE_HELP = (
-    "use seconds (300), a duration ('5m', '1h30m'), 0 to unload at once or -1 for ever"
-)
-
-
-def _duplicates(values: list[Any]) -> list[tuple[int, int]]:
-    """(index, index of first occurrence) for each value already seen earlier in the list."""
-    first_at: dict[Any, int] = {}
-    found = []
-    for index, value in enumerate(values):
-        if value in first_at:
-            found.append((index, first_at[value]))
-        else:
-            first_at[value] = index
-    return found
-
-
-def _duplicate_error(
-    what: str, found: list[tuple[int, int]], shown: list[str], sub_loc: tuple[str, ...] = ()
-) -> PydanticCustomError:
-    # One error for the whole list (a validator raises once); the loader makes one line of each.
-    duplicates = [
-        {"at": (index, *sub_loc), "first": (first, *sub_loc), "shown": shown[index]}
-        for index, first in found
-    ]
-    listing = ", ".join(f"{d['shown']} at [{d['at'][0]}]" for d in duplicates)
-    return PydanticCustomError(
-        "duplicate", f"duplicate {what}: {listing}", {"what": what, "duplicates": duplicates}
-    )
-
-
-class PromptSpec(BaseModel):
-    """One prompt: an id for results and reports, the text, an optional system prompt, checks."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = "a prompt text or an {id, text, system, checks} mapping"
-
-    id: Text = Field(
-        description="the prompt's id (letters, digits, '_', '.' and '-'), used in results"
-    )
-    text: NonBlankText = Field(description="the prompt text sent to the model")
-    system: Text | None = None
-    checks: Checks | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _check_id(cls, value: str) -> str:
-        if not _PROMPT_ID.fullmatch(value):
-            raise ValueError("is not a valid prompt id: use only letters, digits, '_', '.' and '-'")
-        return value
-
-
-class ModelSpec(BaseModel):
-    """One model to benchmark, with its own options and, optionally, its own Ollama server."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    expected: ClassVar[str] = (
-        "a model name or a {name, model, backend, options, host, api_key_env} mapping"
-    )
-
-    name: NonBlankText = Field(description="the model name, e.g. 'llama3.2'")
-    model: NonBlankText | None = Field(
-        default=None,
-        description="the engine's model id when it differs from `name`: an Ollama or OpenAI "
-        "model name, or for llamacpp a GGUF path or a packaged alias such as 'smollm2'",
-    )
-    backend: EngineName | None = None
-    options: OllamaOptions = OllamaOptions()
-    host: Text | None = None
-    api_key_env: NonBlankText | None = Field(
-        default=None, description="environment variable holding the API key (openai backend)"
-    )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare_name(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
-
-    @field_validator("host")
-    @classmethod
-    def _check_host(cls, value: str | None) -> str | None:
-        return None if value is None else _normalize_host(value)
 
 
 class Suite(BaseModel):
@@ -136,68 +47,149 @@ class Suite(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    name: NonBlankText = Field(description="the suite's name, used in results and reports")
-    description: Text = ""
-    host: Text = Field(default_factory=_host_from_env, validate_default=True)
+    name: NonBlankText = Field(
+        description="the suite's name, used in results and reports (and for its lock file)",
+        json_schema_extra={"expected": "the suite's name, used in results and reports"},
+    )
+    description: Text = Field(default="", description="what the suite is for, shown in reports")
+    host: Text = Field(
+        default_factory=_host_from_env,
+        validate_default=True,
+        description="the server's URL, as `OLLAMA_HOST` takes it: `localhost:11434`, "
+        "`http://box:11434`, `https://host/path`, `[::1]:11434` (port 11434 when a bare host "
+        "gives none); for `openai` with or without the trailing `/v1`",
+        json_schema_extra={"default_text": "`$OLLAMA_HOST`, else `http://localhost:11434`"},
+    )
     models: list[ModelSpec] = Field(
-        min_length=1, description="a list of model names or {name, options, host} mappings"
+        min_length=1,
+        description="the models to benchmark: names, or mappings with a model's own engine, "
+        "options and host",
+        json_schema_extra={"expected": "a list of model names or {name, options, host} mappings"},
     )
     prompts: list[PromptSpec] = Field(
-        min_length=1, description="a list of prompt texts or {id, text, system, checks} mappings"
+        min_length=1,
+        description="the prompts: texts (their ids are then `p1`, `p2`, ... by position), or "
+        "mappings with an id, a system prompt and checks",
+        json_schema_extra={
+            "expected": "a list of prompt texts or {id, text, system, checks} mappings"
+        },
     )
-    checks: Checks | None = None
-    backend: EngineName = "ollama"
+    checks: Checks | None = Field(
+        default=None,
+        description="quality checks on every answer; a prompt's own `checks` override them key "
+        "by key",
+    )
+    backend: EngineName = Field(
+        default="ollama",
+        description="the engine that serves the models: `ollama` (the native API), `openai` "
+        "(any OpenAI-compatible server) or `llamacpp` (embedded, no server); a model entry's "
+        "own `backend` overrides it",
+    )
     api_key_env: NonBlankText | None = Field(
-        default=None, description="environment variable holding the API key (openai backend)"
+        default=None,
+        description="the *name* of an environment variable holding an API key (openai "
+        "backend): read at run time, sent only as `Authorization: Bearer ...`, never stored; "
+        "when it is not set, that model's rows fail with 'environment variable X (api_key_env) "
+        "is not set'",
     )
     modes: list[Mode] = Field(
         default=["sequential"],
         min_length=1,
-        description="a list of 'parallel', 'sequential' and/or 'load' (load needs a load section)",
+        description="what to run: `sequential` (one request at a time: model by model, prompt "
+        "by prompt, repetition by repetition), `parallel` (every model's request for a prompt "
+        "at once), `load` (the sweep in `load`). With both of the first two the report compares "
+        "their wall times: speedup = sequential / parallel, efficiency = speedup / models",
+        json_schema_extra={
+            "expected": "a list of 'parallel', 'sequential' and/or 'load' "
+            "(load needs a load section)"
+        },
     )
     load: LoadSpec | None = Field(
-        default=None, description="the load sweep run by `modes: [load]` (concurrency or rate)"
+        default=None,
+        description="the load sweep that `modes: [load]` runs (and needs)",
     )
     repetitions: int | Literal["auto"] = Field(
         default=3,
-        description="measured requests per model, prompt and mode: an integer or 'auto'",
+        description=f"measured requests per model × prompt × mode, 1 to {MAX_REPETITIONS:,}, or "
+        "`auto`: repeat until the 95% confidence interval of the median of `target_metric` is "
+        "within ±`target_cv` of the median for every model of the group. A run plans at most "
+        f"{MAX_PLANNED_REQUESTS:,} measured requests in all (with `auto`, counting "
+        "`max_repetitions`)",
     )
     min_repetitions: Int = Field(
-        default=5, ge=2, le=MAX_REPETITIONS, description="with repetitions: auto"
+        default=5,
+        ge=2,
+        le=MAX_REPETITIONS,
+        description="with `repetitions: auto`: the fewest measured requests per group",
     )
     max_repetitions: Int = Field(
-        default=30, ge=1, le=MAX_REPETITIONS, description="with repetitions: auto"
+        default=30,
+        ge=1,
+        le=MAX_REPETITIONS,
+        description="with `repetitions: auto`: the most measured requests per group; at least "
+        "`min_repetitions`",
     )
     target_cv: Float = Field(
         default=0.05,
         gt=0,
         le=1,
-        description="with repetitions: auto, the relative half-width of the median's 95% CI",
+        description="with `repetitions: auto`: the half-width of the median's 95% confidence "
+        "interval, as a fraction of the median, that stops repeating (0.05: ±5%)",
     )
-    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = "e2e_ms"
-    cold_start: Bool = False
+    target_metric: Literal["e2e_ms", "ttft_ms", "eval_tokens_per_s", "itl_ms"] = Field(
+        default="e2e_ms",
+        description="with `repetitions: auto`: the figure whose median must be known that well",
+    )
+    cold_start: Bool = Field(
+        default=False,
+        description="unload each model first and time the request that loads it again (stored "
+        "flagged `is_cold`, kept out of the warm statistics); `novabench run --cold` does the "
+        "same",
+    )
     sample_interval_s: Float = Field(
-        default=0.25, ge=0, description="resource sampling interval in seconds; 0 turns it off"
+        default=0.25,
+        ge=0,
+        description="seconds between resource samples (CPU, RAM, the server process, GPUs) "
+        "during a run; 0 turns sampling off",
     )
     warmup: Int = Field(
         default=1,
         ge=0,
         le=MAX_WARMUP,
-        description="unmeasured runs before the measured ones, not in the statistics",
+        description="unmeasured requests per model (with the first prompt) before each mode's "
+        "measured ones, to load the model; stored flagged `is_warmup`, left out of every "
+        "statistic",
     )
-    options: OllamaOptions = OllamaOptions()
-    keep_alive: str | int | float | None = None
+    options: OllamaOptions = Field(
+        default=OllamaOptions(),
+        description="model options sent with every request; a model entry's own `options` "
+        "override them key by key",
+    )
+    keep_alive: str | int | float | None = Field(
+        default=None,
+        description="how long the server keeps a model loaded after a request (Ollama "
+        "`keep_alive`): seconds (`300`), a duration (`'5m'`, `'1h30m'`), 0 to unload at once, "
+        "-1 for ever",
+        json_schema_extra={"default_text": "the server's"},
+    )
     timeout_s: Float = Field(
-        default=300.0, gt=0, description="total timeout of one request, in seconds"
+        default=300.0,
+        gt=0,
+        description="bound on each request, from sending it to its last byte, in seconds (the "
+        "only bound the embedded `llamacpp` engine honours)",
     )
     connect_timeout_s: Float = Field(
-        default=10.0, gt=0, description="how long one request may take to connect, in seconds"
+        default=10.0,
+        gt=0,
+        description="bound on connecting, per request, in seconds (the row's error: `cannot "
+        "connect within connect_timeout_s=10`)",
     )
     first_token_timeout_s: Float | None = Field(
         default=None,
         gt=0,
-        description="how long one request may wait for its first token, in seconds "
-        "(default: only timeout_s bounds it, as a cold model load can take minutes)",
+        description="bound on the wait for a request's first token, in seconds (`no first token "
+        "within first_token_timeout_s=5`); unset, only `timeout_s` bounds it, since loading a "
+        "model can take minutes",
     )
 
     _path: Path | None = PrivateAttr(default=None)
@@ -229,43 +221,29 @@ class Suite(BaseModel):
             (m.name, EMBEDDED_HOST if m.backend == "llamacpp" else m.host or info.data.get("host"))
             for m in models
         ]
-        if found := _duplicates(keys):
+        if found := duplicates(keys):
             shown = [f"{name!r} on {host or 'the suite host'}" for name, host in keys]
-            raise _duplicate_error("model", found, shown)
+            raise duplicate_error("model", found, shown)
         return models
 
     @field_validator("prompts")
     @classmethod
     def _unique_prompt_ids(cls, prompts: list[PromptSpec]) -> list[PromptSpec]:
-        if found := _duplicates([p.id for p in prompts]):
-            raise _duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
+        if found := duplicates([p.id for p in prompts]):
+            raise duplicate_error("prompt id", found, [repr(p.id) for p in prompts], ("id",))
         return prompts
 
     @field_validator("modes")
     @classmethod
     def _unique_modes(cls, modes: list[str]) -> list[str]:
-        if found := _duplicates(modes):
-            raise _duplicate_error("mode", found, [repr(m) for m in modes])
+        if found := duplicates(modes):
+            raise duplicate_error("mode", found, [repr(m) for m in modes])
         return modes
 
     @field_validator("repetitions", mode="before")
     @classmethod
     def _check_repetitions(cls, value: Any) -> Any:
-        if value == "auto":
-            return value
-        if isinstance(value, bool) or not isinstance(value, int):
-            hint = (
-                " (did you mean 'auto'?)"
-                if isinstance(value, str)
-                and value.lower().strip() in ("auto", "automatic", "atuo", "aut")
-                else ""
-            )
-            raise ValueError(f"is not an integer or 'auto'{hint}")
-        if value < 1:
-            raise ValueError("is not allowed: must be an integer >= 1 or 'auto'")
-        if value > MAX_REPETITIONS:
-            raise ValueError(f"is not allowed: must be an integer <= {MAX_REPETITIONS:,} or 'auto'")
-        return value
+        return check_repetitions(value, MAX_REPETITIONS)
 
     @model_validator(mode="after")
     def _planned_requests_bounded(self) -> Suite:
@@ -359,18 +337,7 @@ class Suite(BaseModel):
     @field_validator("keep_alive", mode="before")
     @classmethod
     def _check_keep_alive(cls, value: Any) -> Any:
-        # Ollama: a number is seconds, a string is a Go duration; "300" gets a 400 (missing unit).
-        if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"is not a finite number: {_KEEP_ALIVE_HELP}")
-            return value
-        if not isinstance(value, str):
-            raise ValueError(f"is not a keep_alive value: {_KEEP_ALIVE_HELP}")
-        if _BARE_NUMBER.fullmatch(value) and value.lstrip("+-") != "0":
-            raise ValueError(f"is a number in a string: use {value} (seconds) or '{value}s'")
-        if not (_GO_DURATION.fullmatch(value) or value.lstrip("+-") == "0"):
-            raise ValueError(f"is not a duration: {_KEEP_ALIVE_HELP}")
-        return value
+        return check_keep_alive(value)
 
     @model_validator(mode="after")
     def _word_limits_agree_once_merged(self) -> Suite:
@@ -449,56 +416,27 @@ class Suite(BaseModel):
             merged = merged.model_copy(update=overrides) if merged else own
         return merged if merged and merged.declared else None
 
+    def facts(self) -> dict[str, Any]:
+        """What a run's report needs of its suite, stored with the run (`runs.facts`): the report
+        never reads the suite text again, so a later schema cannot change what an old run says."""
+        checks = {}
+        for prompt in self.prompts:
+            merged = self.checks_for(prompt)
+            if merged is not None:
+                checks[prompt.id] = merged.descriptions()
+        auto = self.repetitions == "auto"
+        return {
+            "description": self.description.strip() or None,
+            "target_metric": self.target_metric,
+            "target_cv": self.target_cv if auto else None,
+            "checks": checks,
+            "load": self.load.facts() if self.load is not None and "load" in self.modes else None,
+        }
+
     def load_prompts(self) -> list[PromptSpec]:
         """The prompts the load sweep draws from, in turn."""
         wanted = self.load.prompts if self.load and self.load.prompts else None
         return [p for p in self.prompts if wanted is None or p.id in wanted]
-
-
-def load_suite(path: str | os.PathLike[str]) -> Suite:
-    """Read and validate a suite file; raise SuiteError listing every problem found."""
-    source = os.fspath(path)
-    try:
-        with open(source, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            data = b"" if size > MAX_SUITE_BYTES else file.read(MAX_SUITE_BYTES + 1)
-    except FileNotFoundError:
-        raise SuiteError([f"{source}: no such file"]) from None
-    except IsADirectoryError:
-        raise SuiteError([f"{source}: is a directory, not a suite file"]) from None
-    except OSError as error:
-        raise SuiteError([f"{source}: cannot read: {error.strerror or error}"]) from None
-    if size > MAX_SUITE_BYTES or len(data) > MAX_SUITE_BYTES:
-        raise SuiteError([_too_large(source, max(size, len(data)))])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        byte = data[error.start]
-        raise SuiteError(
-            [f"{source}: not UTF-8 text (invalid byte 0x{byte:02x} at offset {error.start})"]
-        ) from None
-    return _parse(text, data, source, Path(source))
-
-
-def parse_suite(text: str, source: str = "<string>") -> Suite:
-    """Validate a suite given as text; `source` names it in messages."""
-    data = text.encode("utf-8", errors="surrogatepass")
-    if len(data) > MAX_SUITE_BYTES:
-        raise SuiteError([_too_large(source, len(data))])
-    return _parse(text, data, source, None)
-
-
-def _too_large(source: str, size: int) -> str:
-    limit = f"{MAX_SUITE_BYTES:,} bytes, 1 MiB"
-    return f"{source}: {size:,} bytes is too large for a suite (limit {limit})"
-
-
-def _parse(text: str, data: bytes, source: str, path: Path | None) -> Suite:
-    suite = validate_yaml(text, source, Suite, defaults_from={("host",): "$OLLAMA_HOST"})
-    suite._path = path
-    suite._text = text
-    suite._sha256 = hashlib.sha256(data).hexdigest()
-    return suite
 
 
 __all__ = [
@@ -508,6 +446,4 @@ __all__ = [
     "OllamaOptions",
     "PromptSpec",
     "Suite",
-    "load_suite",
-    "parse_suite",
 ]

@@ -40,9 +40,18 @@ class LoadSLO(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     expected: ClassVar[str] = "a mapping of limits, e.g. {ttft_ms: 500, itl_ms: 100}"
 
-    ttft_ms: Float | None = Field(default=None, gt=0, description="time to first token, in ms")
-    itl_ms: Float | None = Field(default=None, gt=0, description="inter-token latency, in ms")
-    e2e_ms: Float | None = Field(default=None, gt=0, description="whole request, in ms")
+    ttft_ms: Float | None = Field(
+        default=None, gt=0, description="the longest time to first token, in ms"
+    )
+    itl_ms: Float | None = Field(
+        default=None,
+        gt=0,
+        description="the longest inter-token latency (a request's mean gap), in ms; a request "
+        "with too few tokens to have one is not failed by it",
+    )
+    e2e_ms: Float | None = Field(
+        default=None, gt=0, description="the longest end-to-end latency, in ms"
+    )
 
     def limits(self) -> dict[str, float]:
         """The limits given, by figure name (ttft_ms, itl_ms, e2e_ms)."""
@@ -61,41 +70,62 @@ class LoadSpec(BaseModel):
         default=None,
         min_length=1,
         max_length=MAX_LEVELS,
-        description="concurrent requests per level (closed loop: each stream sends its next "
-        "request when the last one ends), e.g. [1, 2, 4, 8, 16]",
+        description="closed loop: the levels, in concurrent streams, each sending its next "
+        f"request as soon as its last one ends; increasing, 1 to {MAX_STREAMS:,} each "
+        "(e.g. [1, 2, 4, 8, 16]); give this or `rate`",
+        json_schema_extra={"expected": "a list of concurrency levels, e.g. [1, 2, 4, 8, 16]"},
     )
     rate: list[Float] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_LEVELS,
-        description="requests per second per level, arriving as a Poisson process (open loop)",
+        description="open loop: the levels, in requests/s arriving as a Poisson process "
+        "(exponential gaps, seeded) whatever the server does; increasing, above 0; give this or "
+        "`concurrency`",
+        json_schema_extra={"expected": "a list of request rates (requests/s), e.g. [0.5, 1, 2]"},
     )
     requests_per_level: Int | None = Field(
-        default=None, ge=1, le=MAX_REQUESTS_PER_LEVEL, description="requests sent at each level"
+        default=None,
+        ge=1,
+        le=MAX_REQUESTS_PER_LEVEL,
+        description="how long a level lasts, in requests sent; give this or `duration_s`",
+        json_schema_extra={
+            "default_text": f"{REQUESTS_PER_STREAM} per stream (at least "
+            f"{MIN_REQUESTS_PER_LEVEL}); for rates, {DEFAULT_RATE_WINDOW_S:g} s of arrivals (at "
+            f"least {MIN_REQUESTS_PER_LEVEL})"
+        },
     )
     duration_s: Float | None = Field(
         default=None,
         gt=0,
         le=MAX_LEVEL_DURATION_S,
-        description="seconds each level keeps sending requests",
+        description="how long a level lasts, in seconds of sending (requests then in flight "
+        "finish and count)",
     )
     prompts: list[Text] | None = Field(
         default=None,
         min_length=1,
-        description="ids of the suite's prompts to draw from, in turn (default: all of them)",
+        description="ids of the suite's prompts the sweep draws from, in turn",
+        json_schema_extra={"expected": "a list of prompt ids", "default_text": "all of them"},
     )
-    slo: LoadSLO | None = None
+    slo: LoadSLO | None = Field(
+        default=None, description="the limits a request must meet to count towards goodput"
+    )
     early_stop: Bool = Field(
         default=True,
-        description="stop the sweep once throughput stops growing while latency climbs",
+        description="stop the sweep one level past the knee, once the server saturates "
+        "(throughput stops growing while latency climbs); a level where half the requests or "
+        "more failed stops it either way",
     )
     max_in_flight: Int = Field(
         default=512,
         ge=1,
         le=MAX_STREAMS,
-        description="with rate: the most requests in flight at once (arrivals beyond it wait)",
+        description="with `rate`: the most requests in flight at once; later arrivals wait "
+        "and are counted as delayed (the level is then no longer Poisson, and the report says "
+        "how many waited)",
     )
-    seed: Int = Field(default=0, description="seed of the Poisson arrival times")
+    seed: Int = Field(default=0, description="seed of the Poisson arrival times (`rate`)")
 
     @field_validator("concurrency")
     @classmethod
@@ -182,6 +212,17 @@ class LoadSpec(BaseModel):
 
     def slo_limits(self) -> dict[str, float]:
         return self.slo.limits() if self.slo else {}
+
+    def facts(self) -> dict[str, Any]:
+        """What a run's report says of its sweep, stored with the run (`runs.facts`)."""
+        return {
+            "kind": self.kind,
+            "levels": self.levels,
+            "level_size": self.level_size(),
+            "slo": self.slo_limits(),
+            "early_stop": self.early_stop,
+            "max_in_flight": self.max_in_flight,
+        }
 
 
 def stored_load_spec(data: dict[str, Any] | None) -> LoadSpec | None:

@@ -4,7 +4,6 @@ stream in (model output shown as text, never obeyed)."""
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -20,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from novabench.console.log import describe_level, describe_result
-from novabench.records import RequestResult
+from novabench.records import LevelSummary, RequestResult
 from novabench.text import one_line, terminal_safe
 
 TAIL_CHARS = 400
@@ -108,7 +107,7 @@ class LiveObserver:
         self.tails.finish(mode)
         self.console.print(Text(f"{mode} phase done in {wall_s:.2f} s"))
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         self.console.print(Text(describe_level(model, host, summary)))
 
     def server_warning(self, message: str) -> None:

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from novabench.analysis.figures import derive
 from novabench.analysis.sweeps import level_name
-from novabench.records import RequestResult
+from novabench.records import LevelSummary, RequestResult
 from novabench.text import terminal_safe
 
 
@@ -23,32 +23,32 @@ def describe_result(result: RequestResult) -> str:
         what += " (cold start)"
     if result.error is not None:
         return f"{what}: FAILED: {terminal_safe(result.error)}"
-    figures = derive(vars(result))
-    parts = [f"ttft {figures['ttft_ms']:.0f} ms" if figures["ttft_ms"] is not None else "no tokens"]
-    if figures["eval_tokens_per_s"] is not None:
-        parts.append(f"{figures['eval_tokens_per_s']:.1f} tok/s")
-    parts.append(f"e2e {figures['e2e_ms']:.0f} ms")
+    figures = derive(result)
+    parts = [f"ttft {figures.ttft_ms:.0f} ms" if figures.ttft_ms is not None else "no tokens"]
+    if figures.eval_tokens_per_s is not None:
+        parts.append(f"{figures.eval_tokens_per_s:.1f} tok/s")
+    parts.append(f"e2e {figures.e2e_ms or 0:.0f} ms")
     return f"{what}: " + ", ".join(parts)
 
 
-def describe_level(model: str, host: str, summary: dict[str, Any]) -> str:
+def describe_level(model: str, host: str, summary: LevelSummary) -> str:
     """One plain line about a finished load level: throughput, latency, errors, why it stopped."""
-    where = level_name(summary["kind"], summary["level"])
-    parts = [f"{summary['requests']} requests"]
-    if summary.get("output_tokens_per_s") is not None:
-        parts.append(f"{summary['output_tokens_per_s']:.1f} tok/s")
-        parts.append(f"{summary['requests_per_s']:.2f} req/s")
+    where = level_name(summary.kind, summary.level)
+    parts = [f"{summary.requests} requests"]
+    if summary.output_tokens_per_s is not None:
+        parts.append(f"{summary.output_tokens_per_s:.1f} tok/s")
+        parts.append(f"{summary.requests_per_s or 0:.2f} req/s")
     for name, label in (("ttft_ms", "ttft"), ("e2e_ms", "e2e")):
-        p50, p95 = summary.get(f"{name}_p50"), summary.get(f"{name}_p95")
+        p50, p95 = summary.percentile(name, 50), summary.percentile(name, 95)
         if p50 is not None and p95 is not None:
             parts.append(f"{label} p50/p95 {p50:.0f}/{p95:.0f} ms")
-    if summary.get("goodput_rps") is not None:
-        parts.append(f"goodput {summary['goodput_rps']:.2f} req/s")
-    if summary.get("errors"):
-        parts.append(f"{summary['errors']} failed")
-    if summary.get("stop_reason") == "saturated":
+    if summary.goodput_rps is not None:
+        parts.append(f"goodput {summary.goodput_rps:.2f} req/s")
+    if summary.errors:
+        parts.append(f"{summary.errors} failed")
+    if summary.stop_reason == "saturated":
         parts.append("saturated: sweep stops")
-    elif summary.get("stop_reason") == "failing":
+    elif summary.stop_reason == "failing":
         parts.append("too many failures: sweep stops")
     return f"load {terminal_safe(model)} @ {where}: " + ", ".join(parts)
 
@@ -80,7 +80,7 @@ class LogObserver:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         self._log(f"{mode} phase done in {wall_s:.2f} s")
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         self._log(describe_level(model, host, summary))
 
     def server_warning(self, message: str) -> None:
@@ -140,7 +140,7 @@ class JsonLogObserver:
     def request_finished(self, result: RequestResult) -> None:
         if self.errors_only and result.error is None:
             return
-        figures = derive(vars(result))
+        figures = derive(result)
         self._event(
             "request_finished",
             mode=result.mode,
@@ -152,9 +152,9 @@ class JsonLogObserver:
             cold=result.is_cold,
             ok=result.error is None,
             error=result.error,
-            ttft_ms=_rounded(figures["ttft_ms"]),
-            e2e_ms=_rounded(figures["e2e_ms"]),
-            eval_tokens_per_s=_rounded(figures["eval_tokens_per_s"]),
+            ttft_ms=_rounded(figures.ttft_ms),
+            e2e_ms=_rounded(figures.e2e_ms),
+            eval_tokens_per_s=_rounded(figures.eval_tokens_per_s),
             output_tokens=result.eval_count,  # the server's count; None when it gave none
         )
 
@@ -162,7 +162,7 @@ class JsonLogObserver:
         if not self.errors_only:
             self._event("phase_finished", mode=mode, wall_s=round(wall_s, 3))
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         if not self.errors_only:
             keys = (
                 "kind", "level", "requests", "errors", "wall_s", "output_tokens_per_s",
@@ -170,11 +170,8 @@ class JsonLogObserver:
                 "itl_ms_p50", "itl_ms_p95", "itl_ms_p99", "e2e_ms_p50", "e2e_ms_p95",
                 "queue_ms_p50", "stop_reason",
             )  # fmt: skip
-            figures = {
-                k: _rounded(v) if isinstance(v, float) else v
-                for k, v in summary.items()
-                if k in keys
-            }
+            chosen = {k: v for k, v in summary.as_dict().items() if k in keys}
+            figures = {k: _rounded(v) if isinstance(v, float) else v for k, v in chosen.items()}
             self._event("level_finished", model=model, host=host, **figures)
 
     def server_warning(self, message: str) -> None:

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from novabench.config.suite import EMBEDDED_HOST
 from novabench.engines import ChatRequest, ModelInfo, TextCallback
 from novabench.errors import HostUnreachableError, RequestError
-from novabench.records import RequestResult
+from novabench.records import EMBEDDED_HOST, RequestResult
 
 INSTALL_HINT = "install the embedded engine with: pip install 'novabench[embedded]'"
 
@@ -336,7 +335,7 @@ def _quiet_llama_cpp() -> None:
     logging.getLogger("llama-cpp-python").setLevel(logging.CRITICAL)
 
 
-def _load(slot: _Slot) -> None:
+def _load_model(slot: _Slot) -> None:
     """Load the slot's model (in its thread) and remember how long that took."""
     from llama_cpp import Llama
 
@@ -364,7 +363,7 @@ def _generate(
     import llama_cpp
 
     if slot.llama is None:
-        _load(slot)
+        _load_model(slot)
     generation = _Generation(load_ns=slot.unreported_load_ns)
     slot.unreported_load_ns = None
     llama = slot.llama

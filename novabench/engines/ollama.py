@@ -10,6 +10,8 @@ from typing import Any
 from novabench.engines import CallLimits, ChatRequest, ModelInfo, TextCallback
 from novabench.engines import answers as schema
 from novabench.engines.streaming import (
+    BODY_END_TIMEOUT_S,
+    MAX_ANSWER_BYTES,
     StreamedText,
     describe_connect_error,
     describe_lost_answer,
@@ -29,16 +31,11 @@ from novabench.records import RequestResult
 from novabench.text import terminal_safe
 
 SERVER_NAME = "Ollama"
-# After the done line only the end of the body is left to read; a server that never sends it
-# costs this much, not the request's whole timeout.
-BODY_END_TIMEOUT_S = 1.0
 # One NDJSON line longer than this is refused: Ollama's lines are a few hundred bytes, and a
 # server that never sends a newline must not make novabench buffer without end.
 MAX_LINE_BYTES = 1024 * 1024
 # The part of an error body that is read (and shown shortened); the rest is not downloaded.
 MAX_ERROR_BODY_BYTES = 64 * 1024
-# A whole JSON answer (/api/show of a large model, with its template and license, is < 1 MiB).
-MAX_ANSWER_BYTES = 16 * 1024 * 1024
 # Server fields copied as they are; Ollama omits any that are zero (ollama-api.md §0).
 SERVER_FIELDS = {
     "prompt_eval_count": "prompt_eval_count",

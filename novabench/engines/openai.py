@@ -18,8 +18,9 @@ import httpx
 
 from novabench.engines import CallLimits, ChatRequest, ModelInfo, TextCallback
 from novabench.engines import answers as schema
-from novabench.engines.ollama import BODY_END_TIMEOUT_S, MAX_ANSWER_BYTES
 from novabench.engines.streaming import (
+    BODY_END_TIMEOUT_S,
+    MAX_ANSWER_BYTES,
     StreamedText,
     describe_connect_error,
     describe_lost_answer,

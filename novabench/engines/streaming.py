@@ -15,6 +15,12 @@ from novabench.engines import transport as ndjson_http
 from novabench.errors import RequestError
 from novabench.records import RequestResult
 
+# After the done line only the end of the body is left to read; a server that never sends it
+# costs this much, not the request's whole timeout.
+BODY_END_TIMEOUT_S = 1.0
+# A whole JSON answer (/api/show of a large model, with its template and license, is < 1 MiB).
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
 # Reads the body and records into the result: (request sent at, deadline, total deadline).
 StreamReader = Callable[[float, asyncio.Timeout, float], Awaitable[None]]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import plotly.graph_objects as go
@@ -19,6 +19,7 @@ from novabench.analysis.compare import (
     Finding,
 )
 from novabench.analysis.significance import WITHIN_NOISE
+from novabench.records import ModelRecord
 from novabench.report.charts import FONT_STACK, base_layout, plotly_text
 from novabench.report.trends import host_label
 
@@ -81,17 +82,17 @@ def ordered_findings(findings: Sequence[Finding]) -> list[Finding]:
 
 
 def models_side_by_side(
-    models_a: Sequence[Mapping[str, Any]], models_b: Sequence[Mapping[str, Any]]
+    models_a: Sequence[ModelRecord], models_b: Sequence[ModelRecord]
 ) -> list[dict[str, Any]]:
     """Every (model, host) of either run with its digest in A and in B, and whether it differs."""
-    by_key_a = {(m["model"], m["host"]): m for m in models_a}
-    by_key_b = {(m["model"], m["host"]): m for m in models_b}
+    by_key_a = {(m.model, m.host): m for m in models_a}
+    by_key_b = {(m.model, m.host): m for m in models_b}
     keys = list(by_key_a) + [k for k in by_key_b if k not in by_key_a]
     rows = []
     for key in keys:
         a, b = by_key_a.get(key), by_key_b.get(key)
-        digest_a = a.get("digest") if a else None
-        digest_b = b.get("digest") if b else None
+        digest_a = a.digest if a else None
+        digest_b = b.digest if b else None
         rows.append(
             {
                 "model": key[0],

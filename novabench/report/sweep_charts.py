@@ -1,7 +1,7 @@
-"""Plotly figures of load sweeps, from the level summaries `load_stats.sweeps` computes.
+"""Plotly figures of load sweeps, from the level summaries `analysis.sweeps.sweeps` computes.
 
 Every figure has a trace per swept model (model @ host), levels in sweep order on x; nothing here
-computes a statistic, it only places what load_stats derived.
+computes a statistic, it only places what analysis.sweeps derived.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _color(index: int) -> str:
 
 
 def _level_axis(sweeps: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    values = sorted({float(lv["level"]) for s in sweeps for lv in s["levels"]})
+    values = sorted({float(lv.level) for s in sweeps for lv in s["levels"]})
     kind = sweeps[0]["kind"]
     axis: dict[str, Any] = {"title": {"text": axis_title(kind)}}
     if doubles(values):
@@ -59,15 +59,15 @@ def _line(
     sweep: dict[str, Any], key: str, name: str, color: str, dash: str, unit: str
 ) -> go.Scatter | None:
     """One figure of a sweep over its levels; None when no level has it."""
-    y = [_rounded(lv.get(key)) for lv in sweep["levels"]]
+    y = [_rounded(getattr(lv.summary, key)) for lv in sweep["levels"]]
     if all(v is None for v in y):
         return None
     return go.Scatter(
         name=plotly_text(name),
         mode="lines+markers",
-        x=[float(lv["level"]) for lv in sweep["levels"]],
+        x=[float(lv.level) for lv in sweep["levels"]],
         y=y,
-        customdata=[lv["name"] for lv in sweep["levels"]],
+        customdata=[lv.name for lv in sweep["levels"]],
         line={"color": color, "dash": dash, "width": 2},
         marker={"color": color, "size": 7},
         hovertemplate=f"%{{customdata}}: %{{y:,.1f}} {unit}<extra>{plotly_text(name)}</extra>",
@@ -140,7 +140,7 @@ def operating_curve(sweeps: Sequence[dict[str, Any]]) -> go.Figure | None:
         points = [
             lv
             for lv in s["levels"]
-            if lv.get("e2e_ms_p95") is not None and lv.get("output_tokens_per_s") is not None
+            if lv.e2e_ms_p95 is not None and lv.output_tokens_per_s is not None
         ]
         if not points:
             continue
@@ -148,11 +148,11 @@ def operating_curve(sweeps: Sequence[dict[str, Any]]) -> go.Figure | None:
             go.Scatter(
                 name=plotly_text(s["label"]),
                 mode="lines+markers+text",
-                x=[_rounded(lv["e2e_ms_p95"]) for lv in points],
-                y=[_rounded(lv["output_tokens_per_s"]) for lv in points],
-                text=[short_level(s["kind"], lv["level"]) for lv in points],
+                x=[_rounded(lv.e2e_ms_p95) for lv in points],
+                y=[_rounded(lv.output_tokens_per_s) for lv in points],
+                text=[short_level(s["kind"], lv.level) for lv in points],
                 textposition="top center",
-                customdata=[lv["name"] for lv in points],
+                customdata=[lv.name for lv in points],
                 line={"color": _color(i), "width": 2},
                 marker={"color": _color(i), "size": 8},
                 hovertemplate=(
@@ -163,9 +163,9 @@ def operating_curve(sweeps: Sequence[dict[str, Any]]) -> go.Figure | None:
         )
         knee = s.get("knee")
         if knee is not None and knee in points:
-            knees_x.append(_rounded(knee["e2e_ms_p95"]) or 0.0)
-            knees_y.append(_rounded(knee["output_tokens_per_s"]) or 0.0)
-            knees_text.append(f"{plotly_text(s['label'])}: {knee['name']}")
+            knees_x.append(_rounded(knee.e2e_ms_p95) or 0.0)
+            knees_y.append(_rounded(knee.output_tokens_per_s) or 0.0)
+            knees_text.append(f"{plotly_text(s['label'])}: {knee.name}")
     if not traces:
         return None
     if knees_x:

@@ -10,8 +10,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from novabench.analysis.compare_sweeps import knee_level, peak_throughput
-from novabench.analysis.sweeps import level_name, load_sweeps
+from novabench.analysis.sweeps import knee_level, level_name, load_sweeps, peak_throughput
+from novabench.records import LOAD_MODE
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text
 from novabench.report.trends import host_label
 from novabench.storage.store import Store
@@ -23,29 +23,29 @@ PEAK_CAPTION = (
 )
 
 
-def load_series(store: Store) -> list[dict[str, Any]]:
+def sweep_series(store: Store) -> list[dict[str, Any]]:
     """Every (suite, model, host) that was swept, with a point per run, oldest first."""
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    runs = sorted(store.list_runs(), key=lambda r: (r["started_at"], r["run_id"]))
+    runs = sorted(store.list_runs(), key=lambda r: (r.started_at, r.run_id))
     for run in runs:
-        if "load" not in (run.get("modes") or ()):
+        if LOAD_MODE not in (run.modes or ()):
             continue  # only runs whose suite asked for a sweep can have one
-        versions = store.get_run(run["run_id"]).get("host_versions") or {}
-        for (model, host), levels in load_sweeps(store, run["run_id"]).items():
+        versions = store.get_run(run.run_id).host_versions or {}
+        for (model, host), levels in load_sweeps(store, run.run_id).items():
             peak = peak_throughput(levels)
             if peak is None:
                 continue  # no level finished
-            at = next(lv for lv in levels if lv.get("output_tokens_per_s") == peak)
+            at = next(lv for lv in levels if lv.output_tokens_per_s == peak)
             knee = knee_level(levels)
-            series.setdefault((run["suite_name"], model, host), []).append(
+            series.setdefault((run.suite_name, model, host), []).append(
                 {
-                    "run_id": run["run_id"],
-                    "run_started_at": run["started_at"],
-                    "status": run["status"],
+                    "run_id": run.run_id,
+                    "run_started_at": run.started_at,
+                    "status": run.status,
                     "ollama_version": versions.get(host),
                     "peak_tokens_per_s": peak,
-                    "peak_level": level_name(at["kind"], at["level"]),
-                    "knee": None if knee is None else level_name(knee["kind"], knee["level"]),
+                    "peak_level": level_name(at.kind, at.level),
+                    "knee": None if knee is None else level_name(knee.kind, knee.level),
                 }
             )
     return [

@@ -15,9 +15,10 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from novabench.analysis.figures import NS_PER_S, queue_ns
-from novabench.analysis.statistics import is_measured
-from novabench.report.charts import Label, base_layout, plotly_text
+from novabench.analysis.figures import NS_PER_S, is_measured, queue_ns
+from novabench.records import Request
+from novabench.report.charts import base_layout, plotly_text
+from novabench.report.tables import Label
 
 # (key, legend name, colour), in the order they happen within a request.
 PHASES = (
@@ -54,23 +55,23 @@ class Segment:
     length_s: float
 
 
-def request_segments(row: dict[str, Any]) -> list[Segment]:
+def request_segments(row: Request) -> list[Segment]:
     """The phases of one request laid back from its end; empty without a start and an end.
 
     Without server durations (a failed request, a server that sends none) one segment spans the
     whole request. A phase the server did not report is left out, so are empty ones.
     """
-    start, e2e = row.get("start_offset_s"), row.get("e2e_s")
+    start, e2e = row.start_offset_s, row.e2e_s
     if start is None or e2e is None:
         return []
     end = float(start) + float(e2e)
-    if row.get("error") is not None or row.get("total_duration_ns") is None:
-        phase = "failed" if row.get("error") is not None else "untimed"
+    if row.error is not None or row.total_duration_ns is None:
+        phase = "failed" if row.error is not None else "untimed"
         return [Segment(phase, float(start), float(e2e))]
     server = {
-        "generation": row.get("eval_duration_ns"),
-        "prompt": row.get("prompt_eval_duration_ns"),
-        "load": row.get("load_duration_ns"),
+        "generation": row.eval_duration_ns,
+        "prompt": row.prompt_eval_duration_ns,
+        "load": row.load_duration_ns,
         "queue": queue_ns(row),
     }
     segments = []
@@ -92,11 +93,11 @@ MAX_SUB_LANES = 32
 
 
 def lanes(
-    rows: Sequence[dict[str, Any]], label: Label, modes: Sequence[str]
+    rows: Sequence[Request], label: Label, modes: Sequence[str]
 ) -> tuple[list[str], list[int]]:
     """Lane names, and each row's lane: a lane per mode and model, one more per overlap."""
-    present = [m for m in modes if any(r["mode"] == m for r in rows)]
-    present += sorted({r["mode"] for r in rows} - set(present))
+    present = [m for m in modes if any(r.mode == m for r in rows)]
+    present += sorted({r.mode for r in rows} - set(present))
     models = list(dict.fromkeys(label(r) for r in rows))
     several_modes = len(present) > 1
     names: list[str] = []
@@ -104,8 +105,8 @@ def lanes(
     for mode in present:
         for model in models:
             members = sorted(
-                (i for i, r in enumerate(rows) if r["mode"] == mode and label(r) == model),
-                key=lambda i: rows[i]["start_offset_s"],
+                (i for i, r in enumerate(rows) if r.mode == mode and label(r) == model),
+                key=lambda i: rows[i].start_offset_s,
             )
             if not members:
                 continue
@@ -114,22 +115,20 @@ def lanes(
             first = len(names)
             for i in members:
                 row = rows[i]
-                free = next(
-                    (k for k, e in enumerate(ends) if e <= row["start_offset_s"] + 1e-6), None
-                )
+                free = next((k for k, e in enumerate(ends) if e <= row.start_offset_s + 1e-6), None)
                 if free is None and len(ends) >= MAX_SUB_LANES:
                     free = min(range(len(ends)), key=ends.__getitem__)
                 elif free is None:
                     free = len(ends)
                     ends.append(0.0)
                     names.append(name if free == 0 else f"{name} ({free + 1})")
-                ends[free] = row["start_offset_s"] + row["e2e_s"]
+                ends[free] = row.start_offset_s + (row.e2e_s or 0.0)
                 assigned[i] = first + free
     return names, assigned
 
 
 def request_timeline(
-    rows: Iterable[dict[str, Any]], label: Label, modes: Sequence[str]
+    rows: Iterable[Request], label: Label, modes: Sequence[str]
 ) -> go.Figure | None:
     """Every request with a start and an end as stacked phase segments; None without any.
 
@@ -137,9 +136,7 @@ def request_timeline(
     gives every phase in ms.
     """
     timed = [
-        r
-        for r in rows
-        if r.get("start_offset_s") is not None and r.get("e2e_s") is not None and r["e2e_s"] >= 0
+        r for r in rows if r.start_offset_s is not None and r.e2e_s is not None and r.e2e_s >= 0
     ]
     if not timed:
         return None
@@ -148,39 +145,22 @@ def request_timeline(
     fig = go.Figure()
     for phase, legend_name, color in PHASES:
         for measured in (True, False):
-            starts: list[float] = []
-            lengths: list[float] = []
-            ys: list[int] = []
-            for row, lane, parts in zip(timed, lane_of, segments, strict=True):
-                if is_measured(row) != measured:
-                    continue
-                for part in parts:
-                    if part.phase == phase:
-                        starts.append(round(part.start_s, DECIMALS))
-                        lengths.append(round(part.length_s, DECIMALS))
-                        ys.append(lane)
-            if not ys:
+            bar = _phase_bar(timed, lane_of, segments, phase, measured)
+            if bar is None:
                 continue
             marker: dict[str, Any] = {"color": color, "line": {"width": 0}}
             if not measured:
                 marker["pattern"] = UNMEASURED_PATTERN
             # Unmeasured segments share one legend item, shown once: a click hides them all.
-            fig.add_trace(
-                go.Bar(
-                    name=legend_name if measured else UNMEASURED,
-                    legendgroup=phase if measured else UNMEASURED,
-                    legendrank=1000 if measured else 2000,
-                    showlegend=measured,
-                    orientation="h",
-                    base=starts,
-                    x=lengths,
-                    y=ys,
-                    width=0.62,
-                    marker=marker,
-                    opacity=1.0 if measured else UNMEASURED_OPACITY,
-                    hoverinfo="skip",
-                )
+            bar.update(
+                name=legend_name if measured else UNMEASURED,
+                legendgroup=phase if measured else UNMEASURED,
+                legendrank=1000 if measured else 2000,
+                showlegend=measured,
+                marker=marker,
+                opacity=1.0 if measured else UNMEASURED_OPACITY,
             )
+            fig.add_trace(bar)
     unmeasured = [t for t in fig.data if t.legendgroup == UNMEASURED]
     if unmeasured:  # the generation segment shows the hatch best
         carrier = next((t for t in unmeasured if t.marker.color == PHASES[4][2]), unmeasured[0])
@@ -192,8 +172,8 @@ def request_timeline(
             name="request",
             showlegend=False,
             orientation="h",
-            base=[round(float(r["start_offset_s"]), DECIMALS) for r in timed],
-            x=[round(float(r["e2e_s"]), DECIMALS) for r in timed],
+            base=[round(float(r.start_offset_s), DECIMALS) for r in timed],
+            x=[round(float(r.e2e_s or 0.0), DECIMALS) for r in timed],
             y=lane_of,
             width=0.62,
             marker={"color": "rgba(0,0,0,0)", "line": {"width": 0}},
@@ -201,6 +181,36 @@ def request_timeline(
             hovertemplate="%{hovertext}<extra></extra>",
         )
     )
+    _lay_out(fig, names)
+    return fig
+
+
+def _phase_bar(
+    timed: Sequence[Request],
+    lane_of: Sequence[int],
+    segments: Sequence[Sequence[Segment]],
+    phase: str,
+    measured: bool,
+) -> go.Bar | None:
+    """One phase's segments of the measured (or the other) requests as one trace; None if none."""
+    starts: list[float] = []
+    lengths: list[float] = []
+    ys: list[int] = []
+    for row, lane, parts in zip(timed, lane_of, segments, strict=True):
+        if is_measured(row) != measured:
+            continue
+        for part in parts:
+            if part.phase == phase:
+                starts.append(round(part.start_s, DECIMALS))
+                lengths.append(round(part.length_s, DECIMALS))
+                ys.append(lane)
+    if not ys:
+        return None
+    return go.Bar(orientation="h", base=starts, x=lengths, y=ys, width=0.62, hoverinfo="skip")
+
+
+def _lay_out(fig: go.Figure, names: Sequence[str]) -> None:
+    """A lane per name, the first on top, seconds since the run started along x."""
     height = max(MIN_HEIGHT_PX, 140 + LANE_PX * len(names))
     fig.update_layout(
         base_layout(
@@ -223,17 +233,16 @@ def request_timeline(
         title=None,
     )
     fig.update_xaxes(title={"text": "seconds since the run started"}, rangemode="tozero")
-    return fig
 
 
-def _hover(row: dict[str, Any], label: Label, parts: Sequence[Segment]) -> str:
-    if row.get("is_cold"):
+def _hover(row: Request, label: Label, parts: Sequence[Segment]) -> str:
+    if row.is_cold:
         kind = "cold start"
-    elif row.get("is_warmup"):
+    elif row.is_warmup:
         kind = f"warm-up {row['repetition'] + 1}"
     else:
         kind = f"rep {row['repetition'] + 1}"
-    start = float(row["start_offset_s"])
+    start = float(row.start_offset_s)
     lines = [
         f"<b>{plotly_text(label(row))}</b> · {plotly_text(row['mode'])}",
         f"prompt {plotly_text(row['prompt_id'])}, {kind}",
@@ -241,6 +250,6 @@ def _hover(row: dict[str, Any], label: Label, parts: Sequence[Segment]) -> str:
     ]
     for part in parts:
         lines.append(f"{PHASE_NAMES[part.phase]}: {part.length_s * 1000:,.1f} ms")
-    if row.get("error") is not None:
-        lines.append(plotly_text(str(row["error"])[:120]))
+    if row.error is not None:
+        lines.append(plotly_text(str(row.error)[:120]))
     return "<br>".join(lines)

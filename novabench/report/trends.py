@@ -16,7 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 
 from novabench.analysis.compare import LOAD_MODE, REGRESSION, Finding
-from novabench.analysis.statistics import median, with_figures
+from novabench.analysis.figures import derive
+from novabench.analysis.statistics import median
+from novabench.records import HistoryRow
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
 
 
@@ -74,7 +76,7 @@ IMPROVEMENT_COLOR = "#059669"
 ChangeKey = tuple[str, str, str, str, str]  # run id, model, host, mode, metric
 
 
-def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def history_series(rows: Iterable[HistoryRow]) -> list[dict[str, Any]]:
     """Per-run medians of every (suite, model, host, mode), oldest first, from `Store.history()`.
 
     Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
@@ -83,29 +85,29 @@ def history_series(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     request count, the median of every TREND_METRICS figure, and `changes`: what differs from
     the previous point ("digest a → b", "Ollama x → y").
     """
-    requests: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(
+    requests: dict[tuple[str, str, str, str], dict[str, list[HistoryRow]]] = defaultdict(
         lambda: defaultdict(list)
     )
-    for row in with_figures(rows):
-        if row["mode"] == LOAD_MODE:
+    for row in rows:
+        if row.mode == LOAD_MODE:
             continue  # levels of a sweep are no per-run median of one load: see the run pages
-        key = (row["suite_name"], row["model"], row["host"], row["mode"])
-        requests[key][row["run_id"]].append(row)
+        requests[(row.suite_name, row.model, row.host, row.mode)][row.run_id].append(row)
     series = []
     for (suite, model, host, mode), by_run in sorted(requests.items()):
         points = []
         for run_id, members in by_run.items():
             first = members[0]
-            point = {
+            point: dict[str, Any] = {
                 "run_id": run_id,
-                "run_started_at": first["run_started_at"],
-                "novabench_version": first["novabench_version"],
-                "ollama_version": first.get("host_version") or first["ollama_version"],
-                "digest": first["digest"],
+                "run_started_at": first.run_started_at,
+                "novabench_version": first.novabench_version,
+                "ollama_version": first.host_version or first.ollama_version,
+                "digest": first.digest,
                 "requests": len(members),
             }
+            figures = [derive(r) for r in members]
             for name in TREND_NAMES:
-                point[name] = median(r[name] for r in members)
+                point[name] = median(getattr(f, name) for f in figures)
             points.append(point)
         points.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
         for before, point in zip([None, *points], points, strict=False):
@@ -199,71 +201,101 @@ def history_chart(
                 marker={"color": color, "size": 8},
             )
         )
-        changed = [i for i, p in enumerate(points) if p["changes"]]
-        for i in changed:
-            for change in points[i]["changes"]:
-                text = change if change.startswith("Ollama") else f"{one['model']}: {change}"
-                if text not in moved[x[i]]:
-                    moved[x[i]].append(text)
-        if changed:
-            fig.add_trace(
-                _marks(
-                    "digest or Ollama changed",
-                    index,
-                    facets,
-                    [x[i] for i in changed],
-                    [y[i] for i in changed],
-                    [
-                        f"<b>{plotly_text(name)}</b><br>"
-                        + "<br>".join(plotly_text(c) for c in points[i]["changes"])
-                        for i in changed
-                    ],
-                    {
-                        "symbol": "diamond-open",
-                        "size": 17,
-                        "color": CHANGE_COLOR,
-                        "line": {"width": 2, "color": CHANGE_COLOR},
-                    },
-                )
-            )
-        for verdict_is_regression, color_mark in (
-            (True, REGRESSION_COLOR),
-            (False, IMPROVEMENT_COLOR),
-        ):
-            marked = []
-            for i, p in enumerate(points):
-                found = [
-                    f
-                    for f in changes.get(
-                        (p["run_id"], one["model"], one["host"], one["mode"], metric.name), []
-                    )
-                    if (f.verdict == REGRESSION) == verdict_is_regression
-                ]
-                if found:
-                    marked.append((i, found))
-            if marked:
-                fig.add_trace(
-                    _marks(
-                        "regression" if verdict_is_regression else "improvement",
-                        index,
-                        facets,
-                        [x[i] for i, _ in marked],
-                        [y[i] for i, _ in marked],
-                        [f"<b>{plotly_text(name)}</b><br>" + _findings_hover(f) for _, f in marked],
-                        {
-                            "symbol": "circle-open",
-                            "size": 19,
-                            "color": color_mark,
-                            "line": {"width": 3, "color": color_mark},
-                        },
-                    )
-                )
+        where = _Where(index, facets, plotly_text(name), x, y)
+        _change_marks(fig, where, one, points, moved)
+        for regression in (True, False):
+            _verdict_marks(fig, where, one, points, metric, changes, regression)
     if not fig.data:
         return None
     fig.update_layout(base_layout(metric.y_title, hovermode="closest"))
     fig.update_xaxes(type="date", title={"text": "run started (UTC)"})
     _mark_runs(fig, moved)
     return fig
+
+
+@dataclass(frozen=True)
+class _Where:
+    """A series' place in the chart: its legend group, facets, shown name and points."""
+
+    index: int
+    facets: Mapping[str, str]
+    name: str
+    x: list[str]
+    y: list[float]
+
+
+def _change_marks(
+    fig: go.Figure,
+    where: _Where,
+    one: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]],
+    moved: dict[str, list[str]],
+) -> None:
+    """Diamonds where the digest or Ollama version changed; the change noted in `moved`."""
+    changed = [i for i, p in enumerate(points) if p["changes"]]
+    for i in changed:
+        for change in points[i]["changes"]:
+            text = change if change.startswith("Ollama") else f"{one['model']}: {change}"
+            if text not in moved[where.x[i]]:
+                moved[where.x[i]].append(text)
+    if changed:
+        fig.add_trace(
+            _marks(
+                "digest or Ollama changed",
+                where.index,
+                where.facets,
+                [where.x[i] for i in changed],
+                [where.y[i] for i in changed],
+                [
+                    f"<b>{where.name}</b><br>"
+                    + "<br>".join(plotly_text(c) for c in points[i]["changes"])
+                    for i in changed
+                ],
+                {
+                    "symbol": "diamond-open",
+                    "size": 17,
+                    "color": CHANGE_COLOR,
+                    "line": {"width": 2, "color": CHANGE_COLOR},
+                },
+            )
+        )
+
+
+def _verdict_marks(
+    fig: go.Figure,
+    where: _Where,
+    one: Mapping[str, Any],
+    points: Sequence[Mapping[str, Any]],
+    metric: TrendMetric,
+    changes: Mapping[ChangeKey, Sequence[Finding]],
+    regression: bool,
+) -> None:
+    """Red rings on significant regressions of this metric (or green on improvements)."""
+    marked = []
+    for i, p in enumerate(points):
+        key = (p["run_id"], one["model"], one["host"], one["mode"], metric.name)
+        found = [f for f in changes.get(key, []) if (f.verdict == REGRESSION) == regression]
+        if found:
+            marked.append((i, found))
+    if not marked:
+        return
+    color = REGRESSION_COLOR if regression else IMPROVEMENT_COLOR
+    fig.add_trace(
+        _marks(
+            "regression" if regression else "improvement",
+            where.index,
+            where.facets,
+            [where.x[i] for i, _ in marked],
+            [where.y[i] for i, _ in marked],
+            [f"<b>{where.name}</b><br>" + _findings_hover(f) for _, f in marked],
+            {
+                "symbol": "circle-open",
+                "size": 19,
+                "color": color,
+                "line": {"width": 3, "color": color},
+            },
+        )
+    )
 
 
 def _mark_runs(fig: go.Figure, moved: Mapping[str, Sequence[str]]) -> None:

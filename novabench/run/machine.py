@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from novabench import __version__
+from novabench.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def system_info() -> dict[str, Any]:
     }
 
 
-def load_nvml() -> ModuleType | None:
+def open_nvml() -> ModuleType | None:
     """pynvml, initialised, when the module, the NVIDIA driver and a GPU are all there; else None.
 
     A caller that gets the module calls `nvmlShutdown()` when done (NVML counts inits).
@@ -80,7 +80,7 @@ def shutdown_nvml(nvml: ModuleType) -> None:
 
 def gpu_info() -> list[dict[str, Any]]:
     """Name, driver version and memory of each NVIDIA GPU; [] without NVML or a GPU."""
-    nvml = load_nvml()
+    nvml = open_nvml()
     if nvml is None:
         return []
     try:

@@ -1,36 +1,33 @@
-"""Run a suite: warm-up, modes, repetitions; store every result as it finishes."""
+"""Run a suite: preflight, the run row, then each workload with its warm-up; store every result.
+
+The runner does what every workload needs the same way (plan, failed rows for models that
+cannot be sent to, cold starts, warm-up, phase rows) and lends each one `send` for its
+measured requests (run/workloads/).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, Unpack
 
-from novabench import __version__
-from novabench.analysis.figures import derive
-from novabench.analysis.statistics import ci_half_width_ratio
-from novabench.config.suite import ModelSpec, PromptSpec, Suite
-from novabench.engines import Backend, CallLimits, ChatRequest, ModelInfo, make_backend
+from novabench.config.suite import PromptSpec, Suite
+from novabench.engines import Backend, CallLimits, ChatRequest
+from novabench.engines.registry import make_backend
 from novabench.engines.storable import make_storable
-from novabench.errors import (
-    HostUnreachableError,
-    RequestError,
-    ServerAnswerError,
-    StorageFailure,
-)
-from novabench.records import RequestResult
+from novabench.errors import HostUnreachableError, RequestError, StorageFailure
+from novabench.records import LevelSummary, RepetitionStop, RequestResult
 from novabench.run.checker import CheckWorker
-from novabench.run.machine import system_info
-from novabench.run.provenance import git_info
+from novabench.run.provenance import run_row
 from novabench.run.resources import ResourceSampler
 from novabench.run.sink import ResultSink
-from novabench.run.sweep import sweep
+from novabench.run.targets import Target, Versions, api_key, resolve_targets
+from novabench.run.workloads import RequestTags, Workload, WorkloadContext, workloads_of
 from novabench.storage.store import Store, utcnow
 
 
@@ -47,7 +44,7 @@ class RunObserver(Protocol):
 
     def phase_finished(self, mode: str, wall_s: float) -> None: ...
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None: ...
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None: ...
 
     def server_warning(self, message: str) -> None:
         """A server answer cost a fact (show info, loaded size) but not the run."""
@@ -71,7 +68,7 @@ class NullObserver:
     def phase_finished(self, mode: str, wall_s: float) -> None:
         pass
 
-    def level_finished(self, model: str, host: str, summary: dict[str, Any]) -> None:
+    def level_finished(self, model: str, host: str, summary: LevelSummary) -> None:
         pass
 
     def server_warning(self, message: str) -> None:
@@ -104,20 +101,6 @@ class RunOutcome:
         return 1 if self.failed or self.status != "complete" else 0
 
 
-@dataclass
-class _Target:
-    """One model entry of the suite, resolved against its host."""
-
-    spec: ModelSpec
-    kind: str  # the engine: ollama, openai, llamacpp
-    host: str
-    engine_model: str  # the model id the engine is asked for
-    options: dict[str, object]
-    info: ModelInfo | None
-    unavailable: str | None  # why no request can be sent, or None
-    show: dict[str, Any] | None = None  # what /api/show says
-
-
 def new_run_id() -> str:
     """Sortable, readable and safe as a file name: 20261127T104500Z-3fa1."""
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
@@ -132,8 +115,11 @@ class SuiteRunner:
         store: Store,
         observer: RunObserver | None = None,
         cold_start: bool | None = None,
+        workloads: list[Workload] | None = None,
     ) -> None:
         self.suite = suite
+        # What the run measures, in order: by default one workload per mode of the suite.
+        self.workloads = workloads_of(suite) if workloads is None else workloads
         self.store = store
         self.observer: RunObserver = observer or NullObserver()
         self.cold_start = suite.cold_start if cold_start is None else cold_start
@@ -151,15 +137,16 @@ class SuiteRunner:
     async def run(self) -> RunOutcome:
         suite = self.suite
         endpoints = sorted({(suite.backend_for(m), suite.host_for(m)) for m in suite.models})
-        max_streams = max(64, 4 * len(suite.models), self._max_load_streams)
+        most_in_flight = max((w.max_in_flight() for w in self.workloads), default=0)
+        max_streams = max(64, 4 * len(suite.models), most_in_flight)
         limits = CallLimits(suite.timeout_s, suite.connect_timeout_s)
         self._backends = {
-            (kind, host): make_backend(kind, host, max_streams, self._api_key(kind, host), limits)
+            (kind, host): make_backend(kind, host, max_streams, api_key(suite, kind, host), limits)
             for kind, host in endpoints
         }
         hosts = sorted({host for kind, host in endpoints if host.startswith("http")})
         try:
-            versions, targets = await self._preflight(endpoints)
+            versions, targets = await resolve_targets(suite, self._backends, self._warn)
             if self.store.path.exists():
                 self.store.check_health()  # a damaged file is refused before a run is added
             run_id = new_run_id()
@@ -170,9 +157,9 @@ class SuiteRunner:
             await asyncio.gather(*(b.aclose() for b in self._backends.values()))
 
     async def _run_created(
-        self, run_id: str, targets: list[_Target], hosts: list[str]
+        self, run_id: str, targets: list[Target], hosts: list[str]
     ) -> RunOutcome:
-        """The run once its row exists: the modes, then the run's end, whatever stops it."""
+        """The run once its row exists: the workloads, then the run's end, whatever stops it."""
         loop = asyncio.get_running_loop()
         modes = asyncio.current_task()
         running = [True]  # while the modes run, a storage failure stops them
@@ -190,7 +177,7 @@ class SuiteRunner:
         self._t0 = time.perf_counter()
         sampler = self._sampler(hosts, sink)
         try:
-            await self._run_modes(run_id, targets, sink, outcome)
+            await self._run_workloads(run_id, targets, sink, outcome)
             outcome.status = "complete"
         except (asyncio.CancelledError, KeyboardInterrupt):
             outcome.status = "aborted" if sink.failure is not None else "interrupted"
@@ -239,72 +226,8 @@ class SuiteRunner:
         sampler.start()
         return sampler
 
-    def _api_key(self, kind: str, host: str) -> str | None:
-        """The API key of an endpoint, from the environment variable its models name."""
-        for spec in self.suite.models:
-            variable = self.suite.api_key_env_for(spec)
-            same = (self.suite.backend_for(spec), self.suite.host_for(spec)) == (kind, host)
-            if same and variable:
-                return os.environ.get(variable)
-        return None
-
-    async def _preflight(
-        self, endpoints: list[tuple[str, str]]
-    ) -> tuple[dict[str, str | None], list[_Target]]:
-        """Ask every engine for its version and models; refuse to start if none answers.
-
-        A host that cannot be reached, or whose version or model list is not what its engine
-        answers, is unusable: its models fail their rows with the reason.
-        """
-
-        async def probe(
-            endpoint: tuple[str, str],
-        ) -> tuple[str, dict[str, ModelInfo]] | HostUnreachableError | ServerAnswerError:
-            backend = self._backends[endpoint]
-            try:
-                return await backend.version(), await backend.list_models()
-            except (HostUnreachableError, ServerAnswerError) as exc:
-                return exc
-
-        found = await asyncio.gather(*(probe(e) for e in endpoints))
-        answers = dict(zip(endpoints, found, strict=True))
-        unusable = [a for a in answers.values() if isinstance(a, Exception)]
-        if len(unusable) == len(endpoints):
-            raise unusable[0]
-        versions: dict[str, str | None] = {}
-        targets = []
-        for spec in self.suite.models:
-            kind, host = self.suite.backend_for(spec), self.suite.host_for(spec)
-            engine_model = self.suite.engine_model(spec)
-            answer = answers[(kind, host)]
-            options = self.suite.options_for(spec)
-            target = _Target(spec, kind, host, engine_model, options, None, None)
-            targets.append(target)
-            if isinstance(answer, Exception):
-                versions.setdefault(host, None)
-                target.unavailable = _unusable_reason(kind, answer)
-                continue
-            if kind == "ollama" or versions.get(host) is None:  # Ollama's own /v1 says less
-                versions[host] = answer[0]
-            target.info = answer[1].get(self._backends[(kind, host)].model_key(engine_model))
-            if target.info is None:
-                target.unavailable = f"model {engine_model!r} not found on {host}"
-            variable = self.suite.api_key_env_for(spec)
-            if variable and not os.environ.get(variable):
-                target.unavailable = f"environment variable {variable} (api_key_env) is not set"
-        await asyncio.gather(*(self._show(t) for t in targets if t.unavailable is None))
-        return versions, targets
-
-    def _backend(self, target: _Target) -> Backend:
+    def _backend(self, target: Target) -> Backend:
         return self._backends[(target.kind, target.host)]
-
-    async def _show(self, target: _Target) -> None:
-        """What /api/show says of a target; a failure leaves it empty and the run goes on."""
-        try:
-            target.show = await self._backend(target).show(target.engine_model)
-        except (RequestError, HostUnreachableError) as exc:
-            target.show = None
-            self._warn(f"{exc} ({target.spec.name}: no show info kept; the run goes on)")
 
     def _warn(self, message: str) -> None:
         """A server problem that costs a fact, not the run: told to the observer, and kept for
@@ -312,144 +235,35 @@ class SuiteRunner:
         self.server_warnings.append(message)
         self.observer.server_warning(message)
 
-    def _create_run(
-        self, run_id: str, versions: dict[str, str | None], targets: list[_Target]
-    ) -> None:
-        suite = self.suite
-        system = system_info()
-        repetitions = (
-            suite.repetitions
-            if isinstance(suite.repetitions, int)
-            else f"auto ({suite.min_repetitions}..{suite.max_repetitions}, target "
-            f"±{suite.target_cv:.1%} on {suite.target_metric})"
-        )
+    def _create_run(self, run_id: str, versions: Versions, targets: list[Target]) -> None:
+        modes = [w.mode for w in self.workloads]
         self.store.create_run(
-            {
-                "run_id": run_id,
-                "started_at": utcnow(),
-                "status": "running",
-                "suite_name": suite.name,
-                "suite_path": str(suite.path) if suite.path else None,
-                "suite_text": suite.text,
-                "suite_sha256": suite.sha256,
-                "host": suite.host,
-                "ollama_version": versions.get(suite.host)
-                or next((v for v in versions.values() if v), None),
-                "host_versions": versions,
-                "novabench_version": __version__,
-                "modes": list(suite.modes),
-                "repetitions": self._max_repetitions,
-                "warmup": suite.warmup,
-                "options": {
-                    "options": suite.options.to_request(),
-                    "keep_alive": suite.keep_alive,
-                    "timeout_s": suite.timeout_s,
-                    "connect_timeout_s": suite.connect_timeout_s,
-                    "first_token_timeout_s": suite.first_token_timeout_s,
-                },
-                "system": system,
-                "hostname": system["hostname"],
-                "pid": os.getpid(),
-                "manifest": {
-                    "git": git_info(suite.path),
-                    "repetitions": repetitions,
-                    "cold_start": self.cold_start,
-                    "sample_interval_s": suite.sample_interval_s,
-                    "load": suite.load.model_dump() if suite.load else None,
-                    "server_warnings": list(self.server_warnings),
-                },
-                "models": [
-                    {
-                        "model": t.spec.name,
-                        "host": t.host,
-                        "found": t.info is not None,
-                        "digest": t.info.digest if t.info else None,
-                        "size_bytes": t.info.size_bytes if t.info else None,
-                        "family": t.info.family if t.info else None,
-                        "parameter_size": t.info.parameter_size if t.info else None,
-                        "quantization": t.info.quantization if t.info else None,
-                        "options": t.options,
-                        "backend": t.kind,
-                        "engine_model": t.engine_model,
-                        "context_length": (t.show or {}).get("context_length"),
-                        "show_info": t.show,
-                    }
-                    for t in targets
-                ],
-                "prompts": [
-                    {"prompt_id": p.id, "text": p.text, "system": p.system} for p in suite.prompts
-                ],
-            }
+            run_row(
+                self.suite, run_id, versions, targets, modes, self.cold_start, self.server_warnings
+            )
         )
 
-    @property
-    def _max_load_streams(self) -> int:
-        """The most requests a load sweep has in flight at once on one host."""
-        load = self.suite.load
-        if load is None or "load" not in self.suite.modes:
-            return 0
-        return int(max(load.levels)) if load.kind == "concurrency" else load.max_in_flight
-
-    def _planned(self, mode: str) -> int | None:
-        """Measured requests per model in a mode; None when a load level lasts a duration."""
-        load = self.suite.load
-        if mode != "load" or load is None:
-            return len(self.suite.prompts) * self._max_repetitions
-        counts = [load.requests_at(level) for level in load.levels]
-        return None if None in counts else sum(c for c in counts if c is not None)
-
-    @property
-    def _max_repetitions(self) -> int:
-        reps = self.suite.repetitions
-        return reps if isinstance(reps, int) else self.suite.max_repetitions
-
-    async def _run_modes(
-        self, run_id: str, targets: list[_Target], sink: ResultSink, outcome: RunOutcome
+    async def _run_workloads(
+        self, run_id: str, targets: list[Target], sink: ResultSink, outcome: RunOutcome
     ) -> None:
-        suite = self.suite
-        ready = [t for t in targets if t.unavailable is None]
-        plan: dict[tuple[str, str], int | None] = {}
-        for mode in suite.modes:
-            planned = self._planned(mode)
-            for t in targets:
-                extra = 0 if t.unavailable else suite.warmup
-                if self.cold_start and t.unavailable is None and mode == suite.modes[0]:
-                    extra += 1
-                if mode == "load" and t.unavailable:
-                    planned_here: int | None = len(suite.load_prompts())
-                else:
-                    planned_here = None if planned is None else planned + extra
-                plan[(mode, t.spec.name)] = planned_here
-        self.observer.run_started(run_id, plan)
-        stops: list[dict[str, object]] = []
-        for mode in suite.modes:
-            for target in targets:
-                if target.unavailable is not None:
-                    prompts = suite.load_prompts() if mode == "load" else suite.prompts
-                    for prompt in prompts:
-                        for rep in range(1 if mode == "load" else self._max_repetitions):
-                            sink.submit(self._failed(mode, target, prompt, rep))
-                            if rep % 256 == 255:
-                                await asyncio.sleep(0)  # signals and the sink get their turn
-            if self.cold_start and mode == suite.modes[0]:
+        """Each workload in turn, with what comes before its measured requests and after."""
+        self.observer.run_started(run_id, self._plan(targets))
+        stops: list[RepetitionStop] = []
+        for index, workload in enumerate(self.workloads):
+            mode, prompt = workload.mode, workload.warmup_prompt
+            await self._fail_unavailable(workload, targets, sink)
+            ready = [t for t in targets if t.unavailable is None]
+            if self.cold_start and index == 0:
                 for target in ready:
-                    await self._cold_request(mode, target, sink)
+                    await self._cold_request(mode, target, prompt, sink)
             for target in ready:
-                for rep in range(suite.warmup):
-                    await self._request(mode, target, suite.prompts[0], rep, sink, is_warmup=True)
+                for rep in range(self.suite.warmup):
+                    await self._request(mode, target, prompt, rep, sink, is_warmup=True)
             phase_started_at = utcnow()
             phase_t0 = time.perf_counter()
-            requests = 0
-            if mode == "load":
-                requests = await self._load(run_id, ready, sink)
-            elif mode == "sequential":
-                for target in ready:
-                    for prompt in suite.prompts:
-                        requests += await self._repeat(mode, [target], prompt, sink, stops)
-            else:
-                for prompt in suite.prompts:
-                    requests += await self._repeat(mode, ready, prompt, sink, stops)
+            done = await workload.run(self._context(mode, ready, sink))
             wall_s = time.perf_counter() - phase_t0
+            stops += done.repetition_stops
             if ready:
                 outcome.wall_s_by_mode[mode] = wall_s
                 sink.record(
@@ -457,92 +271,71 @@ class SuiteRunner:
                     mode=mode,
                     started_at=phase_started_at,
                     wall_s=wall_s,
-                    requests=requests,
+                    requests=done.requests,
                 )
             self.observer.phase_finished(mode, wall_s)
         for stop in stops:
-            sink.record("repetition_stop", **stop)
+            sink.record("repetition_stop", **stop.as_dict())
 
-    async def _repeat(
-        self,
-        mode: str,
-        group: list[_Target],
-        prompt: PromptSpec,
-        sink: ResultSink,
-        stops: list[dict[str, object]],
-    ) -> int:
-        """Repeat one prompt on a group of models (all at once in parallel mode) until done.
+    def _plan(self, targets: list[Target]) -> dict[tuple[str, str], int | None]:
+        """Requests per (mode, model): measured, warm-up and cold, or the failed rows."""
+        plan: dict[tuple[str, str], int | None] = {}
+        for index, workload in enumerate(self.workloads):
+            measured = workload.planned()
+            extra = self.suite.warmup + (1 if self.cold_start and index == 0 else 0)
+            sent = None if measured is None else measured + extra
+            failed = sum(1 for _ in workload.unavailable_rows())
+            for t in targets:
+                plan[(workload.mode, t.spec.name)] = sent if t.unavailable is None else failed
+        return plan
 
-        A fixed count stops at that count; `repetitions: auto` stops once the median of the
-        target figure is known to within target_cv for every model of the group, or at the cap.
-        Returns how many requests were sent.
-        """
-        suite = self.suite
-        auto = not isinstance(suite.repetitions, int)
-        rep = 0
-        while True:
-            await asyncio.gather(*(self._request(mode, t, prompt, rep, sink) for t in group))
-            rep += 1
-            ratios = {t.spec.name: self._precision(sink, mode, t, prompt) for t in group}
-            if not auto:
-                if rep >= self._max_repetitions:
-                    reason = "fixed"
-                    break
+    async def _fail_unavailable(
+        self, workload: Workload, targets: list[Target], sink: ResultSink
+    ) -> None:
+        """The rows of a model that cannot be sent to, each saying why."""
+        for target in targets:
+            if target.unavailable is None:
                 continue
-            if rep >= suite.min_repetitions and all(
-                r is not None and r <= suite.target_cv for r in ratios.values()
-            ):
-                reason = "target_reached"
-                break
-            if rep >= suite.max_repetitions:
-                reason = "max_repetitions"
-                break
-        for target in group:
-            stops.append(
-                {
-                    "mode": mode,
-                    "model": target.spec.name,
-                    "host": target.host,
-                    "prompt_id": prompt.id,
-                    "repetitions": rep,
-                    "reason": reason,
-                    "ci_half_width_ratio": ratios[target.spec.name],
-                }
-            )
-        return rep * len(group)
+            for number, (prompt, rep) in enumerate(workload.unavailable_rows()):
+                sink.submit(self._failed(workload.mode, target, prompt, rep))
+                if number % 256 == 255:
+                    await asyncio.sleep(0)  # signals and the sink get their turn
 
-    def _precision(
-        self, sink: ResultSink, mode: str, target: _Target, prompt: PromptSpec
-    ) -> float | None:
-        values = [
-            derive(vars(r))[self.suite.target_metric]
-            for r in sink.results
-            if r.ok
-            and not r.is_warmup
-            and not r.is_cold
-            and r.mode == mode
-            and r.model == target.spec.name
-            and r.host == target.host
-            and r.prompt_id == prompt.id
-        ]
-        return ci_half_width_ratio(values)
+    def _context(self, mode: str, ready: list[Target], sink: ResultSink) -> WorkloadContext:
+        """What a workload's measured requests go through: this run's send, sink and clock."""
 
-    async def _cold_request(self, mode: str, target: _Target, sink: ResultSink) -> None:
+        async def send(
+            target: Target, prompt: PromptSpec, repetition: int, **tags: Unpack[RequestTags]
+        ) -> RequestResult:
+            return await self._request(mode, target, prompt, repetition, sink, **tags)
+
+        return WorkloadContext(
+            mode=mode,
+            targets=ready,
+            send=send,
+            record=sink.record,
+            observer=self.observer,
+            now_offset_s=lambda: time.perf_counter() - self._t0,
+        )
+
+    async def _cold_request(
+        self, mode: str, target: Target, prompt: PromptSpec, sink: ResultSink
+    ) -> None:
         """Unload the model, then time the request that has to load it again."""
         try:
             await self._backend(target).unload(target.engine_model)
         except RequestError as exc:
-            result = self._new_result(mode, target, self.suite.prompts[0], 0, is_cold=True)
+            result = self._new_result(mode, target, prompt, 0, is_cold=True)
             result.error = f"could not unload before the cold start: {exc}"
             sink.submit(result)
             self.observer.request_finished(result)
             return
-        await self._request(mode, target, self.suite.prompts[0], 0, sink, is_cold=True)
+        await self._request(mode, target, prompt, 0, sink, is_cold=True)
 
     def _new_result(
         self,
         mode: str,
-        target: _Target,
+        target: Target,
         prompt: PromptSpec,
         repetition: int,
         is_warmup: bool = False,
@@ -562,7 +355,7 @@ class SuiteRunner:
         )
 
     def _failed(
-        self, mode: str, target: _Target, prompt: PromptSpec, repetition: int
+        self, mode: str, target: Target, prompt: PromptSpec, repetition: int
     ) -> RequestResult:
         result = self._new_result(mode, target, prompt, repetition)
         result.error = target.unavailable
@@ -572,13 +365,13 @@ class SuiteRunner:
     async def _request(
         self,
         mode: str,
-        target: _Target,
+        target: Target,
         prompt: PromptSpec,
         repetition: int,
         sink: ResultSink,
         is_warmup: bool = False,
         is_cold: bool = False,
-        load_level: int | None = None,
+        **tags: Unpack[RequestTags],
     ) -> RequestResult:
         messages = [{"role": "system", "content": prompt.system}] if prompt.system else []
         messages.append({"role": "user", "content": prompt.text})
@@ -592,7 +385,8 @@ class SuiteRunner:
             first_token_timeout_s=self.suite.first_token_timeout_s,
         )
         result = self._new_result(mode, target, prompt, repetition, is_warmup, is_cold)
-        result.load_level = load_level
+        for name, value in tags.items():
+            setattr(result, name, value)
         name = target.spec.name
         self.observer.request_started(mode, name, prompt.id, is_warmup or is_cold)
         await self._backend(target).chat(
@@ -613,41 +407,7 @@ class SuiteRunner:
             await self._record_loaded(sink, target)
         return result
 
-    async def _load(self, run_id: str, ready: list[_Target], sink: ResultSink) -> int:
-        """Sweep every model's load levels: hosts at once, the models of one host in turn.
-
-        Models sharing a host are swept one after the other, so that one curve is not bent by
-        another model's requests; separate hosts are independent machines, swept together.
-        Returns how many requests were sent.
-        """
-        spec = self.suite.load
-        assert spec is not None  # the suite's validator requires it with modes: [load]
-        prompts = self.suite.load_prompts()
-        by_host: dict[str, list[_Target]] = {}
-        for target in ready:
-            by_host.setdefault(target.host, []).append(target)
-
-        async def sweep_one(target: _Target) -> int:
-            async def send(prompt: PromptSpec, number: int, level_index: int) -> RequestResult:
-                return await self._request(
-                    "load", target, prompt, number, sink, load_level=level_index
-                )
-
-            async def record(row: dict[str, Any], summary: dict[str, Any]) -> None:
-                sink.record("load_level", model=target.spec.name, host=target.host, **row)
-                self.observer.level_finished(target.spec.name, target.host, summary)
-
-            summaries = await sweep(
-                spec, prompts, send, lambda: time.perf_counter() - self._t0, record
-            )
-            return sum(s["requests"] for s in summaries)
-
-        async def sweep_host(targets: list[_Target]) -> int:
-            return sum([await sweep_one(target) for target in targets])
-
-        return sum(await asyncio.gather(*(sweep_host(ts) for ts in by_host.values())))
-
-    async def _record_loaded(self, sink: ResultSink, target: _Target) -> None:
+    async def _record_loaded(self, sink: ResultSink, target: Target) -> None:
         """After a model's first request: how much of it /api/ps says sits in GPU memory."""
         try:
             loaded = await self._backend(target).loaded_models()
@@ -666,14 +426,6 @@ class SuiteRunner:
                 "loaded_vram_bytes": entry.get("size_vram"),
             },
         )
-
-
-def _unusable_reason(kind: str, error: HostUnreachableError | ServerAnswerError) -> str:
-    """Why no request goes to a host, as each of its models' rows says it."""
-    if isinstance(error, ServerAnswerError):
-        return str(error)
-    server = "Ollama at " if kind == "ollama" else ""
-    return f"cannot reach {server}{error.url} ({error.reason})"
 
 
 def run_suite(

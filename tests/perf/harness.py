@@ -32,6 +32,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -238,7 +239,7 @@ def compare(
         if len(writes) != len(offsets) or len(writes) < 2:
             record.mismatched += 1
             continue
-        figures = derive(sample.row)
+        figures = derive(timed(sample.row))
         sent_ns = sample.sent_ns
         span_ns = writes[-1] - writes[0]
         itl_true_ms = span_ns / 1e6 / (len(writes) - 1)
@@ -259,6 +260,15 @@ def compare(
             )
         )
     return record
+
+
+def timed(row: dict[str, Any]) -> SimpleNamespace:
+    """A client's row (RequestResult field names) as derive() reads it: absent facts are None."""
+    facts = dict.fromkeys(
+        ("ttft_s", "e2e_s", "eval_count", "eval_duration_ns", "prompt_eval_count")
+        + ("prompt_eval_duration_ns", "load_duration_ns", "total_duration_ns")
+    )
+    return SimpleNamespace(**{**facts, "token_offsets_s": [], **row})
 
 
 def summarize(

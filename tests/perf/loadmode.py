@@ -40,7 +40,8 @@ from rich.console import Console
 
 from novabench.analysis.figures import quantile
 from novabench.analysis.sweeps import sweeps
-from novabench.config.suite import Suite, parse_suite
+from novabench.config.reading import parse_suite
+from novabench.config.suite import Suite
 from novabench.console.live import LiveObserver
 from novabench.run.runner import SuiteRunner
 from novabench.storage.store import Store
@@ -246,15 +247,15 @@ def measure_level(
 
 def _level_figures(store: Store, run_id: str) -> dict[str, Any]:
     """novabench's own summary of the run's single level, from what it stored."""
-    manifest = store.get_run(run_id).get("manifest")
+    facts = store.get_run(run_id).facts or {}
     found = sweeps(
         store.load_levels(run_id),
         store.results(run_id),
         samples=store.samples(run_id),
-        manifest=manifest,
+        load=facts.get("load"),
     )
     levels = [summary for summaries in found.values() for summary in summaries]
-    return levels[0] if len(levels) == 1 else {}
+    return levels[0].as_dict() if len(levels) == 1 else {}
 
 
 def _true_aggregate_tokens_per_s(

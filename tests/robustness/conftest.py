@@ -30,12 +30,18 @@ def figures() -> Figures:
     return FIGURES
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+def add(figures: dict[str, int]) -> None:
+    """Add a worker's counts (pytest-xdist) to this process's."""
+    for name, value in figures.items():
+        setattr(FIGURES, name, getattr(FIGURES, name) + int(value))
+
+
+def summary_line() -> str | None:
+    """The line printed at the end of the run; None when no robustness test ran."""
     f = FIGURES
     if not (f.faults_injected or f.hostile_inputs or f.rows_expected):
-        return
-    terminalreporter.section("robustness")
-    terminalreporter.write_line(
+        return None
+    return (
         f"faults injected: {f.faults_injected}, hostile inputs tried: {f.hostile_inputs}, "
         f"rows expected: {f.rows_expected}, rows found: {f.rows_found}, "
         f"rows lost: {f.rows_lost}"

@@ -1,0 +1,56 @@
+"""The typed records that cross layers (see stored.py and derived.py), and the few facts every
+layer shares."""
+
+from novabench.records.derived import (
+    FIGURES,
+    STATISTICS,
+    Figures,
+    FigureStats,
+    GroupSummary,
+    LevelSummary,
+    Request,
+)
+from novabench.records.stored import (
+    EMBEDDED_HOST,
+    LOAD_MODE,
+    FieldAccess,
+    HistoryRow,
+    LevelRecord,
+    ModelRecord,
+    PhaseRecord,
+    PromptRecord,
+    RepetitionStop,
+    RequestResult,
+    ResourceSample,
+    RunListing,
+    RunRecord,
+    StoredResult,
+    from_mapping,
+    utcnow,
+)
+
+__all__ = [
+    "EMBEDDED_HOST",
+    "FIGURES",
+    "LOAD_MODE",
+    "STATISTICS",
+    "FieldAccess",
+    "Figures",
+    "FigureStats",
+    "GroupSummary",
+    "HistoryRow",
+    "LevelRecord",
+    "LevelSummary",
+    "ModelRecord",
+    "PhaseRecord",
+    "PromptRecord",
+    "RepetitionStop",
+    "Request",
+    "RequestResult",
+    "ResourceSample",
+    "RunListing",
+    "RunRecord",
+    "StoredResult",
+    "from_mapping",
+    "utcnow",
+]
