@@ -1,21 +1,33 @@
-"""The transport's reading of HTTP/1.1 framing (llhttp underneath), fed directly: hypothesis
-writes valid answers (1xx heads, chunked with extensions and trailers, Content-Length, read to the
-close, 204) cut at random points and checks the lines that come out; then corrupts them and checks
-that every outcome is an answer or a TransportError, settled once the server closes."""
+"""The transport's reading of HTTP/1.1 framing (llhttp underneath), fed directly and over
+loopback: hypothesis writes valid answers (1xx heads, header names in any case, chunked in chunks
+of random sizes with extensions and trailers, Content-Length, read to the close, 204) cut at
+random points and checks the lines that come out; corrupts them and checks that every outcome is
+an answer or a TransportError, settled once the server closes; and breaks them (status line,
+header line, bare LF, chunk size) and checks that each ends, without waiting for the close, as
+broken HTTP in one line of words."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import re
 from dataclasses import dataclass
+from string import ascii_letters, digits
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from novabench.engines.connection import Connection
 from novabench.engines.http1 import MAX_FRAMING_BYTES
-from novabench.engines.transport import ProtocolError, ResponseHead, TransportError, _Connection
-from tests.test_ndjson_http import FakeTransport
+from novabench.engines.streaming import describe_lost_answer
+from novabench.engines.transport import (
+    NdjsonHttpClient,
+    ProtocolError,
+    ResponseHead,
+    TransportError,
+)
+from tests.engines.feeding import FakeTransport
 
 MAX_LINE_BYTES = 1 << 16
 MAX_ERROR_BODY_BYTES = 1 << 16
@@ -38,7 +50,7 @@ def deliver(pieces: list[bytes], close: bool = True) -> Outcome:
     lines: list[bytes] = []
 
     async def run() -> Outcome:
-        connection = _Connection()
+        connection = Connection()
         connection.connection_made(FakeTransport())
         waiter = connection.start(
             b"POST", lambda line, _: lines.append(line), None, MAX_LINE_BYTES, MAX_ERROR_BODY_BYTES
@@ -100,6 +112,16 @@ def chunked(draw: st.DrawFn, body: bytes) -> tuple[bytes, list[int]]:
 
 
 @st.composite
+def cased(draw: st.DrawFn, word: bytes) -> bytes:
+    """`word` with each letter in random case (header names and tokens are case-insensitive)."""
+    uppers = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    text = word.decode()
+    return "".join(
+        c.upper() if up else c.lower() for c, up in zip(text, uppers, strict=True)
+    ).encode()
+
+
+@st.composite
 def answers(draw: st.DrawFn) -> tuple[bytes, list[bytes], str]:
     """A whole answer: (its bytes, the lines it carries, how its body is framed)."""
     body, lines = draw(bodies())
@@ -109,9 +131,11 @@ def answers(draw: st.DrawFn) -> tuple[bytes, list[bytes], str]:
     )
     head += b"".join(draw(st.lists(HEADER, max_size=3)))
     if framing == "chunked":
-        return head + b"Transfer-Encoding: chunked\r\n\r\n" + draw(chunked(body))[0], lines, framing
+        encoding = draw(cased(b"Transfer-Encoding")) + b": " + draw(cased(b"chunked"))
+        return head + encoding + b"\r\n\r\n" + draw(chunked(body))[0], lines, framing
     if framing == "length":
-        return head + b"Content-Length: %d\r\n\r\n" % len(body) + body, lines, framing
+        length = draw(cased(b"Content-Length")) + b": %d" % len(body)
+        return head + length + b"\r\n\r\n" + body, lines, framing
     if framing == "close":
         return head + b"\r\n" + body, lines, framing
     return head + b"\r\n", [], framing
@@ -202,6 +226,107 @@ def test_a_bad_size_line_is_quoted_whole_or_as_far_as_it_came(
     assert isinstance(cut_up.error, ProtocolError) and cut_up.lines == whole.lines
     quoted = ast.literal_eval(str(cut_up.error).removeprefix("bad chunk size line: "))
     assert quoted and bad.startswith(quoted)
+
+
+@st.composite
+def broken(draw: st.DrawFn) -> bytes:
+    """A valid answer made into one no HTTP/1.1 reader may take: a status line that is not one,
+    a header line without a colon, a head line or chunk size line ended by LF alone, or a chunk
+    size line that is not hexadecimal."""
+    kind = draw(st.sampled_from(["status", "header", "head LF", "size", "size LF"]))
+    if kind in ("size", "size LF"):
+        framed, size_lines = draw(chunked(draw(bodies())[0]))
+        at = draw(st.sampled_from(size_lines))
+        if kind == "size LF":
+            end = framed.index(b"\r\n", at)
+            return CHUNKED_HEAD + framed[:end] + framed[end + 1 :]
+        digits_first = draw(st.text("0123456789abcdefABCDEF", max_size=3)).encode()
+        bad = digits_first + draw(st.sampled_from([b"g", b"z", b"-", b"+", b"x", b"\x00"]))
+        return CHUNKED_HEAD + framed[:at] + bad + b"\r\n" + framed[at:]
+    data, _, _ = draw(answers())
+    head_end = data.index(b"\r\n\r\n", data.index(b"HTTP/1.1 2")) + 4
+    head, body = data[:head_end], data[head_end:]
+    if kind == "status":
+        junk = draw(st.text(ascii_letters + digits + " /.-", max_size=20)).encode()
+        return b"X" + junk + head[head.index(b"\r\n") :] + body
+    if kind == "header":
+        name = draw(st.text(ascii_letters + "-", min_size=1, max_size=20)).encode()
+        at = head.index(b"\r\n") + 2
+        return head[:at] + name + b"\r\n" + head[at:] + body
+    at = draw(st.sampled_from([found.start() for found in re.finditer(b"\r\n", head)]))
+    return head[:at] + head[at + 1 :] + body
+
+
+@PROPERTY
+@given(broken(), st.sets(st.integers(1, 1 << 12), max_size=12))
+def test_broken_framing_is_broken_http_however_cut(data: bytes, points: set[int]) -> None:
+    for outcome in (deliver([data], close=False), deliver(cut(data, points), close=False)):
+        # Settled without waiting for the server's close, in words fit for one error line.
+        assert isinstance(outcome.error, ProtocolError), (data, outcome.error)
+        words = describe_lost_answer(outcome.error, 0)
+        assert words.startswith("server answered with broken HTTP (") and "\n" not in words
+
+
+async def _serve_once(pieces: list[bytes], close: bool) -> tuple[asyncio.Server, str]:
+    """A loopback server that answers one request with `pieces` (a write each), then closes or
+    holds the connection open."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for piece in pieces:
+                writer.write(piece)
+                await writer.drain()
+                await asyncio.sleep(0)
+            if not close:
+                await reader.read()  # until the client gives up
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        answers().map(lambda answer: (answer[0], answer[2] == "close")),
+        corrupted().map(lambda data: (data, True)),
+        broken().map(lambda data: (data, False)),
+    ),
+    st.sets(st.integers(1, 1 << 12), max_size=6),
+)
+def test_over_loopback_any_framing_ends_in_an_answer_or_a_transport_error(
+    served: tuple[bytes, bool], points: set[int]
+) -> None:
+    data, close = served
+    lines: list[bytes] = []
+
+    async def run() -> ResponseHead | BaseException:
+        server, url = await _serve_once(cut(data, points), close)
+        client = NdjsonHttpClient(url)
+        try:
+            async with asyncio.timeout(20):  # a hang fails the test, it does not stall it
+                return await client.post_lines(
+                    "/api/chat", b"{}", lambda line, _: lines.append(line), connect_timeout_s=5
+                )
+        except TransportError as exc:
+            return exc
+        finally:
+            await client.aclose()
+            server.close()
+
+    outcome = asyncio.run(run())
+    expected = deliver(cut(data, points), close=close)
+    if isinstance(outcome, BaseException):
+        assert type(outcome) is type(expected.error), (outcome, expected.error)
+        assert "\n" not in describe_lost_answer(outcome, 0)
+    else:
+        assert expected.error is None and expected.head is not None
+        assert outcome.status == expected.head.status
+    assert lines == expected.lines
 
 
 # --- what llhttp refuses, in this module's words -----------------------------------------------
