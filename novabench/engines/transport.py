@@ -9,6 +9,9 @@ few hundred concurrent streams that saturates the client's core and every token 
 This module does one exchange shape only (request body known up front, answer read as lines), so
 it can do it with one Future per request and a plain function call per line.
 
+Here: the requests' bytes, the pool of kept connections, connecting, and the two exchange shapes.
+connection.py reads one answer (llhttp does the framing); http1.py has the records and errors.
+
 Plain http:// and https:// (stdlib ssl, the system's trust store); no proxies, no redirects
 followed, no compression asked for.
 """
@@ -18,394 +21,39 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-# A response head larger than this is refused (Ollama's are a few hundred bytes).
-MAX_HEAD_BYTES = 64 * 1024
-# A chunk-size line or trailer line larger than this is refused.
-MAX_CONTROL_LINE_BYTES = 4096
-DEFAULT_MAX_LINE_BYTES = 1024 * 1024
-DEFAULT_MAX_ERROR_BODY_BYTES = 64 * 1024
+from novabench.engines.connection import Connection, LineCallback, StaleConnection
+from novabench.engines.http1 import (
+    DEFAULT_MAX_ERROR_BODY_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    MAX_HEAD_BYTES,
+    AnswerTimeout,
+    ConnectError,
+    ConnectionLost,
+    ConnectTimeout,
+    LineTooLong,
+    ProtocolError,
+    ResponseHead,
+    TransportError,
+)
 
-LineCallback = Callable[[bytes, float], None]  # (line without b"\n", arrival perf_counter)
-
-
-class TransportError(Exception):
-    """The connection failed or the server broke HTTP/1.1: there is no complete answer."""
-
-
-class ConnectError(TransportError):
-    """No connection could be made (the OS error is the __cause__)."""
-
-
-class ConnectTimeout(ConnectError):
-    """No connection within the connect timeout."""
-
-
-class ConnectionLost(TransportError):
-    """The server closed or reset the connection before its answer ended."""
-
-
-class _StaleConnection(ConnectionLost):
-    """A reused keep-alive connection closed before a single byte of the answer arrived."""
-
-
-class ProtocolError(TransportError):
-    """The server's answer is not HTTP/1.1 as this client reads it."""
-
-
-class AnswerTimeout(TransportError):
-    """Connected and sent, but the answer (or its end) did not come in time."""
-
-    def __init__(self, got_head: bool) -> None:
-        self.got_head = got_head
-        super().__init__("the answer did not end in time" if got_head else "no answer in time")
-
-
-class LineTooLong(Exception):
-    """One line of the body is longer than the cap; the rest of the body is not read."""
-
-
-@dataclass
-class ResponseHead:
-    """A response's status line and headers; for status >= 300 also the start of its body."""
-
-    status: int
-    reason: str
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    version: str = "HTTP/1.1"
-    error_body: bytes = b""  # status >= 300: at most max_error_body_bytes of the body
-
-    @property
-    def keep_alive(self) -> bool:
-        """Whether the server lets the connection carry another request."""
-        connection = self.headers.get("connection", "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
-
-
-# Parser states, one per thing the next bytes are.
-_HEAD, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _LENGTH, _UNTIL_CLOSE, _DONE = range(8)
-
-
-def _parse_head(raw: bytes) -> ResponseHead:
-    lines = raw.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code, _, reason = rest.partition(" ")
-    if not version.startswith("HTTP/1.") or not (code.isdigit() and len(code) == 3):
-        raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:80]!r}")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise ProtocolError(f"malformed header line: {line[:80]!r}")
-        key, value = name.strip().lower(), value.strip()
-        headers[key] = f"{headers[key]}, {value}" if key in headers else value
-    return ResponseHead(int(code), reason, headers, version)
-
-
-class _Connection(asyncio.Protocol):
-    """One TCP connection; carries one exchange at a time, parsed as the bytes arrive."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.uses = 0
-        self.reusable = False
-        self._waiter: asyncio.Future[ResponseHead] | None = None
-        self._on_line: LineCallback = _ignore_line
-        self._on_head: Callable[[ResponseHead], None] | None = None
-        self._max_line = DEFAULT_MAX_LINE_BYTES
-        self._max_error_body = DEFAULT_MAX_ERROR_BODY_BYTES
-        self._reset()
-
-    def _reset(self) -> None:
-        self._state = _HEAD
-        self._raw = bytearray()  # bytes of the head or of a control line not yet complete
-        self._head: ResponseHead | None = None
-        self._left = 0  # bytes still to come in this chunk, or of a Content-Length body
-        self._pending = bytearray()  # the start of a line whose b"\n" has not come yet
-        self._arrived = 0.0
-        self._received = False
-        self._error_body = bytearray()
-        self._collecting_error = False
-
-    # --- asyncio.Protocol --------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
-            # Bytes nobody asked for: the connection's framing can no longer be trusted.
-            self.reusable = False
-            self.abort()
-            return
-        self._arrived = time.perf_counter()
-        self._received = True
-        try:
-            self._feed(data)
-        except Exception as exc:
-            self._fail(exc)
-
-    def eof_received(self) -> bool | None:
-        return None  # close our side too; connection_lost settles the exchange
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.reusable = False
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if self._state == _UNTIL_CLOSE:
-            try:
-                self._finish()  # a close-delimited body ends here
-            except Exception as callback_error:
-                self._fail(callback_error)
-            return
-        lost: ConnectionLost
-        if not self._received:
-            kind = _StaleConnection if self.uses > 1 else ConnectionLost
-            lost = kind("server closed the connection without an answer")
-        elif self._state == _HEAD:
-            lost = ConnectionLost("server closed the connection inside the response head")
-        elif self._state in (_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS):
-            lost = ConnectionLost("server closed the connection mid-body (incomplete chunked read)")
-        else:
-            lost = ConnectionLost(
-                f"server closed the connection mid-body ({self._left} bytes of Content-Length "
-                "missing)"
-            )
-        if exc is not None:
-            lost.__cause__ = exc
-        self._fail(lost)
-
-    # --- one exchange ------------------------------------------------------------------------
-
-    def start(
-        self,
-        request: bytes,
-        on_line: LineCallback,
-        on_head: Callable[[ResponseHead], None] | None,
-        max_line_bytes: int,
-        max_error_body_bytes: int,
-    ) -> asyncio.Future[ResponseHead]:
-        """Send one request; the Future gives the head once the body was read to its end."""
-        assert self.transport is not None
-        self._reset()
-        self.uses += 1
-        self.reusable = False
-        self._on_line, self._on_head = on_line, on_head
-        self._max_line, self._max_error_body = max_line_bytes, max_error_body_bytes
-        self._waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return self._waiter
-
-    def transport_closing(self) -> bool:
-        return self.transport is None or self.transport.is_closing()
-
-    def abort(self) -> None:
-        """Drop the connection at once (an exchange cut short cannot leave it reusable)."""
-        self.reusable = False
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def _fail(self, exc: Exception) -> None:
-        waiter, self._waiter = self._waiter, None
-        self.abort()
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(exc)
-
-    def _finish(self) -> None:
-        """The body ended: hand over its last unterminated line, then settle the exchange."""
-        self._state = _DONE
-        if self._pending and not self._collecting_error:
-            line = bytes(self._pending)
-            self._pending.clear()
-            self._on_line(line, self._arrived)
-        head = self._head
-        assert head is not None
-        if self._collecting_error:
-            head.error_body = bytes(self._error_body)
-        waiter, self._waiter = self._waiter, None
-        self.reusable = not self.closed and head.keep_alive
-        if waiter is not None and not waiter.done():
-            waiter.set_result(head)
-
-    def _feed(self, data: bytes) -> None:
-        """Parse whatever arrived: head, chunk framing, body lines (the states above)."""
-        pos, end = 0, len(data)
-        while pos < end:
-            state = self._state
-            if state == _CHUNK_DATA:
-                take = min(self._left, end - pos)
-                self._body(data if pos == 0 and take == end else data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._state = _CHUNK_END
-            elif state == _CHUNK_SIZE:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                try:
-                    size = int(line.split(b";", 1)[0], 16)
-                except ValueError:
-                    raise ProtocolError(f"bad chunk size line: {line[:40]!r}") from None
-                if size < 0:
-                    raise ProtocolError(f"bad chunk size line: {line[:40]!r}")
-                self._left = size
-                self._state = _CHUNK_DATA if size else _TRAILERS
-            elif state == _CHUNK_END:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                if line:
-                    raise ProtocolError("chunk data longer than its size line said")
-                self._state = _CHUNK_SIZE
-            elif state == _TRAILERS:
-                line, pos = self._control_line(data, pos)
-                if line is None:
-                    break
-                if not line:
-                    self._finish()
-            elif state == _LENGTH:
-                take = min(self._left, end - pos)
-                self._body(data if pos == 0 and take == end else data[pos : pos + take])
-                pos += take
-                self._left -= take
-                if not self._left:
-                    self._finish()
-            elif state == _UNTIL_CLOSE:
-                self._body(data if pos == 0 else data[pos:])
-                pos = end
-            elif state == _HEAD:
-                pos = self._head_bytes(data, pos)
-            else:  # _DONE: bytes after the answer: do not trust this connection again
-                self.reusable = False
-                self.abort()
-                return
-            if self._waiter is None:  # settled early (an error body long enough, a failure)
-                if pos < end:
-                    self.reusable = False
-                    self.abort()
-                return
-
-    def _control_line(self, data: bytes, pos: int) -> tuple[bytes | None, int]:
-        """The next CRLF-ended line of chunk framing and the position after it, or None."""
-        found = data.find(b"\n", pos)
-        if found < 0:
-            self._raw += data[pos:]
-            if len(self._raw) > MAX_CONTROL_LINE_BYTES:
-                raise ProtocolError("chunk framing line too long")
-            return None, len(data)
-        if self._raw:
-            self._raw += data[pos:found]
-            line = bytes(self._raw)
-            self._raw.clear()
-        else:
-            line = data[pos:found]
-        return line.rstrip(b"\r"), found + 1
-
-    def _head_bytes(self, data: bytes, pos: int) -> int:
-        """Collect the response head; once complete, pick how the body is framed."""
-        raw = self._raw
-        searched_from = max(0, len(raw) - 3)
-        raw += data[pos:]
-        found = raw.find(b"\r\n\r\n", searched_from)
-        _refuse_bare_lf(raw, searched_from, len(raw) if found < 0 else found + 4)
-        if found < 0:
-            if len(raw) > MAX_HEAD_BYTES:
-                raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
-            return len(data)
-        if found > MAX_HEAD_BYTES:
-            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES // 1024} KiB")
-        rest = len(raw) - (found + 4)
-        head = _parse_head(bytes(raw[:found]))
-        raw.clear()
-        next_pos = len(data) - rest
-        if 100 <= head.status < 200:
-            return next_pos  # an interim answer (100 Continue): the real head follows
-        self._head = head
-        self._collecting_error = head.status >= 300
-        if self._on_head is not None:
-            self._on_head(head)
-        encoding = head.headers.get("transfer-encoding", "").lower()
-        length = head.headers.get("content-length")
-        if head.status in (204, 304):
-            self._finish()
-        elif encoding:
-            # RFC 9112 §6.3: chunked must come last; any other coding runs to the close.
-            chunked = encoding.rsplit(",", 1)[-1].strip() == "chunked"
-            self._state = _CHUNK_SIZE if chunked else _UNTIL_CLOSE
-        elif length is not None:
-            if not length.strip().isdigit():
-                raise ProtocolError(f"bad Content-Length: {length[:40]!r}")
-            self._left = int(length)
-            self._state = _LENGTH
-            if not self._left:
-                self._finish()
-        else:
-            self._state = _UNTIL_CLOSE
-        if self._state == _UNTIL_CLOSE:
-            head.headers["connection"] = "close"  # nothing else can end this body
-        return next_pos
-
-    def _body(self, piece: bytes) -> None:
-        """Body bytes: split into lines for the callback, or kept as an error body."""
-        if self._collecting_error:
-            room = self._max_error_body - len(self._error_body)
-            self._error_body += piece[:room]
-            if len(piece) >= room:
-                # Enough to show: the rest is not downloaded, so the connection goes.
-                self._finish()
-                self.reusable = False
-            return
-        pending = self._pending
-        on_line, max_line, arrived = self._on_line, self._max_line, self._arrived
-        start = 0
-        while True:
-            found = piece.find(b"\n", start)
-            if found < 0:
-                break
-            if pending:
-                pending += piece[start:found]
-                line = bytes(pending)
-                pending.clear()
-            else:
-                line = piece[start:found]
-            if len(line) > max_line:
-                raise LineTooLong(f"a line longer than {max_line} bytes")
-            on_line(line, arrived)
-            start = found + 1
-            if self._waiter is None:
-                return  # the callback ended the exchange
-        if start < len(piece):
-            pending += piece[start:]
-            if len(pending) > max_line:
-                raise LineTooLong(f"a line longer than {max_line} bytes")
-
-
-def _refuse_bare_lf(raw: bytearray, start: int, end: int) -> None:
-    """A head line ended by LF alone: RFC 9112 lets a client accept it, but no HTTP/1.1 server
-    sends one (Ollama's Go net/http never does), and waiting for CRLF CRLF would hang."""
-    found = raw.find(b"\n", start, end)
-    while found >= 0:
-        if found == 0 or raw[found - 1] != 0x0D:
-            raise ProtocolError("response head lines end in LF, not CRLF")
-        found = raw.find(b"\n", found + 1, end)
-
-
-def _ignore_line(line: bytes, arrived: float) -> None:
-    """No exchange in progress."""
+__all__ = [
+    "DEFAULT_MAX_ERROR_BODY_BYTES",
+    "DEFAULT_MAX_LINE_BYTES",
+    "MAX_HEAD_BYTES",
+    "AnswerTimeout",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionLost",
+    "LineCallback",
+    "LineTooLong",
+    "NdjsonHttpClient",
+    "ProtocolError",
+    "ResponseHead",
+    "TransportError",
+]
 
 
 class _WholeBody:
@@ -449,8 +97,8 @@ class NdjsonHttpClient:
         self.max_idle_connections = max_idle_connections
         self.max_line_bytes = max_line_bytes
         self.max_error_body_bytes = max_error_body_bytes
-        self._idle: list[_Connection] = []
-        self._open: set[_Connection] = set()
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
         self.connections_made = 0
 
     async def post_lines(
@@ -474,7 +122,7 @@ class NdjsonHttpClient:
         if connection is not None:
             try:
                 return await self._exchange(connection, request, on_line, on_head)
-            except _StaleConnection:
+            except StaleConnection:
                 pass  # the server closed it while idle and read nothing: safe to send again
         connection = await self._connect(connect_timeout_s)
         return await self._exchange(connection, request, on_line, on_head)
@@ -512,7 +160,7 @@ class NdjsonHttpClient:
                         connection, request, collected, heads.append, max_body_bytes
                     )
                 return head, collected.body()
-            except _StaleConnection:
+            except StaleConnection:
                 connection = None  # closed while idle, nothing read: safe to send again
             except TimeoutError:
                 raise AnswerTimeout(got_head=bool(heads)) from None
@@ -526,7 +174,7 @@ class NdjsonHttpClient:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         return head + body
 
-    def _idle_connection(self) -> _Connection | None:
+    def _idle_connection(self) -> Connection | None:
         while self._idle:
             connection = self._idle.pop()  # the most recently used: least likely timed out
             if not connection.closed and not connection.transport_closing():
@@ -536,7 +184,7 @@ class NdjsonHttpClient:
 
     async def _exchange(
         self,
-        connection: _Connection,
+        connection: Connection,
         request: bytes,
         on_line: LineCallback,
         on_head: Callable[[ResponseHead], None] | None,
@@ -563,7 +211,7 @@ class NdjsonHttpClient:
             self._open.discard(connection)
         return head
 
-    async def _connect(self, timeout_s: float) -> _Connection:
+    async def _connect(self, timeout_s: float) -> Connection:
         """A new connection, trying each address of the host in turn (the first error wins)."""
         loop = asyncio.get_running_loop()
         first_error: OSError | None = None
@@ -573,7 +221,7 @@ class NdjsonHttpClient:
                 for family, _, _, _, address in infos:
                     try:
                         _, connection = await loop.create_connection(
-                            _Connection,
+                            Connection,
                             str(address[0]),
                             int(address[1]),
                             family=family,

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from novabench.engines.connection import Connection
 from novabench.engines.transport import (
     DEFAULT_MAX_ERROR_BODY_BYTES,
     MAX_HEAD_BYTES,
@@ -20,9 +21,9 @@ from novabench.engines.transport import (
     NdjsonHttpClient,
     ProtocolError,
     ResponseHead,
-    _Connection,
 )
 from tests.conftest import free_port
+from tests.engines.feeding import FakeTransport
 from tests.ollama_double import FakeModel, OllamaDouble
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -92,27 +93,11 @@ def answer_with(*responses: bytes, close_after: bool = False) -> Handler:
 # --- the parser, fed directly: every way the bytes can be cut ---------------------------------
 
 
-class FakeTransport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.written = b""
-        self.aborted = False
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
-
-
-def feed(pieces: list[bytes]) -> tuple[_Connection, asyncio.Future[ResponseHead], list[bytes]]:
+def feed(pieces: list[bytes]) -> tuple[Connection, asyncio.Future[ResponseHead], list[bytes]]:
     lines: list[bytes] = []
 
-    async def run() -> tuple[_Connection, asyncio.Future[ResponseHead]]:
-        connection = _Connection()
+    async def run() -> tuple[Connection, asyncio.Future[ResponseHead]]:
+        connection = Connection()
         connection.connection_made(FakeTransport())
         waiter = connection.start(b"POST", lambda line, _: lines.append(line), None, 100, 100)
         for piece in pieces:
