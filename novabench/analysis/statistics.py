@@ -53,18 +53,25 @@ def median_ci(values: Iterable[float | None]) -> tuple[float, float] | None:
         return float(data[0]), float(data[0])
     if data.size > RESAMPLED_MAX_VALUES:
         return _exact_median_ci(np.sort(data))
-    from scipy import stats as scipy_stats
-
-    result = scipy_stats.bootstrap(
-        (data,),
-        np.median,
-        confidence_level=CONFIDENCE,
-        n_resamples=BOOTSTRAP_RESAMPLES,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(BOOTSTRAP_SEED),
+    # scipy.stats.bootstrap(method="percentile", vectorized=True) to the last bit (same draws,
+    # same quantile rule), without importing scipy.stats (1.5 s) at the end of every run.
+    draws = np.random.default_rng(BOOTSTRAP_SEED).integers(
+        0, data.size, size=(BOOTSTRAP_RESAMPLES, data.size)
     )
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    medians = np.sort(np.median(data[draws], axis=-1))
+    alpha = (1 - CONFIDENCE) / 2
+    return _linear_quantile(medians, alpha), _linear_quantile(medians, 1 - alpha)
+
+
+def _linear_quantile(ordered: Any, p: float) -> float:
+    """scipy.stats.quantile(method="linear") of sorted values, written as scipy computes it."""
+    n = len(ordered)
+    position = p * n + (1 - p)
+    above = min(max(int(position // 1), 0), n - 1)
+    below = int(position // 1) - 1
+    weight = 0.0 if below < 0 else position % 1
+    below = min(max(below, 0), n - 1)
+    return float((1 - weight) * ordered[below] + weight * ordered[above])
 
 
 def _exact_median_ci(ordered: Any) -> tuple[float, float]:
