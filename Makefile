@@ -49,8 +49,8 @@ fix: setup
 	$(BIN)/ruff check --fix novabench tests
 	$(BIN)/ruff format novabench tests
 
-# suites/README.md from the suite schema's field descriptions (tests/test_suite_reference.py
-# fails while it is stale).
+# suites/README.md from the suite schema's field descriptions
+# (tests/config/test_suite_reference.py fails while it is stale).
 docs: setup
 	$(BIN)/python -m novabench.config.reference --write suites/README.md
 

@@ -2,85 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from novabench.analysis.compare import METRIC_NAMES, SIGNIFICANCE, compare_runs
+# Only what parsing needs is imported here: each command imports its own work when it runs, so
+# `novabench --help` and `validate` do not pay for scipy, plotly, DuckDB or the engines.
+from novabench.analysis.significance import METRIC_NAMES, SIGNIFICANCE
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
-from novabench.config.reading import load_suite
-from novabench.console import tables
-from novabench.console.errors import user_error
-from novabench.console.log import JsonLogObserver, log_json_event
-from novabench.console.manifest import manifest_lines
-from novabench.console.session import (
-    RunPrinter,
-    log_run_finished,
-    run_observer,
-    say_regressions,
-    stop_line,
-)
-from novabench.engines.ollama import OllamaBackend
+from novabench.console.command import fail, friendly_errors, say_error, uninterrupted
+from novabench.errors import EXIT_REGRESSION as EXIT_REGRESSION  # for callers of the CLI
 from novabench.errors import NovabenchError, SuiteError
-from novabench.report import (
-    render_all,
-    render_comparison,
-    render_history,
-    render_index,
-    render_run,
-)
-from novabench.run.session import EXIT_INTERRUPTED, RunSession
-from novabench.run.session import EXIT_REGRESSION as EXIT_REGRESSION  # for callers of the CLI
-from novabench.storage.database import DEFAULT_DB
-from novabench.storage.export import FORMATS, export_results
-from novabench.storage.journal import spill_header
-from novabench.storage.store import Store
+from novabench.storage.settings import DEFAULT_DB, FORMATS
 from novabench.text import terminal_safe
 from novabench.version import __version__
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _error(message: str, code: int, as_json: bool = False) -> None:
-    """`Error: ...` lines on stderr (or, with --log-json, one JSON error object)."""
-    if as_json:
-        log_json_event("error", message=message, exit_code=code)
-    else:
-        # Messages quote names, hosts and server answers: no escape sequence may reach a terminal.
-        for line in message.split("\n"):
-            click.echo(f"Error: {terminal_safe(line)}", err=True)
-
-
-def _fail(message: str, code: int, as_json: bool = False) -> NoReturn:
-    """`Error: ...` lines (or one JSON error object), then exit with `code`."""
-    _error(message, code, as_json)
-    sys.exit(code)
-
-
-def friendly_errors(command: F) -> F:
-    """Turn library, database and filesystem errors and interrupts into `Error: ...` lines and
-    their exit codes, never a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("log_json"))
-        try:
-            return command(*args, **kwargs)
-        except KeyboardInterrupt:
-            _fail("interrupted", EXIT_INTERRUPTED, as_json)
-        except Exception as exc:
-            error = user_error(exc, kwargs.get("db_path"))
-            if error is None:
-                raise
-            _fail(str(error), error.exit_code, as_json)
-
-    return wrapper  # type: ignore[return-value]
+if TYPE_CHECKING:
+    from novabench.storage.store import Store
 
 
 db_option = click.option(
@@ -169,6 +111,23 @@ def run(
     """
     if fail_on_regression_pct is not None and baseline is None:
         raise click.UsageError("--fail-on-regression needs --baseline")
+    with uninterrupted():
+        from novabench.console.log import JsonLogObserver
+        from novabench.console.session import (
+            RunPrinter,
+            log_run_finished,
+            run_observer,
+            say_regressions,
+            stop_line,
+        )
+        from novabench.run.session import RunSession
+        from novabench.storage.store import Store
+
+    def write_pages(store: Store, run_id: str, out: Path) -> list[Path]:
+        from novabench.report import render_all  # plotly and jinja2 once the run has ended
+
+        return render_all(store, run_id, out)
+
     json_log = JsonLogObserver(errors_only=quiet) if log_json else None
     session = RunSession(
         suite_path,
@@ -178,22 +137,22 @@ def run(
         baseline=baseline,
         fail_on_regression_pct=fail_on_regression_pct,
         report_dir=None if no_report else _out(db_path, out_dir),
-        write_pages=render_all,
+        write_pages=write_pages,
         session_observer=RunPrinter(quiet, log_json),
         stop_line=functools.partial(stop_line, log_json),
     )
     outcome = session.run()
     if outcome.report_interrupted:
-        _fail(str(outcome.interruption), outcome.exit_code, log_json)
+        fail(str(outcome.interruption), outcome.exit_code, log_json)
     if outcome.status == "interrupted":  # the results are stored: say so, and exit 130
         if outcome.report_error is not None:
-            _error(str(outcome.report_error), outcome.report_error.exit_code, log_json)
+            say_error(str(outcome.report_error), outcome.report_error.exit_code, log_json)
         log_run_finished(json_log, outcome)
-        _fail(str(outcome.interruption), outcome.exit_code, log_json)
+        fail(str(outcome.interruption), outcome.exit_code, log_json)
     if outcome.failing or outcome.load_failing:
         say_regressions(outcome, fail_on_regression_pct, quiet, log_json)
     if outcome.report_error is not None:  # said after the regressions: they matter more
-        _error(str(outcome.report_error), outcome.report_error.exit_code, log_json)
+        say_error(str(outcome.report_error), outcome.report_error.exit_code, log_json)
     log_run_finished(json_log, outcome)
     sys.exit(outcome.exit_code)
 
@@ -232,6 +191,11 @@ def compare(
     A change is significant when a two-sided Mann-Whitney U test on the repetitions gives
     p < 0.01; about 5 repetitions per side are needed before any change can be.
     """
+    with uninterrupted():
+        from novabench.analysis.compare import compare_runs
+        from novabench.console import tables
+        from novabench.report import render_comparison
+
     store = _open_store(db_path)
     comparison = compare_runs(store, run_a, run_b, metric_names or METRIC_NAMES)
     tables.print_comparison(
@@ -249,6 +213,9 @@ def compare(
 @friendly_errors
 def validate(suite_paths: tuple[Path, ...]) -> None:
     """Check suite files without running them; one line per problem, exit code 2 if any."""
+    with uninterrupted():
+        from novabench.config.reading import load_suite
+
     problems: list[str] = []
     for path in suite_paths:
         try:
@@ -265,7 +232,7 @@ def validate(suite_paths: tuple[Path, ...]) -> None:
             parts.append(f"load {suite.load.kind} [{levels}], {suite.load.level_size()}")
         click.echo(terminal_safe(f"{path}: ok ({', '.join(parts)})"))
     if problems:
-        _fail("\n".join(problems), SuiteError.exit_code)
+        fail("\n".join(problems), SuiteError.exit_code)
 
 
 @cli.command()
@@ -278,6 +245,9 @@ def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None
     """Write the HTML report of RUN_ID (or --latest) from the database alone."""
     if not run_id and not latest:
         raise click.UsageError("give a RUN_ID or --latest")
+    with uninterrupted():
+        from novabench.report import render_index, render_run
+
     store = _open_store(db_path)
     run_id = store.latest_run_id() if latest or not run_id else run_id
     store.get_run(run_id)
@@ -301,6 +271,9 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
     Run pages that are missing (runs made with --no-report, or pages deleted) are written too,
     so every link in the index leads somewhere.
     """
+    with uninterrupted():
+        from novabench.report import render_history, render_index, render_run
+
     store = _open_store(db_path)
     out = _out(db_path, out_dir)
     if rebuild_summaries:
@@ -324,6 +297,10 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
 @friendly_errors
 def runs(db_path: Path, suite_name: str | None, show_run: str | None) -> None:
     """List the runs in the database, newest first, or print one run's manifest."""
+    with uninterrupted():
+        from novabench.console import tables
+        from novabench.console.manifest import manifest_lines
+
     store = _open_store(db_path)
     if show_run is not None:
         tables.print_manifest(manifest_lines(store.get_run(show_run), store.models(show_run)))
@@ -344,6 +321,11 @@ def models(host: str | None) -> None:
         url = normalize_host(host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--host") from None
+    with uninterrupted():
+        import asyncio
+
+        from novabench.console import tables
+        from novabench.engines.ollama import OllamaBackend
 
     async def fetch() -> tuple[str, list[Any]]:
         backend = OllamaBackend(url)
@@ -379,6 +361,9 @@ def export(
     db_path: Path, run_id: str | None, suite_name: str | None, export_format: str, out_path: Path
 ) -> None:
     """Export results, one row per request with its derived figures (README lists the columns)."""
+    with uninterrupted():
+        from novabench.storage.export import export_results
+
     store = _open_store(db_path)
     count = export_results(store, out_path, export_format, run_id, suite_name)  # type: ignore[arg-type]
     click.echo(terminal_safe(f"{count} rows written to {out_path}"))
@@ -386,6 +371,9 @@ def export(
 
 def _open_store(db_path: Path) -> Store:
     """The existing database, with runs whose process died (kill -9, a crash) marked aborted."""
+    with uninterrupted():
+        from novabench.storage.store import Store
+
     store = Store(_existing(db_path))
     store.mark_abandoned_runs()
     return store
@@ -416,6 +404,9 @@ def import_(spill_path: Path, db_path: Path | None) -> None:
     """
     if not spill_path.is_file():
         raise NovabenchError(f"{spill_path}: no such spill file")
+    with uninterrupted():
+        from novabench.storage.journal import spill_header
+
     header = spill_header(spill_path)
     if header is None:
         raise NovabenchError(f"{spill_path}: not a novabench spill file")

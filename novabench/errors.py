@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Exit codes that belong to no exception: the run's verdict, and an interrupt.
+EXIT_REGRESSION = 4
+EXIT_INTERRUPTED = 130
+
 
 class NovabenchError(Exception):
     """Base class for every error novabench reports to a user as one line."""

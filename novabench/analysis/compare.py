@@ -26,6 +26,8 @@ from novabench.analysis.compare_sweeps import SweepChange
 from novabench.analysis.figures import derive
 from novabench.analysis.significance import (
     IMPROVEMENT,
+    METRIC_NAMES,
+    METRICS,
     NO_DIFFERENCE,
     REGRESSION,
     SIGNIFICANCE,
@@ -43,24 +45,6 @@ from novabench.storage.store import Store
 # compares them level by level.
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A compared figure and which way is worse."""
-
-    name: str
-    label: str
-    unit: str
-    higher_is_worse: bool
-
-
-METRICS = (
-    Metric("ttft_ms", "TTFT", "ms", True),
-    Metric("e2e_ms", "end-to-end", "ms", True),
-    Metric("itl_ms", "ITL", "ms", True),
-    Metric("eval_tokens_per_s", "gen rate, server", "tok/s", False),
-    Metric("client_tokens_per_s", "gen rate, client", "tok/s", False),
-)
-METRIC_NAMES = tuple(m.name for m in METRICS)
 _METRIC = {m.name: m for m in METRICS}
 
 

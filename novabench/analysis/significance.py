@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-from scipy.stats import mannwhitneyu
+from dataclasses import dataclass
 
 SIGNIFICANCE = 0.01  # two-sided p below this is a significant change
 
@@ -29,6 +28,26 @@ TOO_FEW = "too few repetitions"
 NO_DIFFERENCE = "no difference"
 
 
+@dataclass(frozen=True)
+class Metric:
+    """A compared figure and which way is worse."""
+
+    name: str
+    label: str
+    unit: str
+    higher_is_worse: bool
+
+
+METRICS = (
+    Metric("ttft_ms", "TTFT", "ms", True),
+    Metric("e2e_ms", "end-to-end", "ms", True),
+    Metric("itl_ms", "ITL", "ms", True),
+    Metric("eval_tokens_per_s", "gen rate, server", "tok/s", False),
+    Metric("client_tokens_per_s", "gen rate, client", "tok/s", False),
+)
+METRIC_NAMES = tuple(m.name for m in METRICS)
+
+
 def smallest_p(n_a: int, n_b: int) -> float:
     """The smallest two-sided p-value an exact Mann-Whitney U test can reach with these sizes."""
     return min(1.0, 2 / math.comb(n_a + n_b, n_a))
@@ -42,6 +61,8 @@ def judge(
         return TOO_FEW, None
     if sorted(a) == sorted(b):
         return NO_DIFFERENCE, None
+    from scipy.stats import mannwhitneyu  # a second of imports: not for `novabench --help`
+
     result = mannwhitneyu(a, b, alternative="two-sided")
     p_value = float(result.pvalue)
     # With few repetitions even completely separated samples cannot reach SIGNIFICANCE.

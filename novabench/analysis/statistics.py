@@ -5,11 +5,9 @@ Warm-up and cold-start requests never count towards a statistic of warm, measure
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-
-import numpy as np
-from scipy import stats as scipy_stats
 
 from novabench.analysis.figures import is_measured, quantile
 from novabench.records import FIGURES, FigureStats, GroupSummary, Request
@@ -23,7 +21,7 @@ GroupKey = tuple[str, str, str, str | None]  # mode, model, host, prompt id (Non
 
 
 def _clean(values: Iterable[float | None]) -> list[float]:
-    return [float(v) for v in values if v is not None and np.isfinite(v)]
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
 
 
 def percentile(values: Iterable[float | None], q: float) -> float | None:
@@ -37,11 +35,15 @@ def median(values: Iterable[float | None]) -> float | None:
 
 def median_ci(values: Iterable[float | None]) -> tuple[float, float] | None:
     """95% percentile-bootstrap confidence interval of the median; None below 2 values."""
+    import numpy as np  # numpy and scipy load when a statistic needs them, not at start-up
+
     data = np.array(_clean(values), dtype=float)
     if data.size < 2:
         return None
     if np.all(data == data[0]):
         return float(data[0]), float(data[0])
+    from scipy import stats as scipy_stats
+
     result = scipy_stats.bootstrap(
         (data,),
         np.median,
@@ -71,6 +73,8 @@ def describe(values: Iterable[float | None]) -> FigureStats:
     data = _clean(values)
     if not data:
         return FigureStats()
+    import numpy as np
+
     array = np.array(data, dtype=float)
     stdev = float(np.std(array, ddof=1)) if array.size > 1 else None
     mean = float(np.mean(array))

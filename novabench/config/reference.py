@@ -2,7 +2,7 @@
 default and description (pydantic `Field(description=...)`), plus the prose no schema holds.
 
 `make docs` rewrites the file (`python -m novabench.config.reference --write suites/README.md`);
-tests/test_suite_reference.py fails while the file differs from `render_reference()`.
+tests/config/test_suite_reference.py fails while the file differs from `render_reference()`.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ LOAD_FIGURES = [
     ),
 ]
 
-# What `novabench compare` printed for two load runs of tests/test_compare_load.py.
+# What `novabench compare` printed for two load runs of tests/analysis/test_compare_sweeps.py.
 COMPARE_EXAMPLE = "\n".join(
     [
         "load: llama3.2 @ http://127.0.0.1:11434",
@@ -386,7 +386,7 @@ level). A level's TTFT, ITL and e2e are samples (one per request), tested like o
 (Mann-Whitney U, p < 0.01, marked `*`); its tokens/s is one number per run (tokens over the
 level's wall time), so its change is shown with no significance claim. Levels only one run swept
 are named, not compared. For example, the test double with its tokens made 4× slower between two
-runs (from `tests/test_compare_load.py`'s runs):
+runs (from `tests/analysis/test_compare_sweeps.py`'s runs):
 
 ```
 @COMPARE_EXAMPLE@

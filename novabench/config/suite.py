@@ -31,7 +31,7 @@ from novabench.config.specs import (
 )
 from novabench.config.types import Bool, Float, Int, NonBlankText, Text
 from novabench.config.workload import LoadSpec
-from novabench.records import EMBEDDED_HOST
+from novabench.names import EMBEDDED_HOST
 
 # Suite-level caps, checked by validate: beyond them a typo (an extra zero or ten) would make a run
 # that never ends and a history no page can show.

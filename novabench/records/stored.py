@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-# The host of models run in-process by the embedded (llamacpp) engine.
-EMBEDDED_HOST = "embedded"
-# The mode of a load sweep's requests: its levels are no repetitions of one measurement.
-LOAD_MODE = "load"
+from novabench.names import EMBEDDED_HOST as EMBEDDED_HOST
+from novabench.names import LOAD_MODE as LOAD_MODE
 
 
 def utcnow() -> datetime:

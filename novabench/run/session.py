@@ -19,14 +19,11 @@ from novabench.analysis.compare import Comparison, Finding, baseline_comparison
 from novabench.analysis.history import bring_up_to_date
 from novabench.config.reading import load_suite
 from novabench.config.suite import Suite
-from novabench.errors import BaselineError, OutputError
+from novabench.errors import EXIT_INTERRUPTED, EXIT_REGRESSION, BaselineError, OutputError
 from novabench.records import LevelSummary, RequestResult
 from novabench.run.lock import SuiteLock
 from novabench.run.runner import NullObserver, RunObserver, RunOutcome, SuiteRunner
 from novabench.storage.store import Store
-
-EXIT_REGRESSION = 4
-EXIT_INTERRUPTED = 130
 
 # Writes a run's pages into a folder (novabench.report.render_all); the run page comes first.
 PageWriter = Callable[[Store, str, Path], Sequence[Path]]

@@ -22,10 +22,9 @@ import duckdb
 from novabench.errors import StoreError
 from novabench.records import utcnow
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from novabench.storage.settings import DEFAULT_DB
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DB = Path("reports") / "novabench.duckdb"
 
 # DuckDB lets one process at a time open a file for writing; others get this error on open.
 LOCK_TIMEOUT_ENV = "NOVABENCH_DB_LOCK_TIMEOUT_S"

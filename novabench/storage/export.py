@@ -12,15 +12,13 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Literal
 
 import duckdb
 
 from novabench.errors import NovabenchError, OutputError, RunNotFoundError
+from novabench.storage.settings import FORMATS, ExportFormat
 from novabench.storage.store import Store
 
-ExportFormat = Literal["csv", "json", "parquet"]
-FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "parquet")
 # Bumped whenever a column is renamed, removed or changes meaning; new columns keep it.
 EXPORT_FORMAT_VERSION = 1
 

@@ -17,9 +17,9 @@ from novabench.cli import cli
 from novabench.console.live import LiveObserver
 from novabench.text import terminal_safe
 from tests.conftest import write_suite
+from tests.history import make_run, result
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.robustness.conftest import Figures
-from tests.test_store import make_run, result
 
 # Would be bold if read as rich markup (first, so that it shows in cells cut short), then sets
 # the window title, clears the screen, a C1 CSI, reverses the text and breaks the line.

@@ -87,7 +87,7 @@ def test_a_row_the_database_refuses_is_stored_alone_as_an_error_row(
     tmp_path: Path, figures: Figures
 ) -> None:
     """The last line of defence: a batch that fails is applied row by row."""
-    from tests.test_store import make_run
+    from tests.history import make_run
 
     store = Store(tmp_path / "db.duckdb")
     run_id = make_run(store)

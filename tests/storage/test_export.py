@@ -1,4 +1,4 @@
-"""Exports through DuckDB's COPY: formats, filters, columns, agreement with metrics.derive."""
+"""Exports through DuckDB's COPY: formats, filters, columns, agreement with figures.derive."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-import novabench.cli
+import novabench.report
 from novabench import Store, load_suite, run_suite
 from novabench.cli import cli
 from novabench.report import render_all, render_run
@@ -336,7 +336,7 @@ def test_a_signal_while_run_writes_its_report(
         os.kill(os.getpid(), signal.SIGTERM)  # the run's own handler takes it
         return render_all(store, run_id, out_dir)
 
-    monkeypatch.setattr(novabench.cli, "render_all", signal_midway)
+    monkeypatch.setattr(novabench.report, "render_all", signal_midway)
     suite = write_suite(tmp_path / "s.yaml", ollama.url, models="[llama3.2]", modes="[sequential]")
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(cli, ["run", str(suite), "--db", "db.duckdb"])

@@ -28,7 +28,7 @@ from novabench.config.workload import MAX_LEVELS, MAX_STREAMS, LoadSLO, LoadSpec
 from novabench.errors import SuiteError
 from novabench.storage.export import COLUMNS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SUITES_README = ROOT / "suites" / "README.md"
 README = ROOT / "README.md"
 TESTS_README = ROOT / "tests" / "README.md"

@@ -26,7 +26,7 @@ from novabench.records import RequestResult
 from novabench.report import render_all
 from tests.conftest import free_port, write_suite
 from tests.ollama_double import OllamaDouble
-from tests.test_report_html import _summary_cells, _table
+from tests.report.pages import summary_cells, table_html
 
 REPLY = "I am doing well, thank you for asking."
 REPLY_TOKENS = len(REPLY.split())
@@ -185,10 +185,10 @@ def test_openai_suite_runs_against_the_double(ollama: OllamaDouble, tmp_path: Pa
     }
 
     page = render_all(store, outcome.run_id, tmp_path / "reports")[0].read_text()
-    models = _table(page, "models-table")
+    models = table_html(page, "models-table")
     assert models.count('data-col="backend">openai') == 2
     assert "no server durations: tokens/s is the client figure" in models
-    assert {model for _, model in _summary_cells(page)} == {"llama3.2", "nemotron-mini"}
+    assert {model for _, model in summary_cells(page)} == {"llama3.2", "nemotron-mini"}
 
 
 def test_one_suite_compares_ollama_native_and_its_v1(ollama: OllamaDouble, tmp_path: Path) -> None:
@@ -218,12 +218,12 @@ def test_one_suite_compares_ollama_native_and_its_v1(ollama: OllamaDouble, tmp_p
     assert engine_models == {"llama3.2": "llama3.2", "llama3.2-v1": "llama3.2"}
 
     page = render_all(store, outcome.run_id, tmp_path / "reports")[0].read_text()
-    assert set(_summary_cells(page)) == {
+    assert set(summary_cells(page)) == {
         (mode, model)
         for mode in ("parallel", "sequential")
         for model in ("llama3.2", "llama3.2-v1")
     }
-    backends = re.findall(r'data-col="backend">(\w+)', _table(page, "models-table"))
+    backends = re.findall(r'data-col="backend">(\w+)', table_html(page, "models-table"))
     assert sorted(backends) == ["ollama", "openai"]
 
 
@@ -247,7 +247,7 @@ def test_options_outside_the_openai_api_are_not_sent(ollama: OllamaDouble, tmp_p
     assert "num_ctx" not in sent and "top_k" not in sent and "options" not in sent
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     page = render_all(store, outcome.run_id, tmp_path / "reports")[0].read_text()
-    assert "num_ctx=2048 (not sent)" in _table(page, "models-table")
+    assert "num_ctx=2048 (not sent)" in table_html(page, "models-table")
     assert "temperature=0.2 (not sent)" not in page
 
 

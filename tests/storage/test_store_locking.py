@@ -18,8 +18,8 @@ from novabench.cli import cli
 from novabench.errors import StoreError
 from novabench.storage.store import Store
 from tests.conftest import FAST_MODELS, write_suite
+from tests.history import make_run
 from tests.ollama_double import OllamaDouble
-from tests.test_store import make_run
 
 # `novabench` itself, with the store's debug log (its lock waits) on stderr.
 NOVABENCH = (

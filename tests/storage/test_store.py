@@ -8,57 +8,9 @@ import duckdb
 import pytest
 
 from novabench.errors import RunNotFoundError, StoreError
-from novabench.records import RequestResult
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
-from novabench.storage.store import Store, utcnow
-
-
-def make_run(store: Store, run_id: str = "20261127T100000Z-aaaa", **overrides: object) -> str:
-    run = {
-        "run_id": run_id,
-        "started_at": utcnow(),
-        "status": "running",
-        "suite_name": "mini",
-        "suite_path": "suites/mini.yaml",
-        "suite_text": "name: mini\n",
-        "suite_sha256": "0" * 64,
-        "host": "http://127.0.0.1:11434",
-        "ollama_version": "0.12.6",
-        "host_versions": {"http://127.0.0.1:11434": "0.12.6"},
-        "novabench_version": "0.1.0",
-        "modes": ["sequential"],
-        "repetitions": 1,
-        "warmup": 0,
-        "options": {"options": {"seed": 1}},
-        "system": {"os": "Linux"},
-        "models": [
-            {
-                "model": "m",
-                "host": "http://127.0.0.1:11434",
-                "found": True,
-                "digest": "d" * 64,
-                "options": {"seed": 1},
-            }
-        ],
-        "prompts": [{"prompt_id": "p1", "text": "Hi.", "system": None}],
-    }
-    run.update(overrides)
-    store.create_run(run)
-    return run_id
-
-
-def result(**fields: object) -> RequestResult:
-    base: dict[str, object] = dict(
-        mode="sequential",
-        model="m",
-        host="http://127.0.0.1:11434",
-        prompt_id="p1",
-        repetition=0,
-        is_warmup=False,
-        started_at=utcnow(),
-    )
-    base.update(fields)
-    return RequestResult(**base)  # type: ignore[arg-type]
+from novabench.storage.store import Store
+from tests.history import make_run, result
 
 
 def test_new_database_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The run page's Load section: real sweeps against the double, figures equal to load_stats'."""
+"""The run page's Load section: real sweeps against the double, figures as analysis.sweeps gives."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Rendered]:
 
 
 def _stored_sweeps(run: Rendered) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """What load_stats makes of the stored rows: the figures the page must show."""
+    """What analysis.sweeps makes of the stored rows: the figures the page must show."""
     store, run_id = run.store, run.run_id
     limits = limits_of(store.get_run(run_id)["facts"]["load"])
     return sweeps(store.load_levels(run_id), store.results(run_id), limits, store.samples(run_id))
@@ -283,7 +283,7 @@ def test_compare_and_history_keep_load_rows_out_of_ordinary_groups(
     store, mixed, rate = runs["mixed"].store, runs["mixed"].run_id, runs["rate"].run_id
     comparison = compare_runs(store, mixed, mixed)
     assert comparison.findings and {f.mode for f in comparison.findings} == {"sequential"}
-    # the sweeps are compared level by level instead (tests/test_compare_load.py)
+    # the sweeps are compared level by level instead (tests/analysis/test_compare_sweeps.py)
     assert {(s.model, s.baseline_run_id) for s in comparison.load} == {
         (model, mixed) for model, _ in load_sweeps(store, mixed)
     }

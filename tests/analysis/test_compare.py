@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -29,63 +28,10 @@ from novabench.errors import BaselineError, RunNotFoundError
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from novabench.storage.store import Store
 from tests.conftest import write_suite
+from tests.history import FAST, HOST, SLOW, add_run
 from tests.ollama_double import FakeModel, OllamaDouble
-from tests.test_store import make_run, result
 
-HOST = "http://127.0.0.1:11434"
-T0 = datetime(2026, 11, 27, 10, 0, 0)
 SEPARATED_P = 2 / 12870  # exact two-sided p of 8 values wholly below 8 others
-FAST = [100.0 + i for i in range(8)]
-SLOW = [200.0 + i for i in range(8)]
-
-
-def add_run(
-    store: Store,
-    run_id: str,
-    minute: int,
-    ttft_ms: list[float],
-    tokens_per_s: list[float] | None = None,
-    suite: str = "mini",
-    status: str = "complete",
-    digest: str = "d" * 64,
-    version: str = "0.12.6",
-    model: str = "m",
-) -> str:
-    """A stored run of one model, prompt 'p1': one measured request per TTFT value."""
-    make_run(
-        store,
-        run_id,
-        started_at=T0 + timedelta(minutes=minute),
-        suite_name=suite,
-        ollama_version=version,
-        host_versions={HOST: version},
-        models=[{"model": model, "host": HOST, "found": True, "digest": digest}],
-    )
-    rates = tokens_per_s or [50.0] * len(ttft_ms)
-    rows = []
-    for rep, (ttft, rate) in enumerate(zip(ttft_ms, rates, strict=True)):
-        stream_s = 100 / rate  # 100 tokens at `rate`: client and server agree
-        rows.append(
-            result(
-                model=model,
-                repetition=rep,
-                ttft_s=ttft / 1000,
-                e2e_s=ttft / 1000 + stream_s,
-                token_offsets_s=[ttft / 1000, ttft / 1000 + stream_s],
-                eval_count=100,
-                eval_duration_ns=int(stream_s * 1e9),
-            )
-        )
-    # never counted: a warm-up, a cold start and a failure with absurd values
-    rows += [
-        result(model=model, is_warmup=True, ttft_s=99.0),
-        result(model=model, is_cold=True, ttft_s=99.0),
-        result(model=model, error="HTTP 500: boom", ttft_s=99.0),
-    ]
-    store.add_results(run_id, list(enumerate(rows)))
-    if status != "running":
-        store.finish_run(run_id, status)
-    return run_id
 
 
 def by_metric(findings: list[Finding]) -> dict[str, Finding]:

@@ -1,5 +1,5 @@
-"""Response checks: sentence and word counts (the same as before, in linear time), every check
-passing and failing, the size limit, `describe`."""
+"""Evaluating response checks: sentence and word counts (the same as before, in linear time),
+every check passing and failing, the size limit."""
 
 from __future__ import annotations
 
@@ -327,52 +327,6 @@ def test_evaluate_reports_every_declared_check_in_schema_order() -> None:
 def test_no_declared_check_gives_no_results() -> None:
     assert evaluate(Checks(case_sensitive=True), "anything") == {}
     assert describe(Checks()) == []
-
-
-# --- describe -------------------------------------------------------------------------------------
-
-
-def test_describe_gives_one_phrase_per_check_in_evaluate_order() -> None:
-    spec = Checks.model_validate(
-        {
-            "contains": "4",
-            "not_contains": ["5", "five"],
-            "equals": "4",
-            "regex": r"\b4\b",
-            "min_words": 1,
-            "max_words": 30,
-            "max_sentences": 1,
-            "json": True,
-        }
-    )
-    assert describe(spec) == [
-        "contains '4'",
-        "does not contain '5' or 'five'",
-        "equals '4'",
-        r"matches /\b4\b/",
-        "at least 1 word",
-        "at most 30 words",
-        "at most 1 sentence",
-        "is JSON",
-    ]
-
-
-def test_describe_plurals_case_and_schema() -> None:
-    spec = Checks.model_validate(
-        {
-            "contains": ["Paris", "France", "capital"],
-            "case_sensitive": True,
-            "min_words": 2,
-            "max_sentences": 2,
-            "json": {"schema": {"type": "string"}},
-        }
-    )
-    assert describe(spec) == [
-        "contains 'Paris', 'France' and 'capital' (case-sensitive)",
-        "at least 2 words",
-        "at most 2 sentences",
-        "is JSON matching the schema",
-    ]
 
 
 # --- linear time, and the same answers as before ------------------------------------------------
