@@ -65,9 +65,7 @@ def rebuild(store: Store) -> Made:
 def _levels(store: Store, runs: Sequence[tuple[str, list[str]]]) -> dict[str, list[LevelSummary]]:
     """The level summaries of each run's sweeps (none for a run that did not sweep)."""
     return {
-        run_id: [
-            level for levels in load_sweeps(store, run_id).values() for level in levels
-        ]
+        run_id: [level for levels in load_sweeps(store, run_id).values() for level in levels]
         if LOAD_MODE in modes
         else []
         for run_id, modes in runs

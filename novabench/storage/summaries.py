@@ -139,6 +139,7 @@ SUMMARIES_SQL = f"""
     FROM grouped
 """
 
+
 def run_filter(run_ids: Sequence[str] | None, column: str = "run_id") -> tuple[str, list[Any]]:
     """A WHERE condition keeping `run_ids` (all runs when None), and its parameters.
 
@@ -164,7 +165,9 @@ def summarize_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str] | None
     for table in ("run_summaries", "run_changes", "level_summaries"):
         con.execute(f"DELETE FROM {table} WHERE {where}", params)
     of_results, _ = run_filter(run_ids, "x.run_id")
-    con.execute("INSERT INTO run_summaries BY NAME " + SUMMARIES_SQL.format(where=of_results), params)
+    con.execute(
+        "INSERT INTO run_summaries BY NAME " + SUMMARIES_SQL.format(where=of_results), params
+    )
     con.execute(f"DELETE FROM summary_state WHERE {where}", params)
     con.execute(
         f"""INSERT INTO summary_state

@@ -74,7 +74,7 @@ class SummaryReads(Database):
         return [from_mapping(RunCounts, row) for row in rows]
 
     def run_changes(self, run_ids: Sequence[str] | None = None) -> list[FindingRecord]:
-        """The stored significant changes of `run_ids` (every run when None), in each run's order."""
+        """The stored significant changes of `run_ids` (all runs when None), in each run's order."""
         where, params = run_filter(run_ids)
         sql = f"SELECT * FROM run_changes WHERE {where} ORDER BY run_id, position"
         with self.connect() as con:
@@ -98,8 +98,7 @@ class SummaryReads(Database):
         order per (model, host)."""
         where, params = run_filter(run_ids)
         sql = (
-            f"SELECT * FROM level_summaries WHERE {where} "
-            "ORDER BY run_id, model, host, level_index"
+            f"SELECT * FROM level_summaries WHERE {where} ORDER BY run_id, model, host, level_index"
         )
         found: dict[str, list[LevelSummary]] = {}
         with self.connect() as con:

@@ -79,7 +79,12 @@ def test_stored_changes_equal_history_changes_on_compares_own_history(tmp_path: 
     assert stored == history_changes(store)
     assert sorted(stored) == ["R2", "R3", "R7"]
     assert {f.verdict for f in stored["R2"]} == {REGRESSION}
-    assert [f.metric for f in stored["R2"]] == ["ttft_ms", "e2e_ms", "itl_ms", "client_tokens_per_s"]
+    assert [f.metric for f in stored["R2"]] == [
+        "ttft_ms",
+        "e2e_ms",
+        "itl_ms",
+        "client_tokens_per_s",
+    ]
     assert stored["R2"][0].baseline_run_ids == ("R1",)
     assert stored["R7"][0].baseline_run_ids == ("R5",)
 

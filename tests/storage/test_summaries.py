@@ -58,7 +58,10 @@ def test_summaries_equal_analysis_for_every_kind_of_request(tmp_path: Path) -> N
     assert sequential.digest == "d" * 64 and sequential.host_version == "0.12.6"
     assert everything[("parallel", "m2", HOSTS[1])].digest == "e" * 64
     assert everything[("load", "m2", HOSTS[0])].digest is None
-    assert (everything[("load", "m2", HOSTS[0])].n, everything[("load", "m2", HOSTS[0])].errors) == (
+    assert (
+        everything[("load", "m2", HOSTS[0])].n,
+        everything[("load", "m2", HOSTS[0])].errors,
+    ) == (
         1,
         1,
     )
@@ -96,7 +99,9 @@ def test_sql_median_is_numpys_to_the_last_bit_where_duckdbs_own_is_not(tmp_path:
 def test_the_sql_constants_are_analysis_constants() -> None:
     assert summaries.PROMPT_CACHE_FACTOR == figures.PROMPT_CACHE_FACTOR
     measured = {
-        (warmup, cold): not warmup and not cold for warmup in (True, False) for cold in (True, False)
+        (warmup, cold): not warmup and not cold
+        for warmup in (True, False)
+        for cold in (True, False)
     }
     con = duckdb.connect()
     for (warmup, cold), expected in measured.items():

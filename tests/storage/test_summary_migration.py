@@ -32,8 +32,7 @@ def _state(path: Path) -> list[tuple[str, str, bool, bool]]:
 def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
     with store.connect() as con:
         return {
-            name: sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
-            for name in MADE
+            name: sorted(con.execute(f"SELECT * FROM {name}").fetchall(), key=repr) for name in MADE
         }
 
 
