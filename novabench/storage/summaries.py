@@ -157,10 +157,12 @@ def summarize_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str] | None
     how many runs there were.
 
     Their changes and load levels are dropped and marked as not made yet: analysis makes them
-    next. The caller holds the transaction.
+    next. A run that was summarized but has no results left (pruned with its summaries kept)
+    keeps what was made of them. The caller holds the transaction.
     """
     for macro in _MACROS:
         con.execute(macro)
+    run_ids = _with_results(con, run_ids)
     where, params = run_filter(run_ids)
     for table in ("run_summaries", "run_changes", "level_summaries"):
         con.execute(f"DELETE FROM {table} WHERE {where}", params)
@@ -176,3 +178,28 @@ def summarize_runs(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str] | None
     )
     row = con.execute(f"SELECT count(*) FROM summary_state WHERE {where}", params).fetchone()
     return int(row[0]) if row else 0
+
+
+def _with_results(
+    con: duckdb.DuckDBPyConnection, run_ids: Sequence[str] | None
+) -> Sequence[str] | None:
+    """`run_ids` (all runs when None) less the summarized runs without results: summarizing
+    them again would lose the history of runs whose raw rows are gone."""
+    where, params = run_filter(run_ids)
+    gone = con.execute(
+        f"""SELECT run_id FROM summary_state WHERE {where}
+            EXCEPT SELECT DISTINCT run_id FROM results WHERE {where}""",
+        params + params,
+    ).fetchall()
+    if not gone:
+        return run_ids
+    skipped = {row[0] for row in gone}
+    kept, listed = run_filter(sorted(skipped), "summary_state.run_id")
+    con.execute(  # their state follows the run's status, so they are not listed as stale again
+        f"""UPDATE summary_state SET run_status = r.status FROM runs r
+            WHERE r.run_id = summary_state.run_id AND {kept}""",
+        listed,
+    )
+    if run_ids is None:
+        run_ids = [row[0] for row in con.execute("SELECT run_id FROM runs").fetchall()]
+    return [run_id for run_id in run_ids if run_id not in skipped]

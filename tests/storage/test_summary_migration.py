@@ -85,3 +85,10 @@ def test_the_history_page_reads_no_request_once_the_runs_are_summarized(tmp_path
         con.execute("DELETE FROM samples")
     again = render_history(store, tmp_path / "b").read_text(encoding="utf-8")
     assert make_schema5_db.normalise(again) == make_schema5_db.normalise(first)
+    kept = _tables(store)
+    assert kept["run_summaries"] and kept["level_summaries"]
+    # a rebuild makes again what it can from raw rows, and keeps what was made of runs without
+    assert rebuild(store).summaries == 0
+    assert _tables(store) == kept
+    rebuilt = render_history(store, tmp_path / "c").read_text(encoding="utf-8")
+    assert make_schema5_db.normalise(rebuilt) == make_schema5_db.normalise(first)
