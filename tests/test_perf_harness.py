@@ -53,7 +53,8 @@ def test_harness_runs_every_client_at_each_level(
         *("--requests-per-level", str(REQUESTS), "--rounds", "1", "--no-pin"),
         *("--ttft-ms", "10", "--flood-streams", "2", "--flood-requests", "2"),
         *("--fast-levels", str(FAST_LEVEL), "--fast-interval-ms", "3"),
-        *("--load-levels", "2", "--load-requests", "3"),
+        *("--load-levels", "2", "--load-requests", "3", "--load-rounds", "1"),
+        *("--lag-levels", "2", "--lag-rounds", "1"),
         *("--json", str(out)),
     ]
     assert main(argv) == 0
@@ -97,7 +98,7 @@ def test_harness_runs_every_client_at_each_level(
     ] == [(2, 3, 0)]
     assert document["load_config"]["levels"] == [2]
     targets = {v["target"]: v["met"] for v in document["verdicts"]}
-    assert len(targets) == 6
+    assert len(targets) == 7
     assert any(
         target.startswith("load mode (runner, DuckDB, live display) sustains 2 streams")
         for target in targets
@@ -118,7 +119,7 @@ def test_load_suite_gives_every_request_its_own_prompt() -> None:
 
 def test_load_phase_matches_every_stored_request_to_its_truth() -> None:
     config = LoadConfig(
-        levels=(LOAD_STREAMS,), tokens=TOKENS, ttft_ms=10, interval_ms=3, pin_cpus=False
+        levels=(LOAD_STREAMS,), tokens=TOKENS, ttft_ms=10, interval_ms=3, pin_cpus=False, rounds=1
     )
     [level] = run_load_phase(config)
     run = level.accuracy

@@ -13,6 +13,7 @@ from rich.console import Console
 from tests.perf.clients import CLIENT_NAMES
 from tests.perf.harness import PerfConfig, run_perf
 from tests.perf.loadmode import LoadConfig, run_load_phase
+from tests.perf.looplag import LagConfig, run_lag
 from tests.perf.report import print_report, write_json
 
 DEFAULT_JSON = Path("reports/perf.json")
@@ -82,6 +83,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="requests per load-mode level (default: 2 × streams)",
     )
+    parser.add_argument(
+        "--load-rounds",
+        type=_positive(int),
+        default=3,
+        help="runs per load-mode level: the spread between repeated runs",
+    )
+    parser.add_argument(
+        "--lag-levels",
+        type=_fast_levels,
+        default=(8, 64, 256, 512),
+        help="event-loop lag phase, display off and on: levels up to 256 on the paced "
+        "schedule, above it on the fast one ('none' skips)",
+    )
+    parser.add_argument("--lag-rounds", type=_positive(int), default=3)
     parser.add_argument("--tokens", type=_positive(int), default=200)
     parser.add_argument("--interval-ms", type=_positive(float), default=2.0)
     parser.add_argument("--ttft-ms", type=_positive(float), default=50.0)
@@ -130,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
         ttft_ms=args.ttft_ms,
         interval_ms=args.fast_interval_ms,
         pin_cpus=not args.no_pin,
+        rounds=args.load_rounds,
+    )
+    lag_config = LagConfig(
+        levels=args.lag_levels,
+        rounds=args.lag_rounds,
+        tokens=args.tokens,
+        ttft_ms=args.ttft_ms,
+        interval_ms=args.interval_ms,
+        fast_interval_ms=args.fast_interval_ms,
+        pin_cpus=not args.no_pin,
     )
     console = Console(width=None if sys.stdout.isatty() else PIPE_WIDTH)
     loadavg_before = os.getloadavg()
@@ -140,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = run_perf(config, progress=progress)
     load = run_load_phase(load_config, progress=progress)
+    lag = run_lag(lag_config, progress=progress)
     wall_s = time.perf_counter() - started
-    found = print_report(console, config, figures, wall_s, loadavg_before, load, load_config)
-    write_json(args.json, config, figures, found, wall_s, loadavg_before, load, load_config)
+    found = print_report(console, config, figures, wall_s, loadavg_before, load, load_config, lag)
+    write_json(args.json, config, figures, found, wall_s, loadavg_before, load, load_config, lag)
     console.print(f"figures written to {args.json}")
     return 0
 

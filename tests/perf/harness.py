@@ -147,6 +147,11 @@ class RunFigures:
     buffered_writes: int
     mismatched: int
     errors: list[str] = field(default_factory=list)
+    # Each round's own figure (the same definitions over that round's requests): the spread
+    # between repeated runs, where the pooled figures above give one number.
+    ttft_error_pct_rounds: list[float] = field(default_factory=list)
+    itl_error_pct_rounds: list[float] = field(default_factory=list)
+    tps_error_pct_rounds: list[float] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         out = dict(vars(self))
@@ -271,6 +276,23 @@ def timed(row: dict[str, Any]) -> SimpleNamespace:
     return SimpleNamespace(**{**facts, "token_offsets_s": [], **row})
 
 
+def error_pcts(compared: list[RequestTruth]) -> tuple[float | None, float | None, float | None]:
+    """TTFT, ITL and tokens/s error (%) of these requests, as RunFigures defines them."""
+    spanned = [t for t in compared if t.itl_measured_ms is not None and t.tps_measured]
+    ttft_true = _median(t.ttft_true_ms for t in compared)
+    ttft_error = _median(t.ttft_measured_ms - t.ttft_true_ms for t in compared)
+    ttft_pct = 100.0 * ttft_error / ttft_true if ttft_error is not None and ttft_true else None
+    itl_pct = _median(
+        100.0 * (t.itl_measured_ms - t.itl_true_ms) / t.itl_true_ms
+        for t in spanned
+        if t.itl_measured_ms is not None
+    )
+    tps_pct = _median(
+        100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in spanned if t.tps_measured
+    )
+    return ttft_pct, itl_pct, tps_pct
+
+
 def summarize(
     config: PerfConfig,
     client: str,
@@ -287,8 +309,10 @@ def summarize(
     ttft_errors = [t.ttft_measured_ms - t.ttft_true_ms for t in compared]
     ttft_true = _median(t.ttft_true_ms for t in compared)
     ttft_error = _median(ttft_errors)
+    ttft_pct, itl_pct, tps_pct = error_pcts(compared)
+    per_round = [error_pcts(record.compared) for record in rounds]
     wall_s = sum(record.wall_s for record in rounds)
-    per_round = [r.cpu_us_per_token for r in rounds if r.cpu_us_per_token is not None]
+    cpu_rounds = [r.cpu_us_per_token for r in rounds if r.cpu_us_per_token is not None]
     return RunFigures(
         client=client,
         concurrency=concurrency,
@@ -297,8 +321,8 @@ def summarize(
         requests=sum(record.requests for record in rounds),
         failed=sum(record.failed for record in rounds),
         tokens=sum(record.tokens for record in rounds),
-        cpu_us_per_token=_median(per_round),
-        cpu_us_per_token_rounds=per_round,
+        cpu_us_per_token=_median(cpu_rounds),
+        cpu_us_per_token_rounds=cpu_rounds,
         client_cpu_pct=100.0 * sum(r.client_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
         server_cpu_pct=100.0 * sum(r.server_cpu_s for r in rounds) / wall_s if wall_s else 0.0,
         active_streams=sum(r.server_stream_s for r in rounds) / wall_s if wall_s else 0.0,
@@ -308,29 +332,24 @@ def summarize(
         ttft_measured_ms=_median(t.ttft_measured_ms for t in compared),
         ttft_error_ms=ttft_error,
         ttft_error_p95_ms=quantile(ttft_errors, 0.95),
-        ttft_error_pct=(
-            100.0 * ttft_error / ttft_true if ttft_error is not None and ttft_true else None
-        ),
+        ttft_error_pct=ttft_pct,
         ttft_vs_server_ms=_median(t.ttft_measured_ms - t.ttft_server_ms for t in compared),
         transit_ms=_median(t.transit_ms for t in compared),
         itl_cfg_ms=config.fast_interval_ms if fast else config.interval_ms,
         itl_true_ms=_median(t.itl_true_ms for t in compared),
         itl_measured_ms=_median(t.itl_measured_ms for t in spanned if t.itl_measured_ms),
-        itl_error_pct=_median(
-            100.0 * (t.itl_measured_ms - t.itl_true_ms) / t.itl_true_ms
-            for t in spanned
-            if t.itl_measured_ms is not None
-        ),
+        itl_error_pct=itl_pct,
         tps_true=_median(t.tps_true for t in compared),
         tps_measured=_median(t.tps_measured for t in spanned if t.tps_measured),
-        tps_error_pct=_median(
-            100.0 * (t.tps_measured - t.tps_true) / t.tps_true for t in spanned if t.tps_measured
-        ),
+        tps_error_pct=tps_pct,
         lag_p50_ms=quantile(lags, 0.50),
         lag_p95_ms=quantile(lags, 0.95),
         buffered_writes=sum(record.buffered_writes for record in rounds),
         mismatched=sum(record.mismatched for record in rounds),
         errors=[error for record in rounds for error in record.errors],
+        ttft_error_pct_rounds=[ttft for ttft, _, _ in per_round if ttft is not None],
+        itl_error_pct_rounds=[itl for _, itl, _ in per_round if itl is not None],
+        tps_error_pct_rounds=[tps for _, _, tps in per_round if tps is not None],
     )
 
 

@@ -26,6 +26,7 @@ Definitions, beyond the paced levels' (tests/perf/harness.py):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import resource
 import tempfile
@@ -66,6 +67,7 @@ class LoadConfig:
     warmup: int = 1
     sample_interval_s: float = 0.25
     pin_cpus: bool = True
+    rounds: int = 3  # runs per level: the spread between repeated runs, not one figure
 
     def requests_at(self, streams: int) -> int:
         return max(self.requests_per_level or 2 * streams, streams)
@@ -296,11 +298,11 @@ def run_load_phase(
             if pin:
                 # Before the runner starts its threads (DuckDB, sampler, display): they inherit it.
                 os.sched_setaffinity(0, {cpus[0]})
-            for streams in config.levels:
+            for streams, number in itertools.product(config.levels, range(config.rounds)):
                 if progress is not None:
                     progress(
-                        f"load mode, {streams} streams: SuiteRunner, "
-                        f"{config.requests_at(streams)} requests, "
+                        f"load mode, {streams} streams, round {number + 1}/{config.rounds}: "
+                        f"SuiteRunner, {config.requests_at(streams)} requests, "
                         f"{config.interval_ms:g} ms/token"
                     )
                 figures.append(measure_level(config, double.url, streams, store, server))
