@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from novabench.analysis import figures
-from novabench.analysis.history import bring_up_to_date
+from novabench.analysis.history import Made, bring_up_to_date
 from novabench.storage import summaries
 from novabench.storage.store import Store
 from tests.storage.summary_checks import (
@@ -154,3 +154,25 @@ def test_summaries_hold_no_nan_for_figures_no_request_had(tmp_path: Path) -> Non
     assert (summary.n, summary.errors) == (1, 1)
     assert summary.itl_ms_p50 is None and summary.client_tokens_per_s_p50 is None
     assert summary.ttft_ms_p50 is not None and not math.isnan(summary.ttft_ms_p50)
+
+
+def test_a_new_run_makes_only_its_own_aggregates(tmp_path: Path) -> None:
+    """What `run` does when it ends: the new run's summaries, changes and levels, from its own
+    rows (and its baselines'); nothing made before is made again, however long the history."""
+    from tests.scale.history import HistoryShape, build_history
+
+    db = tmp_path / "db.duckdb"
+    shape = HistoryShape(runs=60, requests_per_run=12, prompts=2, load_every=20)
+    store = build_history(db, shape)
+    assert bring_up_to_date(store) == Made(60, 60, 60)
+    with store.connect() as con:
+        before = con.execute("SELECT * FROM summary_state ORDER BY run_id").fetchall()
+    build_history(db, HistoryShape(runs=1, requests_per_run=12, prompts=2), first=60)
+    new = store.latest_run_id()
+    made = bring_up_to_date(store)
+    assert (made.summaries, made.changes, made.levels) == (1, 1, 1)
+    with store.connect() as con:
+        after = con.execute("SELECT * FROM summary_state ORDER BY run_id").fetchall()
+    assert [row for row in after if row[0] != new] == before
+    assert assert_summaries_match_analysis(store, new) > 0
+    assert store.previous_comparable([new])[new]  # compared with the run before it
