@@ -253,7 +253,7 @@ def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None
     store.get_run(run_id)
     out = _out(db_path, out_dir)
     click.echo(f"report: {terminal_safe(str(render_run(store, run_id, out)))}")
-    render_index(store, out)
+    render_index(store, out, run_id)
 
 
 @cli.command()
@@ -274,6 +274,8 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
     with uninterrupted():
         from novabench.report import render_history, render_index, render_run
 
+    from novabench.console.progress import Progress
+
     store = _open_store(db_path)
     out = _out(db_path, out_dir)
     if rebuild_summaries:
@@ -281,9 +283,15 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
 
         made = rebuild(store)
         click.echo(f"summaries: {made.summaries} runs made again from their results")
-    for listed in store.list_runs():
-        if not (out / "runs" / f"{listed['run_id']}.html").exists():
-            click.echo(f"report: {terminal_safe(str(render_run(store, listed['run_id'], out)))}")
+    runs = [r.run_id for r in store.list_runs()]
+    missing = [run_id for run_id in runs if not (out / "runs" / f"{run_id}.html").exists()]
+    progress = Progress("run pages", len(missing))  # on stderr: stdout lists the pages
+    for run_id in missing:
+        page = render_run(store, run_id, out)
+        progress.clear()
+        click.echo(f"report: {terminal_safe(str(page))}")
+        progress.step()
+    progress.finish()
     click.echo(f"history: {terminal_safe(str(render_history(store, out)))}")
     click.echo(f"index: {terminal_safe(str(render_index(store, out)))}")
 

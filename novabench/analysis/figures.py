@@ -6,11 +6,11 @@ export computes the same figures in SQL (storage/export.py, held in step by a te
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from novabench.records import Figures, Request, StoredResult
+from novabench.analysis.arrivals import Arrivals, arrivals_of_many
+from novabench.records import Figures, Request, StoredResult, from_fields
 
 NS_PER_S = 1_000_000_000
 # Server and client generation rates further apart than this (relative) are flagged.
@@ -66,13 +66,33 @@ def output_tokens(request: Timed) -> int:
     return request.eval_count or len(request.token_offsets_s or ())
 
 
-def derive(request: Timed) -> Figures:
+def arrivals(offsets: Sequence[float]) -> Arrivals:
+    """The arrivals of one request (analysis/arrivals.py gives the same for many at once)."""
+    gaps_ms = [(b - a) * 1000.0 for a, b in zip(offsets, offsets[1:], strict=False)]
+    return Arrivals(
+        chunks=len(offsets),
+        first_s=offsets[0] if len(offsets) else None,
+        last_s=offsets[-1] if len(offsets) else None,
+        gap_p50_ms=quantile(gaps_ms, 0.50),
+        gap_p95_ms=quantile(gaps_ms, 0.95),
+        gap_p99_ms=quantile(gaps_ms, 0.99),
+        gap_max_ms=max(gaps_ms) if gaps_ms else None,
+    )
+
+
+def derive(request: Timed, found: Arrivals | None = None) -> Figures:
     """The figures of one request: suites/README.md's "What a run measures" table (FIGURES in
-    config/reference_prose.py); keep the two in step."""
-    offsets = request.token_offsets_s or ()
-    tokens = output_tokens(request)
+    config/reference_prose.py); keep the two in step. `found`: its arrivals, when computed
+    already (for many requests at once)."""
+    if found is None:
+        found = arrivals(request.token_offsets_s or ())
+    tokens = request.eval_count or found.chunks
     ttft_s, e2e_s = request.ttft_s, request.e2e_s
-    stream_s = offsets[-1] - offsets[0] if len(offsets) >= 2 else None
+    stream_s = (
+        found.last_s - found.first_s
+        if found.chunks >= 2 and found.last_s is not None and found.first_s is not None
+        else None
+    )
     itl_s = stream_s / (tokens - 1) if stream_s is not None and tokens > 1 else None
     tpot_s = (
         (e2e_s - ttft_s) / (tokens - 1)
@@ -80,16 +100,15 @@ def derive(request: Timed) -> Figures:
         else None
     )
     server_tps = _rate(request.eval_count, request.eval_duration_ns)
-    gaps_ms = [(b - a) * 1000.0 for a, b in zip(offsets, offsets[1:], strict=False)]
     return Figures(
         ttft_ms=_ms(ttft_s),
         e2e_ms=_ms(e2e_s),
         itl_ms=_ms(itl_s),
         tpot_ms=_ms(tpot_s),
-        gap_p50_ms=quantile(gaps_ms, 0.50),
-        gap_p95_ms=quantile(gaps_ms, 0.95),
-        gap_p99_ms=quantile(gaps_ms, 0.99),
-        gap_max_ms=max(gaps_ms) if gaps_ms else None,
+        gap_p50_ms=found.gap_p50_ms,
+        gap_p95_ms=found.gap_p95_ms,
+        gap_p99_ms=found.gap_p99_ms,
+        gap_max_ms=found.gap_max_ms,
         eval_tokens_per_s=server_tps,
         prompt_tokens_per_s=_rate(request.prompt_eval_count, request.prompt_eval_duration_ns),
         client_tokens_per_s=tokens / stream_s if stream_s else None,
@@ -109,7 +128,9 @@ def derive(request: Timed) -> Figures:
 
 def with_figures(results: Iterable[StoredResult]) -> list[Request]:
     """Each stored result with its figures, and whether its prompt was read from the KV cache."""
-    found = [(result, derive(result)) for result in results]
+    listed = list(results)
+    each = arrivals_of_many([r.token_offsets_s or () for r in listed])
+    found = [(result, derive(result, a)) for result, a in zip(listed, each, strict=True)]
     slowest: dict[tuple[str, str, str], float] = {}
     for result, figures in found:
         rate = figures.prompt_tokens_per_s
@@ -129,9 +150,8 @@ def with_figures(results: Iterable[StoredResult]) -> list[Request]:
 
 
 def _request(result: StoredResult, figures: Figures, prompt_cached: bool) -> Request:
-    raw = {f.name: getattr(result, f.name) for f in dataclasses.fields(StoredResult)}
-    derived = {f.name: getattr(figures, f.name) for f in dataclasses.fields(Figures)}
-    return Request(**raw, **derived, prompt_cached=prompt_cached)
+    # a run of 100,000 requests makes 100,000 of them: the fields merged in C, no __init__
+    return from_fields(Request, {**vars(result), **vars(figures), "prompt_cached": prompt_cached})
 
 
 def queue_ns(request: Timed) -> int | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from novabench.analysis.figures import with_figures
@@ -21,6 +22,7 @@ from novabench.records import (
     ResourceSample,
     RunRecord,
 )
+from novabench.storage.reads import Reads
 from novabench.storage.store import Store
 
 SweepKey = tuple[str, str]  # model, host
@@ -28,7 +30,12 @@ SweepKey = tuple[str, str]  # model, host
 
 @dataclass(frozen=True)
 class RunView:
-    """Everything stored of one run, with each request's figures and each sweep's levels."""
+    """Everything stored of one run, with each request's figures and each sweep's levels.
+
+    The requests carry no texts (their response_text and thinking_text are ''): a run of
+    100,000 requests would hold every answer in memory for the few a page lists; `with_texts`
+    reads those.
+    """
 
     run: RunRecord
     models: list[ModelRecord]
@@ -39,6 +46,7 @@ class RunView:
     stops: list[RepetitionStop]
     levels: list[LevelRecord]
     sweeps: dict[SweepKey, list[LevelSummary]] = field(default_factory=dict)
+    store: Reads | None = field(default=None, repr=False, compare=False)  # for with_texts
 
     @property
     def run_id(self) -> str:
@@ -62,6 +70,18 @@ class RunView:
         """Per (mode, model, host[, prompt]) statistics of the measured, non-sweep requests."""
         return summarize(self.mode_requests, by_prompt=by_prompt)
 
+    def with_texts(self, requests: Sequence[Request]) -> list[Request]:
+        """The given requests of this run with their response and thinking texts."""
+        if self.store is None or not requests:
+            return list(requests)
+        texts = self.store.texts(self.run_id, [r.seq for r in requests])
+        return [
+            replace(r, response_text=texts[r.seq][0], thinking_text=texts[r.seq][1])
+            if r.seq in texts
+            else r
+            for r in requests
+        ]
+
     def backend_of(self, model: str, host: str) -> str:
         """The engine that served a model ('ollama' for runs from before engines were stored)."""
         found = next((m for m in self.models if (m.model, m.host) == (model, host)), None)
@@ -71,7 +91,7 @@ class RunView:
 def read_run(store: Store, run_id: str) -> RunView:
     """One stored run, read once (RunNotFoundError for an unknown id)."""
     run = store.get_run(run_id)
-    results = store.results(run_id)
+    requests = with_figures(store.results_for_figures(run_id))
     samples = store.samples(run_id)
     levels = store.load_levels(run_id)
     load = (run.facts or {}).get("load")
@@ -79,10 +99,11 @@ def read_run(store: Store, run_id: str) -> RunView:
         run=run,
         models=store.models(run_id),
         prompts=store.prompts(run_id),
-        requests=with_figures(results),
+        requests=requests,
         phases=store.phases(run_id),
         samples=samples,
         stops=store.repetition_stops(run_id),
         levels=levels,
-        sweeps=sweeps(levels, results, limits_of(load), samples, load=load),
+        sweeps=sweeps(levels, requests, limits_of(load), samples, load=load),
+        store=store,
     )

@@ -6,6 +6,7 @@ stop, the report and the terminal to show the curves, so they all agree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -65,13 +66,18 @@ def summarize_level(
     limits = limits or {}
     wall_s = level.wall_s or 0.0
     ok = [r for r in results if r.error is None]
-    figures = [derive(r) for r in ok]
+    # a Request carries its figures already: deriving them again costs seconds at 100,000
+    figures = [r if isinstance(r, Figures) else derive(r) for r in ok]
     failed = len(results) - len(ok)
     tokens = sum(output_tokens(r) for r in ok)
     good = sum(1 for f in figures if meets_slo(f, limits))
 
+    ordered: dict[str, list[float]] = {}  # each figure's values sorted once for its percentiles
+
     def pct(name: str, q: float) -> float | None:
-        return percentile((getattr(f, name) for f in figures), q)
+        if name not in ordered:
+            ordered[name] = sorted(v for v in (getattr(f, name) for f in figures) if _finite(v))
+        return percentile(ordered[name], q)
 
     def per_s(count: float) -> float | None:
         return count / wall_s if wall_s > 0 else None
@@ -122,6 +128,11 @@ def summarize_level(
         gpu_mem_used_bytes_peak=used.peak["gpu_mem_used_bytes"],
         gpu_power_w_mean=used.mean["gpu_power_w"],
     )
+
+
+def _finite(value: float | None) -> bool:
+    """What statistics.percentile counts: a value, not NaN or infinite."""
+    return value is not None and math.isfinite(value)
 
 
 @dataclass(frozen=True)

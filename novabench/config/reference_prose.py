@@ -181,8 +181,10 @@ from the warm repetitions and never mixed into their statistics.
 **Statistics.** Per mode × model × prompt (and per mode × model): n, mean, median, p5/p95,
 min/max, sample standard deviation, coefficient of variation, and a 95% bootstrap confidence
 interval of the median (scipy's percentile bootstrap, 2,000 resamples, fixed seed so the same
-rows always give the same interval). Values beyond 3 interquartile ranges outside the quartiles
-are marked as outliers and counted, never dropped.
+rows always give the same interval; beyond 1,000 values the bootstrap distribution of the median
+is computed exactly instead of resampled, which costs one pass however big the run). Values
+beyond 3 interquartile ranges outside the quartiles are marked as outliers and counted, never
+dropped.
 
 **Repetitions.** `repetitions: N` runs N measured requests per model × prompt × mode.
 `repetitions: auto` repeats until the 95% CI of the median of `target_metric` (default `e2e_ms`)

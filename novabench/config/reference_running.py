@@ -162,7 +162,11 @@ honours only `timeout_s`).
   --rebuild-summaries` makes them again from the raw results, which stay the source of truth.
 - `reports/runs/<run_id>.html`, `reports/history.html`, `reports/index.html` (next to the
   database; change with `--out`). Each is one file with Plotly inlined: no network access needed
-  to open it. Everything under `reports/` is git-ignored.
+  to open it. Everything under `reports/` is git-ignored. Beyond 100 runs the index lists the
+  newest 100 and a table of months by suite; `reports/index/<YYYY-MM>.html` lists each month's
+  runs by suite (after a run only its own month's page is rewritten). A run page of thousands of
+  requests draws a fixed sample of them in each chart (each model's first, last, lowest and
+  highest kept) and says so beside the chart; its tables and figures count every request.
 
 A database written by an earlier novabench is migrated forward in place the first time a newer
 novabench opens it, once. Before migrating, it copies the file next to itself as

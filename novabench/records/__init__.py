@@ -28,6 +28,7 @@ from novabench.records.stored import (
     RunRecord,
     RunSummary,
     StoredResult,
+    from_fields,
     from_mapping,
     utcnow,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "StoredResult",
+    "from_fields",
     "from_mapping",
     "utcnow",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import plotly.graph_objects as go
@@ -12,6 +13,7 @@ from novabench.analysis.figures import is_measured
 from novabench.analysis.statistics import median, median_ci
 from novabench.records import PhaseRecord, Request
 from novabench.report.tables import Label
+from novabench.report.thinning import Tally, boxes, per_trace, thin, thin_by
 
 FONT_STACK = (
     'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", "Noto Sans", '
@@ -88,19 +90,28 @@ def distribution_by_model(
     label: Label,
     modes: Sequence[str],
     kind: str = "box",
+    tally: Tally | None = None,
 ) -> go.Figure | None:
-    """One box (or violin) per model and mode of one per-request figure; None without data."""
+    """One box (or violin) per model and mode of one per-request figure; None without data.
+
+    A mode with more requests than it may draw (`thinning`) gets a box of every request's
+    quartiles, computed here, and a thinned cloud of dots: a violin or a box Plotly computed
+    from the drawn dots alone would describe the sample, not the run.
+    """
     points = [r for r in measured(rows) if getattr(r, figure) is not None]
     if not points:
         return None
     fig = go.Figure()
-    for mode in _ordered_modes(points, modes):
+    present = _ordered_modes(points, modes)
+    limit = per_trace(len(present))
+    for mode in present:
         of_mode = [r for r in points if r.mode == mode]
+        drawn = thin_by(of_mode, label, lambda r: r[figure], limit, tally)
         common: dict[str, Any] = {
             "name": plotly_text(mode),
-            "x": [plotly_text(label(r)) for r in of_mode],
-            "y": [round(float(r[figure]), 3) for r in of_mode],
-            "customdata": [[plotly_text(r.prompt_id), r.repetition + 1] for r in of_mode],
+            "x": [plotly_text(label(r)) for r in drawn],
+            "y": [round(float(r[figure]), 3) for r in drawn],
+            "customdata": [[plotly_text(r.prompt_id), r.repetition + 1] for r in drawn],
             "marker": {"color": MODE_COLORS.get(mode), "size": 5, "opacity": 0.7},
             "line": {"color": MODE_COLORS.get(mode)},
             "hovertemplate": (
@@ -108,7 +119,9 @@ def distribution_by_model(
                 "rep %{customdata[1]}<extra>" + plotly_text(mode) + "</extra>"
             ),
         }
-        if kind == "violin":
+        if len(drawn) < len(of_mode):
+            fig.add_traces(_exact_box(of_mode, figure, label, mode, common))
+        elif kind == "violin":
             fig.add_trace(
                 go.Violin(
                     **common,
@@ -123,9 +136,40 @@ def distribution_by_model(
             )
         else:
             fig.add_trace(go.Box(**common, boxpoints="all", jitter=0.3, pointpos=0))
-    group = {"violinmode": "group"} if kind == "violin" else {"boxmode": "group"}
+    thinned = tally is not None and tally.thinned
+    group = {"violinmode": "group"} if kind == "violin" and not thinned else {"boxmode": "group"}
     fig.update_layout(base_layout(y_title, **group))
     return fig
+
+
+def _exact_box(
+    rows: Sequence[Request], figure: str, label: Label, mode: str, dots: dict[str, Any]
+) -> list[go.Box]:
+    """A box per model of every request of one mode, and the drawn ones as dots over it."""
+    names = list(dict.fromkeys(plotly_text(label(r)) for r in rows))
+    values: dict[str, list[float]] = {name: [] for name in names}
+    for r in rows:
+        values[plotly_text(label(r))].append(float(r[figure]))
+    color = MODE_COLORS.get(mode)
+    box = go.Box(
+        name=plotly_text(mode),
+        offsetgroup=plotly_text(mode),
+        boxpoints=False,
+        line={"color": color},
+        hoverinfo="skip",
+        **boxes(names, [values[n] for n in names]),
+    )
+    cloud = go.Box(
+        **{**dots, "marker": {**dots["marker"], "opacity": 0.35}, "line": {"width": 0}},
+        offsetgroup=plotly_text(mode),
+        showlegend=False,
+        boxpoints="all",
+        jitter=0.3,
+        pointpos=0,
+        fillcolor="rgba(0,0,0,0)",
+        hoveron="points",
+    )
+    return [box, cloud]
 
 
 def median_with_ci(
@@ -134,11 +178,13 @@ def median_with_ci(
     y_title: str,
     label: Label,
     modes: Sequence[str],
+    tally: Tally | None = None,
 ) -> go.Figure | None:
     """Per model (and mode): every measured request as a faint dot, and the median as a marker
     with its 95% bootstrap confidence interval (`stats.median_ci`) as asymmetric error bars.
 
-    The same medians and intervals as the summary table; None without data.
+    The same medians and intervals as the summary table; None without data. The dots of a big
+    run are thinned (`thinning`); the medians and intervals count every request.
     """
     points = [r for r in measured(rows) if getattr(r, figure) is not None]
     if not points:
@@ -152,11 +198,13 @@ def median_with_ci(
 
     unit = plotly_text(y_title)
     fig = go.Figure()
+    limit = per_trace(len(present))
     for mode in present:
         of_mode = [r for r in points if r.mode == mode]
         color = MODE_COLORS.get(mode, SERIES_COLORS[0])
-        x = [group(label(r), mode) for r in of_mode]
-        fig.add_trace(_request_dots(of_mode, figure, mode, x, color, unit))
+        drawn = thin_by(of_mode, label, lambda r: r[figure], limit, tally)
+        x = [group(label(r), mode) for r in drawn]
+        fig.add_trace(_request_dots(drawn, figure, mode, x, color, unit))
         medians = []
         for name in models:
             values = [float(r[figure]) for r in of_mode if label(r) == name]
@@ -239,7 +287,7 @@ def _median_markers(
 
 
 def tokens_vs_length(
-    rows: Iterable[Request], label: Label, modes: Sequence[str]
+    rows: Iterable[Request], label: Label, modes: Sequence[str], tally: Tally | None = None
 ) -> go.Figure | None:
     """Server generation tokens/s against output tokens, a trace per model (and mode).
 
@@ -251,6 +299,7 @@ def tokens_vs_length(
     present = _ordered_modes(points, modes)
     several_modes = len(present) > 1
     models = list(dict.fromkeys(label(r) for r in points))
+    limit = per_trace(len({(label(r), r.mode) for r in points}))
     fig = go.Figure()
     for index, name in enumerate(models):
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
@@ -258,6 +307,7 @@ def tokens_vs_length(
             members = [r for r in points if label(r) == name and r.mode == mode]
             if not members:
                 continue
+            members = thin(members, lambda r: r.eval_tokens_per_s, limit, tally)
             shown = f"{name} · {mode}" if several_modes else name
             fig.add_trace(
                 go.Scatter(
@@ -304,10 +354,13 @@ def phase_walls(phases: Sequence[PhaseRecord]) -> go.Figure | None:
     return fig
 
 
-def token_gaps(rows: Iterable[Request], label: Label, modes: Sequence[str]) -> go.Figure | None:
+def token_gaps(
+    rows: Iterable[Request], label: Label, modes: Sequence[str], tally: Tally | None = None
+) -> go.Figure | None:
     """Per-request p50, p95 and p99 of the gaps between chunks, a box each per model (and mode).
 
     A steady stream keeps the three together; a stall lifts p99 far above p50. None without data.
+    In a big run each quantile's box counts every request and its dots are thinned.
     """
     points = [r for r in measured(rows) if r.gap_p50_ms is not None]
     if not points:
@@ -323,24 +376,52 @@ def token_gaps(rows: Iterable[Request], label: Label, modes: Sequence[str]) -> g
 
     fig = go.Figure()
     values: list[float] = []
-    for quantile, color in GAP_QUANTILES:
-        y = [round(float(r[f"gap_{quantile}_ms"]), 3) for r in points]
-        values += y
+    limit = per_trace(len(GAP_QUANTILES))
+    for index, (quantile, color) in enumerate(GAP_QUANTILES):
+        key = f"gap_{quantile}_ms"
+        every = [round(float(r[key]), 3) for r in points]
+        values += every
+        drawn = thin_by(points, group, itemgetter(key), limit, tally if index == 0 else None)
+        dots: dict[str, Any] = {
+            "name": quantile,
+            "x": [group(r) for r in drawn],
+            "y": [round(float(r[key]), 3) for r in drawn],
+            "customdata": [[plotly_text(r.prompt_id), r.repetition + 1] for r in drawn],
+            "marker": {"color": color, "size": 4, "opacity": 0.7},
+            "line": {"color": color},
+            "boxpoints": "all",
+            "jitter": 0.3,
+            "pointpos": 0,
+            "hovertemplate": (
+                "%{x}<br>" + quantile + " gap %{y:.1f} ms<br>prompt %{customdata[0]}, "
+                "rep %{customdata[1]}<extra></extra>"
+            ),
+        }
+        if len(drawn) == len(points):
+            fig.add_trace(go.Box(**dots))
+            continue
+        names = list(dict.fromkeys(group(r) for r in points))
+        of_group: dict[str, list[float]] = {name: [] for name in names}
+        for r, v in zip(points, every, strict=True):
+            of_group[group(r)].append(v)
+        exact = boxes(names, [of_group[n] for n in names])
         fig.add_trace(
             go.Box(
                 name=quantile,
-                x=[group(r) for r in points],
-                y=y,
-                customdata=[[plotly_text(r.prompt_id), r.repetition + 1] for r in points],
-                marker={"color": color, "size": 4, "opacity": 0.7},
+                offsetgroup=quantile,
+                boxpoints=False,
                 line={"color": color},
-                boxpoints="all",
-                jitter=0.3,
-                pointpos=0,
-                hovertemplate=(
-                    "%{x}<br>" + quantile + " gap %{y:.1f} ms<br>prompt %{customdata[0]}, "
-                    "rep %{customdata[1]}<extra></extra>"
-                ),
+                hoverinfo="skip",
+                **exact,
+            )
+        )
+        fig.add_trace(
+            go.Box(
+                **{**dots, "line": {"width": 0}},
+                offsetgroup=quantile,
+                showlegend=False,
+                fillcolor="rgba(0,0,0,0)",
+                hoveron="points",
             )
         )
     fig.update_layout(base_layout("gap between chunks (ms)", boxmode="group"))

@@ -20,12 +20,18 @@ def script_json(value: str) -> Markup:
     return Markup(safe)
 
 
-def figure(figure_id: str, title: str, caption: str, fig: Any | None) -> dict[str, Any]:
-    """What templates' figure_card needs; `json` is None when there was nothing to draw."""
+def figure(
+    figure_id: str, title: str, caption: str, fig: Any | None, note: str | None = None
+) -> dict[str, Any]:
+    """What templates' figure_card needs; `json` is None when there was nothing to draw.
+
+    `note`: what the chart leaves out, said beside it (a big run's thinned dots and bars).
+    """
     text = None if fig is None else pio.to_json(fig, validate=False, pretty=False)
     return {
         "id": figure_id,
         "title": title,
         "caption": caption,
+        "note": note,
         "json": None if text is None else script_json(text),
     }

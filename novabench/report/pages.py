@@ -22,6 +22,7 @@ from novabench.report import charts, trends
 from novabench.report.compare_page import comparison_context
 from novabench.report.figures import script_json as _script_json
 from novabench.report.history_page import history_context
+from novabench.report.index_page import index_context, month_context, month_href
 from novabench.report.run_page import run_context
 from novabench.storage.store import Store
 from novabench.version import __version__
@@ -47,10 +48,19 @@ def render_history(store: Store, out_dir: Path) -> Path:
     return _write_atomic(Path(out_dir) / "history.html", page)
 
 
-def render_index(store: Store, out_dir: Path) -> Path:
-    """Write out_dir/index.html: every run in the store, newest first."""
-    page = _render("index.html.j2", root="", title="Runs", runs=store.list_runs())
-    return _write_atomic(Path(out_dir) / "index.html", page)
+def render_index(store: Store, out_dir: Path, run_id: str | None = None) -> Path:
+    """Write out_dir/index.html: the newest runs, and beyond index_page.RECENT_RUNS of them a
+    page per month (out_dir/index/YYYY-MM.html): every month's, or after the run `run_id` only
+    its month's and any that is missing."""
+    context = index_context(store)
+    months = [m["month"] for m in context["months"]]
+    if run_id is not None and months:
+        started = store.get_run(run_id).started_at.strftime("%Y-%m")
+        months = [m for m in months if m == started or not (Path(out_dir) / month_href(m)).exists()]
+    for month in months:
+        page = _render("index_month.html.j2", root="../", **month_context(store, month))
+        _write_atomic(Path(out_dir) / month_href(month), page)
+    return _write_atomic(Path(out_dir) / "index.html", _render("index.html.j2", root="", **context))
 
 
 def render_comparison(store: Store, run_a: str, run_b: str, out_dir: Path) -> Path:
@@ -67,7 +77,7 @@ def render_all(store: Store, run_id: str, out_dir: Path) -> list[Path]:
     return [
         render_run(store, run_id, out_dir),
         render_history(store, out_dir),
-        render_index(store, out_dir),
+        render_index(store, out_dir, run_id),
     ]
 
 

@@ -26,18 +26,72 @@ class ResponseView:
     usage: WindowStats | None  # peak and mean resources over its lifetime; None without samples
 
 
-def response_views(
-    requests: Sequence[Request], samples: Sequence[ResourceSample], facts: SuiteFacts
-) -> dict[int, ResponseView]:
-    """Every request's details line, by its seq."""
+# Beyond this many requests the page lists a selection of responses, and says so: a run of
+# 100,000 requests would make a page of hundreds of megabytes. `novabench export` has them all.
+MAX_LISTED = 200
+# ...and at most this many failed requests in the Errors table.
+MAX_ERRORS_LISTED = 100
+
+
+def outliers(requests: Sequence[Request], facts: SuiteFacts) -> set[int]:
+    """The seqs of the requests whose target figure lies beyond OUTLIER_IQR_FACTOR IQRs of
+    their group (mode, model, host, prompt)."""
     groups: dict[GroupKey, list[Request]] = defaultdict(list)
     for request in requests:
         if is_measured(request) and request.ok:
             groups[(request.mode, request.model, request.host, request.prompt_id)].append(request)
-    outliers: set[int] = set()
+    found: set[int] = set()
     for members in groups.values():
         flags = outlier_flags([getattr(r, facts.target_metric) for r in members])
-        outliers |= {r.seq for r, flag in zip(members, flags, strict=True) if flag}
+        found |= {r.seq for r, flag in zip(members, flags, strict=True) if flag}
+    return found
+
+
+def selection(
+    requests: Sequence[Request], outlier_seqs: set[int], limit: int = MAX_LISTED
+) -> list[Request]:
+    """The requests whose responses the page lists: every one up to `limit`; beyond it `limit`
+    of them, in turn from each (mode, model, host, prompt) group, each group's cold start,
+    warm-ups, failures and outliers first, then its earliest repetitions. In stored order."""
+    if len(requests) <= limit:
+        return list(requests)
+    groups: dict[GroupKey, list[Request]] = defaultdict(list)
+    for request in requests:
+        groups[(request.mode, request.model, request.host, request.prompt_id)].append(request)
+
+    def rank(request: Request) -> tuple[int, int, int]:
+        kind = (
+            0
+            if request.is_cold
+            else 1
+            if request.is_warmup
+            else 2
+            if request.error is not None
+            else 3
+            if request.seq in outlier_seqs
+            else 4
+        )
+        return kind, request.repetition, request.seq
+
+    turns = [
+        (turn, position, request.seq)
+        for position, members in enumerate(groups.values())
+        for turn, request in enumerate(sorted(members, key=rank))
+    ]
+    chosen = {seq for _, _, seq in sorted(turns)[:limit]}
+    return [r for r in requests if r.seq in chosen]
+
+
+def response_views(
+    requests: Sequence[Request],
+    samples: Sequence[ResourceSample],
+    facts: SuiteFacts,
+    outlier_seqs: set[int] | None = None,
+) -> dict[int, ResponseView]:
+    """Every request's details line, by its seq (`outlier_seqs`: from `outliers`, over the
+    requests of the whole run when these are a selection of them)."""
+    if outlier_seqs is None:
+        outlier_seqs = outliers(requests, facts)
     views = {}
     for request in requests:
         described = facts.checks.get(request.prompt_id, {})
@@ -51,7 +105,7 @@ def response_views(
             if samples and end_s is not None
             else None
         )
-        views[request.seq] = ResponseView(request, request.seq in outliers, marks, usage)
+        views[request.seq] = ResponseView(request, request.seq in outlier_seqs, marks, usage)
     return views
 
 

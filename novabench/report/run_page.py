@@ -14,7 +14,13 @@ from novabench.records import GroupSummary, ModelRecord, PhaseRecord, Request
 from novabench.report import charts, comparisons, sweeps, timeline, usage_chart
 from novabench.report.figures import figure
 from novabench.report.notices import notices
-from novabench.report.responses import cold_starts, response_views
+from novabench.report.responses import (
+    MAX_ERRORS_LISTED,
+    cold_starts,
+    outliers,
+    response_views,
+    selection,
+)
 from novabench.report.tables import (
     OVERVIEW_COLUMNS,
     PROMPT_COLUMNS,
@@ -24,6 +30,7 @@ from novabench.report.tables import (
     prompt_tables,
     suite_facts,
 )
+from novabench.report.thinning import Tally
 from novabench.storage.store import Store
 
 MODE_ORDER = ("sequential", "parallel")
@@ -40,6 +47,14 @@ SYSTEM_KEYS = (
     "python_implementation",
     "hostname",
 )
+
+# What a thinned chart still counts in full, said in its note.
+EXACT = "the medians, intervals and tables count every request"
+EXACT_NOTES = {
+    "e2e": "the boxes (quartiles, whiskers at 1.5×IQR) and the tables count every request",
+    "gaps": "the boxes (quartiles, whiskers at 1.5×IQR) and the tables count every request",
+    "length": "the tables count every request",
+}
 
 STATUS_NOTES = {
     "running": "This run has not finished (or its process died without saying so): "
@@ -65,7 +80,10 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
     figures, timeline_figure, resources = _figures(view, rows, label, modes)
     load = sweeps.section(view, models, label)
     system = run.system or {}
-    views = response_views(rows, view.samples, facts)
+    outlier_seqs = outliers(rows, facts)
+    listed = view.with_texts(selection(rows, outlier_seqs))
+    views = response_views(listed, view.samples, facts, outlier_seqs)
+    errors = [r for r in view.requests if not r.ok]
     return {
         "title": f"{run.suite_name} · {run_id}",
         "charted": bool(figures)
@@ -103,9 +121,12 @@ def run_context(store: Store, run_id: str) -> dict[str, Any]:
         "figures": figures,
         "timeline": timeline_figure if timeline_figure["json"] is not None else None,
         "resources": resources if resources["json"] is not None else None,
-        "errors": [r for r in view.requests if not r.ok],
+        "errors": errors[:MAX_ERRORS_LISTED],
+        "errors_total": len(errors),
         "load_requests": len(view.requests) - len(rows),
-        "responses": _responses(rows, views, view, models, modes, label),
+        "responses": _responses(listed, views, view, models, modes, label),
+        "responses_listed": len(listed),
+        "responses_total": len(rows),
         "warmup_count": sum(1 for r in rows if r.is_warmup),
         "cold_count": sum(1 for r in rows if r.is_cold),
     }
@@ -147,42 +168,55 @@ def _orders(
 def _figures(
     view: RunView, rows: Sequence[Request], label: Label, modes: Sequence[str]
 ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    """The charts of the page: (per-mode figures, the request timeline, resources)."""
+    """The charts of the page: (per-mode figures, the request timeline, resources).
+
+    Each chart of single requests counts what it draws (`thinning.Tally`): a big run's chart
+    says beside it how many of its requests it shows.
+    """
+    tallies = {key: Tally() for key in ("ttft", "generation", "e2e", "gaps", "length")}
+
+    def charted(key: str, title: str, caption: str, fig: Any) -> dict[str, Any]:
+        return figure(key, title, caption, fig, tallies[key].note(EXACT_NOTES.get(key, EXACT)))
+
     made = [
-        figure(
+        charted(
             "ttft",
             "Time to first token",
             "Median per model with its 95% bootstrap confidence interval (error bars), over every "
             "measured request (dots); lower is better. Intervals that do not overlap differ beyond "
             "noise.",
-            charts.median_with_ci(rows, "ttft_ms", "TTFT (ms)", label, modes),
+            charts.median_with_ci(rows, "ttft_ms", "TTFT (ms)", label, modes, tallies["ttft"]),
         ),
-        figure(
+        charted(
             "generation",
             "Generation speed",
             "Server-side eval_count / eval_duration: the median per model with its 95% bootstrap "
             "confidence interval, every measured request as a dot; higher is better.",
-            charts.median_with_ci(rows, "eval_tokens_per_s", "tokens/s", label, modes),
+            charts.median_with_ci(
+                rows, "eval_tokens_per_s", "tokens/s", label, modes, tallies["generation"]
+            ),
         ),
-        figure(
+        charted(
             "e2e",
             "End-to-end latency",
             "From sending the request to the last chunk; lower is better.",
-            charts.distribution_by_model(rows, "e2e_ms", "end-to-end (ms)", label, modes, "violin"),
+            charts.distribution_by_model(
+                rows, "e2e_ms", "end-to-end (ms)", label, modes, "violin", tallies["e2e"]
+            ),
         ),
-        figure(
+        charted(
             "gaps",
             "Gaps between tokens",
             "Per request, the median (p50), p95 and p99 of the time between consecutive chunks: "
             "a steady stream keeps them together, p95/p99 far above p50 expose stalls.",
-            charts.token_gaps(rows, label, modes),
+            charts.token_gaps(rows, label, modes, tallies["gaps"]),
         ),
-        figure(
+        charted(
             "length",
             "Generation speed against output length",
             "Server tokens/s of every measured request by how many tokens it generated: a rate "
             "that falls with length points at a growing context.",
-            charts.tokens_vs_length(rows, label, modes),
+            charts.tokens_vs_length(rows, label, modes, tallies["length"]),
         ),
     ]
     walls = mode_comparison(view.phases, view.models)
@@ -195,14 +229,25 @@ def _figures(
                 charts.phase_walls(walls["phases"]),
             )
         )
+    return [f for f in made if f["json"] is not None], *_run_charts(view, label, modes)
+
+
+def _run_charts(
+    view: RunView, label: Label, modes: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The charts of every request on the run's clock: (the request timeline, resources)."""
     run = view.run
     cores = (run.system or {}).get("cpu_cores_logical")
+    used, lanes = Tally(), Tally()
+    resource_chart = usage_chart.resource_usage(view.samples, view.requests, label, cores, used)
     resources = figure(
         "resources",
         "Resource usage",
         _resources_caption(len(view.samples), (run.manifest or {}).get("sample_interval_s")),
-        usage_chart.resource_usage(view.samples, view.requests, label, cores),
+        resource_chart,
+        used.note("the CPU and memory lines count every sample"),
     )
+    timeline_chart = timeline.request_timeline(view.requests, label, modes, lanes)
     requests = figure(
         "timeline",
         "Request timeline",
@@ -211,9 +256,10 @@ def _figures(
         + ": each bar ends at its last chunk, the server's durations laid back from there "
         "(generation, prompt eval, load, queue); what precedes them is the client and network. "
         "Warm-ups and cold starts are hatched. Hover a bar for its phases in ms.",
-        timeline.request_timeline(view.requests, label, modes),
+        timeline_chart,
+        lanes.note("the lanes are those every request fills"),
     )
-    return [f for f in made if f["json"] is not None], requests, resources
+    return requests, resources
 
 
 def _resources_caption(samples: int, interval_s: float | None) -> str:

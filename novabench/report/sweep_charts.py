@@ -42,12 +42,25 @@ def _color(index: int) -> str:
     return SERIES_COLORS[index % len(SERIES_COLORS)]
 
 
+def level_text(value: float) -> str:
+    """A level as its axis names it: '4', '2.5'."""
+    return f"{value:g}"
+
+
+def _levels(sweeps: Sequence[dict[str, Any]]) -> list[float]:
+    return sorted({float(lv.level) for s in sweeps for lv in s["levels"]})
+
+
 def _level_axis(sweeps: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    values = sorted({float(lv.level) for s in sweeps for lv in s["levels"]})
-    kind = sweeps[0]["kind"]
-    axis: dict[str, Any] = {"title": {"text": axis_title(kind)}}
+    """Levels are discrete: a log axis ticked at each level when they double, else one category
+    per level in order; never a linear axis, whose ticks would fall between levels (1.2, 1.4)."""
+    values = _levels(sweeps)
+    axis: dict[str, Any] = {"title": {"text": axis_title(sweeps[0]["kind"])}}
+    texts = [level_text(v) for v in values]
     if doubles(values):
-        axis.update(type="log", tickvals=values, ticktext=[f"{v:g}" for v in values])
+        axis.update(type="log", tickvals=values, ticktext=texts)
+    else:
+        axis.update(type="category", categoryorder="array", categoryarray=texts)
     return axis
 
 
@@ -80,6 +93,9 @@ def _figure(
     drawn = [t for t in traces if t is not None]
     if not drawn:
         return None
+    if not doubles(_levels(sweeps)):  # a category axis places each point by its level's name
+        for trace in drawn:
+            trace.x = [level_text(v) for v in trace.x]
     fig = go.Figure(drawn)
     fig.update_layout(base_layout(y_title, hovermode="closest"))
     fig.update_xaxes(**_level_axis(sweeps))

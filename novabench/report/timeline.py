@@ -19,6 +19,7 @@ from novabench.analysis.figures import NS_PER_S, is_measured, queue_ns
 from novabench.records import Request
 from novabench.report.charts import base_layout, plotly_text
 from novabench.report.tables import Label
+from novabench.report.thinning import Tally, per_trace, thin
 
 # (key, legend name, colour), in the order they happen within a request.
 PHASES = (
@@ -128,19 +129,21 @@ def lanes(
 
 
 def request_timeline(
-    rows: Iterable[Request], label: Label, modes: Sequence[str]
+    rows: Iterable[Request], label: Label, modes: Sequence[str], tally: Tally | None = None
 ) -> go.Figure | None:
     """Every request with a start and an end as stacked phase segments; None without any.
 
     Warm-ups and cold starts are drawn hatched and faded. Hovering a bar names the request and
-    gives every phase in ms.
+    gives every phase in ms. A big run draws a thinned share of each mode and model's requests
+    (`thinning`), in the lanes that all of them fill.
     """
-    timed = [
+    every = [
         r for r in rows if r.start_offset_s is not None and r.e2e_s is not None and r.e2e_s >= 0
     ]
-    if not timed:
+    if not every:
         return None
-    names, lane_of = lanes(timed, label, modes)
+    names, lanes_of_every = lanes(every, label, modes)
+    timed, lane_of = _drawn(every, lanes_of_every, label, tally)
     segments = [request_segments(r) for r in timed]
     fig = go.Figure()
     for phase, legend_name, color in PHASES:
@@ -183,6 +186,22 @@ def request_timeline(
     )
     _lay_out(fig, names)
     return fig
+
+
+def _drawn(
+    timed: Sequence[Request], lane_of: Sequence[int], label: Label, tally: Tally | None
+) -> tuple[list[Request], list[int]]:
+    """The requests the chart draws, thinned per mode and model, and their lanes."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for index, row in enumerate(timed):
+        groups.setdefault((row.mode, label(row)), []).append(index)
+    limit = per_trace(len(groups))
+    kept = sorted(
+        i
+        for members in groups.values()
+        for i in thin(members, lambda i: timed[i].e2e_s, limit, tally)
+    )
+    return [timed[i] for i in kept], [lane_of[i] for i in kept]
 
 
 def _phase_bar(

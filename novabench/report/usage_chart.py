@@ -15,6 +15,7 @@ from novabench.analysis.figures import is_measured
 from novabench.records import Request, ResourceSample
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text
 from novabench.report.tables import Label
+from novabench.report.thinning import Tally, per_trace, thin
 
 GIB = 2**30
 
@@ -70,6 +71,7 @@ def resource_usage(
     rows: Iterable[Request],
     label: Label,
     cores_logical: int | None,
+    tally: Tally | None = None,
 ) -> go.Figure | None:
     """CPU and memory over the run, and every request as a bar on the same time axis.
 
@@ -100,7 +102,7 @@ def resource_usage(
                 hovertemplate=f"%{{x:.1f}} s: %{{y:.1f}}{unit}<extra>{plotly_text(name)}</extra>",
             )
         )
-    bars = _request_bars(rows, label)
+    bars = _request_bars(rows, label, tally)
     panels = [(k, v) for k, v in (*traces.items(), ("requests", bars)) if v]
     y_titles = {"cpu": "CPU (%)", "memory": "memory (GiB)", "requests": ""}
     heights = {"cpu": 240, "memory": 200, "requests": 60 + 36 * len({t.y[0] for t in bars})}
@@ -131,8 +133,9 @@ def resource_usage(
     return fig
 
 
-def _request_bars(rows: Iterable[Request], label: Label) -> list[go.Bar]:
-    """One bar per request from its send to its last chunk: a trace per model, one for the rest."""
+def _request_bars(rows: Iterable[Request], label: Label, tally: Tally | None) -> list[go.Bar]:
+    """One bar per request from its send to its last chunk: a trace per model, one for the rest
+    (in a big run, a thinned share of each: `thinning`)."""
     timed = [
         r for r in rows if r.error is None and r.e2e_s is not None and r.start_offset_s is not None
     ]
@@ -140,10 +143,19 @@ def _request_bars(rows: Iterable[Request], label: Label) -> list[go.Bar]:
     unmeasured: list[Request] = []
     for row in timed:
         (by_model[label(row)] if is_measured(row) else unmeasured).append(row)
+    limit = per_trace(len(by_model) + bool(unmeasured))
+
+    def drawn(members: Sequence[Request]) -> list[Request]:
+        return thin(members, lambda r: r.e2e_s, limit, tally)
+
     # Unmeasured first, so measured requests are drawn over them; the y axis names the models.
-    bars = [_bar("warm-up / cold start", unmeasured, label, UNMEASURED_COLOR)] if unmeasured else []
+    bars = (
+        [_bar("warm-up / cold start", drawn(unmeasured), label, UNMEASURED_COLOR)]
+        if unmeasured
+        else []
+    )
     for index, (name, members) in enumerate(by_model.items()):
-        bars.append(_bar(plotly_text(name), members, label, SERIES_COLORS[index % 10]))
+        bars.append(_bar(plotly_text(name), drawn(members), label, SERIES_COLORS[index % 10]))
     return bars
 
 

@@ -228,7 +228,11 @@ def test_a_rate_sweep_names_its_axis_and_delayed_arrivals(runs: dict[str, Render
     throughput = _figure(page, "load-throughput")
     assert throughput is not None
     assert throughput["layout"]["xaxis"]["title"]["text"] == "offered requests/s"
-    assert "type" not in throughput["layout"]["xaxis"]  # two levels: linear
+    # two levels: one category each, never a linear axis with ticks between them
+    assert throughput["layout"]["xaxis"]["type"] == "category"
+    texts = [f"{lv['level']:g}" for lv in levels]
+    assert throughput["layout"]["xaxis"]["categoryarray"] == texts
+    assert throughput["data"][0]["x"] == texts
     assert len(_figure(page, "load-requests")["data"]) == 1  # type: ignore[index]
     # a load-only run: the ordinary summary points at the section instead of saying "no requests"
     assert 'see <a href="#load">Load</a>' in page
