@@ -295,9 +295,9 @@ def test_compare_and_history_keep_load_rows_out_of_ordinary_groups(
     assert only_load.findings == [] and only_load.groups_compared == 0
     assert only_load.load
     assert all(f.mode != LOAD_MODE for fs in history_changes(store).values() for f in fs)
-    series = trends.history_series(store.history())
+    history = render_history(store, tmp_path).read_text(encoding="utf-8")  # summarizes the runs
+    series = trends.history_series(store.run_summaries())
     assert series and all(s["mode"] != LOAD_MODE for s in series)
-    history = render_history(store, tmp_path).read_text(encoding="utf-8")
     assert "mixed" in history and rate in history
     page = render_comparison(store, mixed, rate, tmp_path).read_text(encoding="utf-8")
     # a concurrency sweep and a rate sweep share no level: said, not compared
