@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +14,11 @@ import click
 # Only what parsing needs is imported here: each command imports its own work when it runs, so
 # `novabench --help` and `validate` do not pay for scipy, plotly, DuckDB or the engines.
 from novabench.analysis.significance import METRIC_NAMES, SIGNIFICANCE
+from novabench.config.ages import AGE_FORMAT, KEEP_LAST_HELP, KEEP_SUMMARIES_HELP, parse_age
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
 from novabench.console.command import fail, friendly_errors, say_error, uninterrupted
 from novabench.errors import EXIT_REGRESSION as EXIT_REGRESSION  # for callers of the CLI
-from novabench.errors import NovabenchError, SuiteError
+from novabench.errors import NovabenchError, OutputError, SuiteError
 from novabench.storage.settings import DEFAULT_DB, FORMATS
 from novabench.text import terminal_safe
 from novabench.version import __version__
@@ -272,7 +274,7 @@ def history(db_path: Path, out_dir: Path | None) -> None:
     store = _open_store(db_path)
     out = _out(db_path, out_dir)
     for listed in store.list_runs():
-        if not (out / "runs" / f"{listed['run_id']}.html").exists():
+        if not listed.pruned_at and not (out / "runs" / f"{listed.run_id}.html").exists():
             click.echo(f"report: {terminal_safe(str(render_run(store, listed['run_id'], out)))}")
     click.echo(f"history: {terminal_safe(str(render_history(store, out)))}")
     click.echo(f"index: {terminal_safe(str(render_index(store, out)))}")
@@ -357,6 +359,42 @@ def export(
     store = _open_store(db_path)
     count = export_results(store, out_path, export_format, run_id, suite_name)  # type: ignore[arg-type]
     click.echo(terminal_safe(f"{count} rows written to {out_path}"))
+
+
+def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+@cli.command()
+@db_option
+@out_option
+@click.option("--older-than", metavar="AGE", callback=_age, help=f"Started before: {AGE_FORMAT}.")
+@click.option("--keep-last", metavar="N", type=click.IntRange(min=0), help=KEEP_LAST_HELP)
+@click.option("--suite", default=None, help="Only runs of this suite name.")
+@click.option("--keep-summaries", is_flag=True, help=KEEP_SUMMARIES_HELP)
+@click.option("--yes", is_flag=True, help="Remove them; without it, only list them.")
+@friendly_errors
+def prune(db_path: Path, out_dir: Path | None, yes: bool, **rule: Any) -> None:
+    """List the runs a rule removes; with --yes delete their rows and pages (never a live run)."""
+    if rule["older_than"] is None and rule["keep_last"] is None:
+        raise click.UsageError("give --older-than AGE, --keep-last N or both (nothing is pruned)")
+    with uninterrupted():
+        from novabench.console.prune import print_outcome, print_plan
+        from novabench.report.page_files import prune_pages
+        from novabench.storage.prune import PruneRule, apply_prune, plan_prune
+
+    store = _open_store(db_path)
+    plan = plan_prune(store, PruneRule(**rule))
+    print_plan(plan, removing=yes)
+    if yes and plan.runs:
+        outcome = apply_prune(store, plan)
+        pages = prune_pages(store, _out(db_path, out_dir), outcome)
+        print_outcome(outcome, db_path, len(pages.removed), pages.refused)
+        if pages.failed:
+            raise OutputError(pages.failures())
 
 
 def _open_store(db_path: Path) -> Store:

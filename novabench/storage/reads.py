@@ -39,7 +39,7 @@ class Reads(Database):
         measured = MEASURED_SQL.format(x="x")
         sql = f"""
             SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
-                   r.ollama_version, r.novabench_version, r.modes,
+                   r.ollama_version, r.novabench_version, r.modes, r.pruned_at,
                    count(x.seq) FILTER (WHERE {measured}) AS requests,
                    count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL) AS errors
             FROM runs r LEFT JOIN results x USING (run_id)
