@@ -33,10 +33,12 @@ def full_run(
     status: str = "complete",
     requests: int = 4,
     text: str = "ok",
+    **run: object,
 ) -> str:
-    """A run of `suite` started `days_ago` before NOW, with rows in every table keyed by run id."""
+    """A run of `suite` started `days_ago` before NOW, with rows in every table keyed by run id;
+    `run` sets columns of its row (hostname, pid)."""
     started = NOW - timedelta(days=days_ago)
-    make_run(store, run_id, started_at=started, suite_name=suite)
+    make_run(store, run_id, started_at=started, suite_name=suite, **run)
     store.add_results(
         run_id,
         [
