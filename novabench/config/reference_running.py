@@ -177,9 +177,12 @@ without one:
 - both: a run goes only if both say so (older than AGE *and* not among its suite's last N);
 - `--suite NAME`: only that suite's runs.
 
-With `--yes` the runs' rows go from every table keyed by a run id, in one transaction, then a
-checkpoint frees their blocks: the next runs reuse them (DuckDB seldom shrinks the file; the last
-line gives the space in use and the file's size, before and after). Their pages
+With `--yes` the runs' rows go from every table keyed by a run id, in one transaction. DuckDB
+frees a block only once every row stored in it is deleted, so the rows left in blocks at most half
+full are moved to the table's end in the same transaction (never more rows than were deleted),
+and a checkpoint frees the emptied blocks: the file shrinks when they are at its end, and the next
+runs reuse them otherwise. The last line gives the space in use and the file's size, before and
+after. Their pages
 (`reports/runs/<run_id>.html`, or `--out`) are deleted and `history.html` and `index.html`
 rewritten without them; a page that is a link loses the link, never what it points to, and a
 `runs` folder that leads outside the reports folder is left alone (a `note:` line says so).

@@ -155,7 +155,7 @@ def apply_prune(store: Database, plan: PrunePlan) -> PruneOutcome:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        # Frees the deleted rows' blocks for the next writes; DuckDB does not shrink the file.
+        # Frees the emptied row groups' blocks for the next writes (the file may not shrink).
         con.execute("CHECKPOINT")
     return PruneOutcome(
         run_ids=tuple(run_ids),
@@ -211,12 +211,63 @@ def _delete_rows(
     for table in tables_keyed_by_run(con):
         if keep_summaries and table not in RAW_TABLES:
             continue
+        groups = _row_groups(con, table)
         row = con.execute(
             f'DELETE FROM "{table}" WHERE run_id IN (SELECT unnest(?::VARCHAR[]))',
             [list(run_ids)],
         ).fetchone()
         deleted[table] = int(row[0]) if row else 0
+        if deleted[table]:
+            _compact(con, table, groups)
     return deleted
+
+
+def _row_groups(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[int, int]]:
+    """The rowid range [first, end) of each of the table's row groups, deleted rows included."""
+    counts = con.execute(
+        "SELECT row_group_id, sum(count) FROM pragma_storage_info(?) "
+        "WHERE column_path = '[0]' GROUP BY row_group_id ORDER BY row_group_id",
+        [table],
+    ).fetchall()
+    ranges, first = [], 0
+    for _, rows in counts:
+        ranges.append((first, first + int(rows)))
+        first += int(rows)
+    return ranges
+
+
+def _compact(con: duckdb.DuckDBPyConnection, table: str, groups: list[tuple[int, int]]) -> int:
+    """Move the rows left in row groups now at most half full to the table's end; return how many.
+
+    DuckDB frees a block only once no row of its row group is left, and runs are stored in the
+    order they ran, so removing old runs leaves a row group part full where the kept runs begin
+    (and more of them when the runs removed alternate with kept ones, as --keep-last per suite
+    does). Emptied, those groups are freed at the checkpoint. Moving only groups at most half
+    full bounds the rows moved by the rows deleted.
+    """
+    if not groups:
+        return 0
+    survivors = con.execute(
+        f"""
+        WITH g AS (SELECT unnest(?::BIGINT[]) AS lo, unnest(?::BIGINT[]) AS hi)
+        SELECT g.lo, g.hi, count(t.rowid) FROM g
+        LEFT JOIN "{table}" t ON t.rowid >= g.lo AND t.rowid < g.hi
+        GROUP BY ALL
+        """,
+        [[lo for lo, _ in groups], [hi for _, hi in groups]],
+    ).fetchall()
+    sparse = [(lo, hi) for lo, hi, kept in survivors if kept > 0 and kept * 2 <= hi - lo]
+    if not sparse:
+        return 0
+    where = " OR ".join("(rowid >= ? AND rowid < ?)" for _ in sparse)
+    bounds = [bound for pair in sparse for bound in pair]
+    con.execute(
+        f'CREATE TEMPORARY TABLE novabench_moved AS SELECT * FROM "{table}" WHERE {where}', bounds
+    )
+    con.execute(f'DELETE FROM "{table}" WHERE {where}', bounds)
+    row = con.execute(f'INSERT INTO "{table}" SELECT * FROM novabench_moved').fetchone()
+    con.execute("DROP TABLE novabench_moved")
+    return int(row[0]) if row else 0
 
 
 def _file_bytes(path: Path) -> int:

@@ -146,22 +146,46 @@ def test_keep_summaries_removes_only_the_raw_rows_and_marks_the_run(tmp_path: Pa
     assert set(_planned(store, older_than=timedelta(days=30))) == removed
 
 
-def test_removing_frees_the_blocks_the_rows_held(tmp_path: Path) -> None:
-    # DuckDB frees a block once no row in it is left (rows are stored in run order, so removing
-    # the oldest runs frees whole blocks) and the next writes reuse it; the file need not shrink
+def _rows_of(store: Store, run_ids: set[str]) -> list[tuple[object, ...]]:
+    with store.connect() as con:
+        return con.execute(
+            "SELECT * FROM results WHERE list_contains(?, run_id) ORDER BY run_id, seq",
+            [sorted(run_ids)],
+        ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("rule", "removed", "used_after"),
+    [
+        (PruneRule(keep_last=3), range(18), 0.5),  # the oldest 18 of 24 (2 suites)
+        (PruneRule(keep_last=0, suite="s0"), range(0, 24, 2), 0.75),  # every other run
+    ],
+    ids=["oldest-runs", "runs-interleaved"],
+)
+def test_removing_frees_the_blocks_the_rows_held(
+    tmp_path: Path, rule: PruneRule, removed: range, used_after: float
+) -> None:
+    # DuckDB frees a block only once no row of its row group is left: the row groups left at most
+    # half full are rewritten, the checkpoint frees the rest, and the next writes reuse them
     store = Store(tmp_path / "db.duckdb")
-    for n in range(20):
-        full_run(store, f"run-{n:02d}", 100 - n, requests=1)
-    bulk_results(store, per_run=12_000)
+    for n in range(24):
+        full_run(store, f"run-{n:02d}", 100 - n, suite=f"s{n % 2}", requests=1)
+    bulk_results(store, per_run=10_000)
+    gone = {f"run-{n:02d}" for n in removed}
+    kept = {f"run-{n:02d}" for n in range(24)} - gone
+    rows_kept = _rows_of(store, kept)
     before = database_size(store)
-    outcome = apply_prune(store, plan_prune(store, PruneRule(keep_last=5), now=NOW))
-    assert len(outcome.run_ids) == 15 and outcome.rows_deleted["results"] == 15 * 12_001
+    outcome = apply_prune(store, plan_prune(store, rule, now=NOW))
+    assert set(outcome.run_ids) == gone
+    assert outcome.rows_deleted["results"] == len(gone) * 10_001
+    assert _rows_of(store, kept) == rows_kept  # every kept row as it was, moved or not
+    assert orphans(store) == dict.fromkeys(RUN_TABLES, 0)
     assert outcome.before == before
-    assert outcome.after.used_bytes < before.used_bytes * 0.6
+    assert outcome.after.used_bytes < before.used_bytes * used_after
     assert outcome.after == database_size(store)
     assert not store.path.with_name(store.path.name + ".wal").exists()  # checkpointed
-    for n in range(15):  # as many new runs as were removed
+    for n in range(len(gone)):  # as many new runs as were removed
         full_run(store, f"new-{n:02d}", 1 - n / 100, requests=1)
-    bulk_results(store, per_run=12_000, run_prefix="new-")
+    bulk_results(store, per_run=10_000, run_prefix="new-")
     refilled = database_size(store)
     assert refilled.file_bytes <= max(before.file_bytes, outcome.after.file_bytes) * 1.25
