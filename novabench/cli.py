@@ -261,8 +261,13 @@ def report(run_id: str | None, latest: bool, db_path: Path, out_dir: Path | None
 @cli.command()
 @db_option
 @out_option
+@click.option(
+    "--rebuild-summaries",
+    is_flag=True,
+    help="First make every run's summaries, changes and load levels again from its raw results.",
+)
 @friendly_errors
-def history(db_path: Path, out_dir: Path | None) -> None:
+def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> None:
     """Write history.html and index.html from every run in the database.
 
     Run pages that are missing (runs made with --no-report, or pages deleted) are written too,
@@ -273,6 +278,11 @@ def history(db_path: Path, out_dir: Path | None) -> None:
 
     store = _open_store(db_path)
     out = _out(db_path, out_dir)
+    if rebuild_summaries:
+        from novabench.analysis.history import rebuild
+
+        made = rebuild(store)
+        click.echo(f"summaries: {made.summaries} runs made again from their results")
     for listed in store.list_runs():
         if not listed.pruned_at and not (out / "runs" / f"{listed.run_id}.html").exists():
             click.echo(f"report: {terminal_safe(str(render_run(store, listed['run_id'], out)))}")

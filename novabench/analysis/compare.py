@@ -37,7 +37,7 @@ from novabench.analysis.significance import (
 )
 from novabench.analysis.statistics import median
 from novabench.errors import RunNotFoundError
-from novabench.records import LOAD_MODE, HistoryRow, RunRecord
+from novabench.records import LOAD_MODE, FindingRecord, HistoryRow, RunRecord
 from novabench.storage.store import Store
 
 # A load sweep's requests (records.LOAD_MODE) ran at rising levels of load: pooled per prompt
@@ -52,24 +52,8 @@ GroupKey = tuple[str, str, str, str]  # mode, model, host, prompt_id
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(FindingRecord):
     """One metric of one (mode, model, host, prompt) group: the baseline (A) against a run (B)."""
-
-    mode: str
-    model: str
-    host: str
-    prompt_id: str
-    metric: str
-    run_id: str
-    baseline_run_ids: tuple[str, ...]
-    n_a: int
-    n_b: int
-    median_a: float
-    median_b: float
-    change: float | None  # (B - A) / A; None when A's median is 0
-    p_value: float | None  # two-sided Mann-Whitney U; None when no test ran
-    verdict: str  # REGRESSION, IMPROVEMENT, WITHIN_NOISE, TOO_FEW or NO_DIFFERENCE
-    notes: tuple[str, ...] = ()  # why the numbers may move: model digest or Ollama changed
 
     @property
     def significant(self) -> bool:
@@ -247,6 +231,43 @@ def history_changes(
             for key, sample in groups.items():
                 previous[(suite_name, *key, sample.digest)] = sample
     return changes
+
+
+def changes_since_previous(
+    store: Store, run_ids: Sequence[str], metrics: Sequence[str] = METRIC_NAMES
+) -> dict[str, list[Finding]]:
+    """What `history_changes` finds for `run_ids`, from only their rows and their baselines'.
+
+    Each group a run measured is compared with the previous comparable run of that group (the
+    store finds it in the summaries); runs are read a few at a time, so the memory used does not
+    grow with the number of runs. Every run in `run_ids` gets a list, empty when nothing changed.
+    """
+    baselines = store.previous_comparable(run_ids)
+    changes: dict[str, list[Finding]] = {run_id: [] for run_id in run_ids}
+    compared = [run_id for run_id in run_ids if run_id in baselines]
+    for start in range(0, len(compared), _RUNS_READ_AT_ONCE):
+        chunk = compared[start : start + _RUNS_READ_AT_ONCE]
+        needed = set(chunk) | {b for run_id in chunk for b in baselines[run_id].values()}
+        samples = _samples(store.history(run_ids=sorted(needed)))
+        for run_id in chunk:
+            for key, sample in samples.get(run_id, {}).items():
+                before = samples.get(baselines[run_id].get(key, ""), {}).get(key)
+                if before is not None:
+                    found = _findings(key, [before], sample, metrics)
+                    changes[run_id] += [f for f in found if f.significant]
+    return changes
+
+
+def stored_changes(store: Store) -> dict[str, list[Finding]]:
+    """Every run's stored significant changes (`run_changes`), runs without any left out."""
+    changes: dict[str, list[Finding]] = {}
+    for record in store.run_changes():
+        changes.setdefault(record.run_id, []).append(Finding(**record.as_dict()))
+    return changes
+
+
+# Runs whose rows changes_since_previous reads in one query (with their baselines').
+_RUNS_READ_AT_ONCE = 64
 
 
 @dataclass

@@ -154,7 +154,12 @@ honours only `timeout_s`).
   size, quantization, effective options), `prompts`, `results` (one row per request, inserted as
   it finishes), `phases` (wall time of each mode), `samples` (resource samples), `load_levels`
   (each load level's own facts), `repetition_stops` (why repetition stopped), and
-  `schema_migrations` (numbered migrations).
+  `schema_migrations` (numbered migrations). Made from those when a run ends, and what the
+  history page reads instead of every request: `run_summaries` (per run, mode, model, host and
+  prompt, and over every prompt: counts, medians and 95th percentiles of the figures),
+  `run_changes` (each run's significant changes against the previous comparable run),
+  `level_summaries` (each load level's figures) and `summary_state`; `novabench history
+  --rebuild-summaries` makes them again from the raw results, which stay the source of truth.
 - `reports/runs/<run_id>.html`, `reports/history.html`, `reports/index.html` (next to the
   database; change with `--out`). Each is one file with Plotly inlined: no network access needed
   to open it. Everything under `reports/` is git-ignored.

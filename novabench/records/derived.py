@@ -161,3 +161,28 @@ class LevelSummary(FieldAccess):
         """percentile('ttft_ms', 95): one of the level's latency percentiles."""
         value = getattr(self, f"{figure}_p{q}")
         return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class FindingRecord(FieldAccess):
+    """One metric of one (mode, model, host, prompt) group: a baseline (A) against a run (B).
+
+    What analysis/compare.py's Finding holds; the significant ones of each run against its
+    previous comparable run are stored in `run_changes`.
+    """
+
+    mode: str
+    model: str
+    host: str
+    prompt_id: str
+    metric: str
+    run_id: str
+    baseline_run_ids: tuple[str, ...]
+    n_a: int
+    n_b: int
+    median_a: float
+    median_b: float
+    change: float | None  # (B - A) / A; None when A's median is 0
+    p_value: float | None  # two-sided Mann-Whitney U; None when no test ran
+    verdict: str  # regression, improvement, within noise, too few repetitions, no difference
+    notes: tuple[str, ...] = ()  # why the numbers may move: model digest or Ollama changed

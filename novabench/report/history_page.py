@@ -1,24 +1,81 @@
-"""What the history page shows: per suite, each model's figures run by run, and what changed."""
+"""What the history page shows: per suite, each model's figures run by run, and what changed.
+
+It reads the per-run aggregates only (summaries, changes, load levels; analysis/history.py
+makes any that are missing first) and the runs' small facts, never the requests: its cost
+grows with the number of runs, not with the number of stored requests.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from novabench.analysis.compare import history_changes
+from novabench.analysis.compare import Finding, stored_changes
+from novabench.analysis.history import bring_up_to_date
 from novabench.analysis.significance import REGRESSION
+from novabench.records import RunCounts
 from novabench.report import sweep_trends, trends
 from novabench.report.figures import figure
+from novabench.report.long_series import SERIES_RULE
 from novabench.storage.store import Store
+
+# The runs table lists each suite's most recent runs (the index lists every run)...
+RUNS_LISTED_PER_SUITE = 10
+# ...and the changes table the most recent runs that changed (the charts ring every one).
+CHANGED_RUNS_LISTED = 50
 
 
 def history_context(store: Store) -> dict[str, Any]:
     """The history page's template context."""
-    rows = store.history()
-    series = trends.history_series(rows)
-    changes = history_changes(store)
+    with store.holding():
+        bring_up_to_date(store)
+        series = trends.history_series(store.run_summaries())
+        changes = stored_changes(store)
+        levels = store.level_summaries()
+        runs = store.run_counts()
+    by_run = {run.run_id: run for run in runs}
+    swept = sweep_trends.sweep_series(levels, by_run)
+    suites = _suites(series, swept, changes)
+    facets = {
+        run.run_id: {
+            "suite": run.suite_name,
+            "model": list(run.models),
+            "host": list(run.hosts or [run.host]),
+        }
+        for run in runs
+    }
+    listed = _listed(runs)
+    found = _changed(changes, by_run)
+    all_hosts = sorted({h for of_run in facets.values() for h in of_run["host"]})
+    return {
+        "title": "History",
+        "charted": any(s["figures"] for s in suites),
+        "suites": suites,
+        "series_rule": SERIES_RULE,
+        "filters": {
+            "suite": sorted({run.suite_name for run in runs}),
+            "model": sorted({m for run in runs for m in run.models}),
+            "host": [(host, trends.host_label(host)) for host in all_hosts],
+        },
+        # plain JSON text: autoescape makes it a safe attribute value, the browser gives it back
+        "facets": {run.run_id: json.dumps(facets[run.run_id]) for run in listed},
+        "changes": found[:CHANGED_RUNS_LISTED],
+        "changed_runs": len(found),
+        "several_hosts": len(all_hosts) > 1,
+        "runs": listed,
+        "runs_total": len(runs),
+        "runs_per_suite": RUNS_LISTED_PER_SUITE,
+    }
+
+
+def _suites(
+    series: list[dict[str, Any]],
+    swept: list[dict[str, Any]],
+    changes: dict[str, list[Finding]],
+) -> list[dict[str, Any]]:
+    """Per suite, by name: its charts, its number of runs charted and its models."""
     marks = trends.change_index(changes)
-    swept = sweep_trends.sweep_series(store)
     suites = []
     names = sorted({s["suite"] for s in series} | {s["suite"] for s in swept})
     for number, suite in enumerate(names, start=1):
@@ -46,25 +103,28 @@ def history_context(store: Store) -> dict[str, Any]:
             {
                 "name": suite,
                 "figures": [f for f in figures if f["json"] is not None],
-                "runs": len({p["run_id"] for s in both for p in s["points"]}),
+                "runs": len({r for s in both for p in s["points"] for r in p["run_ids"]}),
                 "models": sorted({s["model"] for s in both}),
             }
         )
-    runs = store.list_runs()
-    models: dict[str, set[str]] = {run.run_id: set() for run in runs}
-    hosts: dict[str, set[str]] = {run.run_id: set() for run in runs}
-    for row in rows:
-        models[row.run_id].add(row.model)
-        hosts[row.run_id].add(row.host)
-    facets = {
-        run.run_id: {
-            "suite": run.suite_name,
-            "model": sorted(models[run.run_id]),
-            "host": sorted(hosts[run.run_id] or {run.host}),
-        }
-        for run in runs
-    }
-    by_run = {run.run_id: run for run in runs}
+    return suites
+
+
+def _listed(runs: Sequence[RunCounts]) -> list[RunCounts]:
+    """The runs table's rows: each suite's RUNS_LISTED_PER_SUITE most recent runs, newest first."""
+    seen: dict[str, int] = {}
+    listed = []
+    for run in runs:  # newest first
+        seen[run.suite_name] = seen.get(run.suite_name, 0) + 1
+        if seen[run.suite_name] <= RUNS_LISTED_PER_SUITE:
+            listed.append(run)
+    return listed
+
+
+def _changed(
+    changes: dict[str, list[Finding]], by_run: dict[str, RunCounts]
+) -> list[dict[str, Any]]:
+    """The runs with significant changes, newest first, regressions first within a run."""
     found: list[dict[str, Any]] = [
         {
             "run": by_run[run_id],
@@ -73,22 +133,7 @@ def history_context(store: Store) -> dict[str, Any]:
             "since": list(dict.fromkeys(r for f in findings for r in f.baseline_run_ids)),
         }
         for run_id, findings in changes.items()
-        if run_id in by_run
+        if run_id in by_run and findings
     ]
     found.sort(key=lambda c: (c["run"].started_at, c["run"].run_id), reverse=True)
-    all_hosts = sorted({h for of_run in facets.values() for h in of_run["host"]})
-    return {
-        "title": "History",
-        "charted": any(s["figures"] for s in suites),
-        "suites": suites,
-        "filters": {
-            "suite": sorted({run.suite_name for run in runs}),
-            "model": sorted({m for of_run in models.values() for m in of_run}),
-            "host": [(host, trends.host_label(host)) for host in all_hosts],
-        },
-        # plain JSON text: autoescape makes it a safe attribute value, the browser gives it back
-        "facets": {run_id: json.dumps(f) for run_id, f in facets.items()},
-        "changes": found,
-        "several_hosts": len(all_hosts) > 1,
-        "runs": runs,
-    }
+    return found

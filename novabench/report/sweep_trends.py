@@ -1,6 +1,7 @@
 """The history page's load chart: each run's peak throughput per (model, host), with its knee.
 
-Built from stored rows only (`load_sweeps` per run), in the style of `trends.history_chart`.
+Built from the runs' stored load levels only (`level_summaries`), in the style of
+`trends.history_chart`.
 """
 
 from __future__ import annotations
@@ -8,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import plotly.graph_objects as go
-
-from novabench.analysis.sweeps import knee_level, level_name, load_sweeps, peak_throughput
-from novabench.records import LOAD_MODE
+from novabench.analysis.sweeps import knee_level, level_name, peak_throughput
+from novabench.records import LevelSummary, RunCounts
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text
+from novabench.report.long_series import period_text, plain_figure, thinned, time_axis
 from novabench.report.trends import host_label
-from novabench.storage.store import Store
 
 PEAK_TITLE = "Peak load throughput"
 PEAK_CAPTION = (
@@ -23,69 +22,88 @@ PEAK_CAPTION = (
 )
 
 
-def sweep_series(store: Store) -> list[dict[str, Any]]:
-    """Every (suite, model, host) that was swept, with a point per run, oldest first."""
+def sweep_series(
+    levels: Mapping[str, Sequence[LevelSummary]], runs: Mapping[str, RunCounts]
+) -> list[dict[str, Any]]:
+    """Every (suite, model, host) that was swept, oldest point first, thinned by
+    long_series.SERIES_RULE: from the runs' stored load levels (`Store.level_summaries()`) and
+    the runs themselves (suite, start, status, host versions)."""
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    runs = sorted(store.list_runs(), key=lambda r: (r.started_at, r.run_id))
-    for run in runs:
-        if LOAD_MODE not in (run.modes or ()):
-            continue  # only runs whose suite asked for a sweep can have one
-        versions = store.get_run(run.run_id).host_versions or {}
-        for (model, host), levels in load_sweeps(store, run.run_id).items():
-            peak = peak_throughput(levels)
+    ordered = sorted((runs[r] for r in levels if r in runs), key=lambda r: (r.started_at, r.run_id))
+    for run in ordered:
+        sweeps: dict[tuple[str, str], list[LevelSummary]] = {}
+        for level in levels[run.run_id]:
+            sweeps.setdefault((level.model, level.host), []).append(level)
+        for (model, host), of_sweep in sweeps.items():
+            peak = peak_throughput(of_sweep)
             if peak is None:
                 continue  # no level finished
-            at = next(lv for lv in levels if lv.output_tokens_per_s == peak)
-            knee = knee_level(levels)
+            at = next(lv for lv in of_sweep if lv.output_tokens_per_s == peak)
+            knee = knee_level(of_sweep)
             series.setdefault((run.suite_name, model, host), []).append(
                 {
                     "run_id": run.run_id,
                     "run_started_at": run.started_at,
                     "status": run.status,
-                    "ollama_version": versions.get(host),
+                    "ollama_version": (run.host_versions or {}).get(host),
                     "peak_tokens_per_s": peak,
                     "peak_level": level_name(at.kind, at.level),
                     "knee": None if knee is None else level_name(knee.kind, knee.level),
                 }
             )
     return [
-        {"suite": suite, "model": model, "host": host, "points": points}
+        {
+            "suite": suite,
+            "model": model,
+            "host": host,
+            "points": thinned(points, ("peak_tokens_per_s",), ("ollama_version",)),
+        }
         for (suite, model, host), points in sorted(series.items())
     ]
 
 
-def peak_chart(series: Sequence[Mapping[str, Any]]) -> go.Figure | None:
-    """One suite's line per (model, host) of peak tokens/s over run start; None if empty."""
+def peak_chart(series: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """One suite's line per (model, host) of peak tokens/s over run start, as a Plotly figure
+    (a plain dict); None if empty."""
     several_hosts = len({s["host"] for s in series}) > 1
-    fig = go.Figure()
+    data = []
     for index, one in enumerate(series):
         name = str(one["model"])
         if several_hosts:
             name += f" @ {host_label(one['host'])}"
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         points = one["points"]
-        fig.add_trace(
-            go.Scatter(
-                name=plotly_text(name),
+        data.append(
+            {
+                "type": "scatter",
+                "name": plotly_text(name),
                 # the page's filters show and hide traces by these
-                meta={"suite": one["suite"], "model": one["model"], "host": one["host"]},
-                mode="lines+markers",
-                x=[_iso(p["run_started_at"]) for p in points],
-                y=[round(float(p["peak_tokens_per_s"]), 3) for p in points],
-                text=[_hover(one, p) for p in points],
-                hovertemplate="%{y:.1f} tokens/s<br>%{text}<extra></extra>",
-                line={"color": color, "width": 2},
-                marker={"color": color, "size": 8},
-            )
+                "meta": {"suite": one["suite"], "model": one["model"], "host": one["host"]},
+                "mode": "lines+markers",
+                "x": [_iso(p["run_started_at"]) for p in points],
+                "y": [round(float(p["peak_tokens_per_s"]), 3) for p in points],
+                "text": [_hover(one, p) for p in points],
+                "hovertemplate": "%{y:.1f} tokens/s<br>%{text}<extra></extra>",
+                "line": {"color": color, "width": 2},
+                "marker": {"color": color, "size": 8},
+            }
         )
-    if not fig.data:
+    if not data:
         return None
-    fig.update_layout(base_layout("peak output tokens/s", hovermode="closest"))
-    fig.update_xaxes(type="date", title={"text": "run started (UTC)"})
+    fig = plain_figure(data, base_layout("peak output tokens/s", hovermode="closest"))
+    time_axis(fig, "run started (UTC)")
     return fig
 
 
 def _hover(one: Mapping[str, Any], point: Mapping[str, Any]) -> str:
+    if point["period"] is not None:
+        return "<br>".join(
+            [
+                f"<b>{plotly_text(one['model'])}</b> · {period_text(point)}",
+                f"last run {plotly_text(point['run_ids'][-1])}",
+                f"Ollama {plotly_text(point['ollama_version'] or '?')}",
+            ]
+        )
     knee = (
         f"knee at {point['knee']}" if point["knee"] else "did not saturate (no knee in the sweep)"
     )

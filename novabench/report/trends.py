@@ -1,8 +1,10 @@
 """The history page's figures: per-run medians of each model over time, with what moved them.
 
-Built from `Store.history()` rows and `compare.history_changes()` findings only. A point is one run
-of one (suite, model, host, mode); it is marked where the model's digest or the host's Ollama
-version differs from the series' previous point, and where a significant change was found.
+Built from the runs' stored summaries and significant changes only (`Store.run_summaries()`,
+`compare.stored_changes()`). A point is one run of one (suite, model, host, mode), or the median
+of a day's or week's runs for a long line (long_series.SERIES_RULE); it is marked where the
+model's digest or the host's Ollama version differs from the series' previous point, and where
+a significant change was found.
 """
 
 from __future__ import annotations
@@ -13,13 +15,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import plotly.graph_objects as go
-
 from novabench.analysis.compare import LOAD_MODE, REGRESSION, Finding
-from novabench.analysis.figures import derive
-from novabench.analysis.statistics import median
-from novabench.records import HistoryRow
+from novabench.records import RunSummary
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
+from novabench.report.long_series import (
+    period_text,
+    plain_figure,
+    template_text,
+    thinned,
+    time_axis,
+    vline,
+)
 
 
 @dataclass(frozen=True)
@@ -76,40 +82,36 @@ IMPROVEMENT_COLOR = "#059669"
 ChangeKey = tuple[str, str, str, str, str]  # run id, model, host, mode, metric
 
 
-def history_series(rows: Iterable[HistoryRow]) -> list[dict[str, Any]]:
-    """Per-run medians of every (suite, model, host, mode), oldest first, from `Store.history()`.
+def history_series(summaries: Iterable[RunSummary]) -> list[dict[str, Any]]:
+    """The lines of every (suite, model, host, mode), oldest point first, from the runs'
+    summaries over every prompt (`Store.run_summaries()`), thinned by long_series.SERIES_RULE.
 
     Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
     a line whenever a suite changed its modes. Each series has its suite, model, host, mode and
-    points: run id, run start, novabench and Ollama (of the series' host) versions, digest,
-    request count, the median of every TREND_METRICS figure, and `changes`: what differs from
-    the previous point ("digest a → b", "Ollama x → y").
+    points: run id (None for a day's or week's point) and `run_ids`, run start, novabench and
+    Ollama (of the series' host) versions, digest, request count, the median of every
+    TREND_METRICS figure, and `changes`: what differs from the previous point ("digest a → b",
+    "Ollama x → y").
     """
-    requests: dict[tuple[str, str, str, str], dict[str, list[HistoryRow]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    for row in rows:
-        if row.mode == LOAD_MODE:
+    runs: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for summary in summaries:
+        if summary.mode == LOAD_MODE or not summary.n:
             continue  # levels of a sweep are no per-run median of one load: see the run pages
-        requests[(row.suite_name, row.model, row.host, row.mode)][row.run_id].append(row)
+        point: dict[str, Any] = {
+            "run_id": summary.run_id,
+            "run_started_at": summary.run_started_at,
+            "novabench_version": summary.novabench_version,
+            "ollama_version": summary.host_version,
+            "digest": summary.digest,
+            "requests": summary.n,
+        }
+        for name in TREND_NAMES:
+            point[name] = summary.median(name)
+        runs[(summary.suite_name, summary.model, summary.host, summary.mode)].append(point)
     series = []
-    for (suite, model, host, mode), by_run in sorted(requests.items()):
-        points = []
-        for run_id, members in by_run.items():
-            first = members[0]
-            point: dict[str, Any] = {
-                "run_id": run_id,
-                "run_started_at": first.run_started_at,
-                "novabench_version": first.novabench_version,
-                "ollama_version": first.host_version or first.ollama_version,
-                "digest": first.digest,
-                "requests": len(members),
-            }
-            figures = [derive(r) for r in members]
-            for name in TREND_NAMES:
-                point[name] = median(getattr(f, name) for f in figures)
-            points.append(point)
-        points.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
+    for (suite, model, host, mode), of_line in sorted(runs.items()):
+        of_line.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
+        points = thinned(of_line, TREND_NAMES, ("digest", "ollama_version"))
         for before, point in zip([None, *points], points, strict=False):
             point["changes"] = _changes(before, point)
         series.append(
@@ -161,8 +163,10 @@ def history_chart(
     series: Sequence[dict[str, Any]],
     metric: TrendMetric,
     changes: Mapping[ChangeKey, Sequence[Finding]],
-) -> go.Figure | None:
-    """One suite's line per (model, host, mode) of a per-run median over run start; None if empty.
+) -> dict[str, Any] | None:
+    """One suite's line per (model, host, mode) of a per-run median over run start, as a Plotly
+    figure (a plain dict: building thousands of points through plotly's objects is slow); None
+    if empty.
 
     Diamonds mark points where the digest or Ollama version changed (and a dotted line the run);
     red and green rings mark significant regressions and improvements of this metric. Every
@@ -174,7 +178,7 @@ def history_chart(
     )
     models = list(dict.fromkeys((s["model"], s["host"]) for s in series))
     unit = plotly_text(metric.y_title)
-    fig = go.Figure()
+    data: list[dict[str, Any]] = []
     moved: dict[str, list[str]] = defaultdict(list)  # run start -> what changed there
     for index, one in enumerate(series):
         points = [p for p in one["points"] if p[metric.name] is not None]
@@ -187,28 +191,33 @@ def history_chart(
         facets = {"suite": one["suite"], "model": one["model"], "host": one["host"]}
         x = [_iso(p["run_started_at"]) for p in points]
         y = [round(float(p[metric.name]), 3) for p in points]
-        fig.add_trace(
-            go.Scatter(
-                name=plotly_text(name),
-                legendgroup=f"series-{index}",
-                meta=facets,
-                mode="lines+markers",
-                x=x,
-                y=y,
-                text=[_hover(one, p) for p in points],
-                hovertemplate="%{y:.1f} " + unit + "<br>%{text}<extra></extra>",
-                line={"color": color, "width": 2, "dash": dash},
-                marker={"color": color, "size": 8},
-            )
+        # what every point of the line shares is said once, in the template
+        line_text = template_text(
+            f"<b>{plotly_text(one['model'])}</b> · {plotly_text(one['mode'])}"
+        )
+        data.append(
+            {
+                "type": "scatter",
+                "name": plotly_text(name),
+                "legendgroup": f"series-{index}",
+                "meta": facets,
+                "mode": "lines+markers",
+                "x": x,
+                "y": y,
+                "text": [_hover(p) for p in points],
+                "hovertemplate": f"%{{y:.1f}} {unit}<br>{line_text}<br>%{{text}}<extra></extra>",
+                "line": {"color": color, "width": 2, "dash": dash},
+                "marker": {"color": color, "size": 8},
+            }
         )
         where = _Where(index, facets, plotly_text(name), x, y)
-        _change_marks(fig, where, one, points, moved)
+        _change_marks(data, where, one, points, moved)
         for regression in (True, False):
-            _verdict_marks(fig, where, one, points, metric, changes, regression)
-    if not fig.data:
+            _verdict_marks(data, where, one, points, metric, changes, regression)
+    if not data:
         return None
-    fig.update_layout(base_layout(metric.y_title, hovermode="closest"))
-    fig.update_xaxes(type="date", title={"text": "run started (UTC)"})
+    fig = plain_figure(data, base_layout(metric.y_title, hovermode="closest"))
+    time_axis(fig, "run started (UTC)")
     _mark_runs(fig, moved)
     return fig
 
@@ -225,7 +234,7 @@ class _Where:
 
 
 def _change_marks(
-    fig: go.Figure,
+    data: list[dict[str, Any]],
     where: _Where,
     one: Mapping[str, Any],
     points: Sequence[Mapping[str, Any]],
@@ -239,13 +248,11 @@ def _change_marks(
             if text not in moved[where.x[i]]:
                 moved[where.x[i]].append(text)
     if changed:
-        fig.add_trace(
+        data.append(
             _marks(
                 "digest or Ollama changed",
-                where.index,
-                where.facets,
-                [where.x[i] for i in changed],
-                [where.y[i] for i in changed],
+                where,
+                changed,
                 [
                     f"<b>{where.name}</b><br>"
                     + "<br>".join(plotly_text(c) for c in points[i]["changes"])
@@ -262,7 +269,7 @@ def _change_marks(
 
 
 def _verdict_marks(
-    fig: go.Figure,
+    data: list[dict[str, Any]],
     where: _Where,
     one: Mapping[str, Any],
     points: Sequence[Mapping[str, Any]],
@@ -270,23 +277,26 @@ def _verdict_marks(
     changes: Mapping[ChangeKey, Sequence[Finding]],
     regression: bool,
 ) -> None:
-    """Red rings on significant regressions of this metric (or green on improvements)."""
+    """Red rings on significant regressions of this metric (or green on improvements); a day's
+    or week's point is ringed when any of its runs is."""
     marked = []
     for i, p in enumerate(points):
-        key = (p["run_id"], one["model"], one["host"], one["mode"], metric.name)
-        found = [f for f in changes.get(key, []) if (f.verdict == REGRESSION) == regression]
+        found = [
+            f
+            for run_id in p["run_ids"]
+            for f in changes.get((run_id, one["model"], one["host"], one["mode"], metric.name), [])
+            if (f.verdict == REGRESSION) == regression
+        ]
         if found:
             marked.append((i, found))
     if not marked:
         return
     color = REGRESSION_COLOR if regression else IMPROVEMENT_COLOR
-    fig.add_trace(
+    data.append(
         _marks(
             "regression" if regression else "improvement",
-            where.index,
-            where.facets,
-            [where.x[i] for i, _ in marked],
-            [where.y[i] for i, _ in marked],
+            where,
+            [i for i, _ in marked],
             [f"<b>{where.name}</b><br>" + _findings_hover(f) for _, f in marked],
             {
                 "symbol": "circle-open",
@@ -298,7 +308,7 @@ def _verdict_marks(
     )
 
 
-def _mark_runs(fig: go.Figure, moved: Mapping[str, Sequence[str]]) -> None:
+def _mark_runs(fig: dict[str, Any], moved: Mapping[str, Sequence[str]]) -> None:
     """A dotted line at each run where something changed, labelled at the top of the plot.
 
     Labels of runs close together on the time axis step down, so they do not cover each other.
@@ -306,10 +316,11 @@ def _mark_runs(fig: go.Figure, moved: Mapping[str, Sequence[str]]) -> None:
     if not moved:
         return
     times = [datetime.fromisoformat(at) for at in sorted(moved)]
-    starts = [_iso(p) for t in fig.data for p in t.x]
-    first, last = min(map(datetime.fromisoformat, starts)), max(map(datetime.fromisoformat, starts))
+    starts = [datetime.fromisoformat(_iso(p)) for t in fig["data"] for p in t["x"]]
+    first, last = min(starts), max(starts)
     span = max((last - first).total_seconds(), 1.0)
     level, previous = 0, None
+    shapes, annotations = fig["layout"].setdefault("shapes", []), []
     for at, when in zip(sorted(moved), times, strict=True):
         texts = moved[at]
         if previous is not None and (when - previous).total_seconds() / span < LABEL_CROWDING:
@@ -321,45 +332,44 @@ def _mark_runs(fig: go.Figure, moved: Mapping[str, Sequence[str]]) -> None:
         short = versions[0] if versions else "new digest"
         if versions and len(texts) > len(versions):
             short += " · new digest"
-        fig.add_vline(x=at, line={"color": "#9ca3af", "width": 1, "dash": "dot"})
-        fig.add_annotation(
-            x=at,
-            y=1 - 0.085 * level,
-            yref="paper",
-            yanchor="top",
-            # right of the line, or left of it near the end of the axis, so it stays inside
-            xanchor="left" if (when - first).total_seconds() / span < 0.6 else "right",
-            xshift=3 if (when - first).total_seconds() / span < 0.6 else -3,
-            showarrow=False,
-            text=plotly_text(short),
-            hovertext="<br>".join(plotly_text(t) for t in texts),
-            font={"size": 11, "color": "#374151"},
-            bgcolor="rgba(255,255,255,0.85)",
+        shapes.append(vline(at))
+        early = (when - first).total_seconds() / span < 0.6
+        annotations.append(
+            {
+                "x": at,
+                "y": 1 - 0.085 * level,
+                "yref": "paper",
+                "yanchor": "top",
+                # right of the line, or left of it near the end of the axis, so it stays inside
+                "xanchor": "left" if early else "right",
+                "xshift": 3 if early else -3,
+                "showarrow": False,
+                "text": plotly_text(short),
+                "hovertext": "<br>".join(plotly_text(t) for t in texts),
+                "font": {"size": 11, "color": "#374151"},
+                "bgcolor": "rgba(255,255,255,0.85)",
+            }
         )
+    fig["layout"]["annotations"] = annotations
 
 
 def _marks(
-    kind: str,
-    index: int,
-    facets: Mapping[str, str],
-    x: list[str],
-    y: list[float],
-    hover: list[str],
-    marker: dict[str, Any],
-) -> go.Scatter:
+    kind: str, where: _Where, indexes: Sequence[int], hover: list[str], marker: dict[str, Any]
+) -> dict[str, Any]:
     """Markers drawn over a series' points; they follow the series when its legend item is hit."""
-    return go.Scatter(
-        name=kind,
-        legendgroup=f"series-{index}",
-        showlegend=False,
-        meta=dict(facets),
-        mode="markers",
-        x=x,
-        y=y,
-        text=hover,
-        hovertemplate="%{text}<extra></extra>",
-        marker=marker,
-    )
+    return {
+        "type": "scatter",
+        "name": kind,
+        "legendgroup": f"series-{where.index}",
+        "showlegend": False,
+        "meta": dict(where.facets),
+        "mode": "markers",
+        "x": [where.x[i] for i in indexes],
+        "y": [where.y[i] for i in indexes],
+        "text": hover,
+        "hovertemplate": "%{text}<extra></extra>",
+        "marker": marker,
+    }
 
 
 def _findings_hover(findings: Sequence[Finding]) -> str:
@@ -375,16 +385,18 @@ def _findings_hover(findings: Sequence[Finding]) -> str:
     return "<br>".join(lines)
 
 
-def _hover(one: Mapping[str, Any], point: Mapping[str, Any]) -> str:
-    return "<br>".join(
-        [
-            f"<b>{plotly_text(one['model'])}</b> · {plotly_text(one['mode'])}",
-            f"run {plotly_text(point['run_id'])}",
-            f"novabench {plotly_text(point['novabench_version'] or '?')}, "
-            f"Ollama {plotly_text(point['ollama_version'] or '?')}",
-            f"digest {plotly_text(short_digest(point['digest']) or '?')}",
-            f"{point['requests']} requests",
-        ]
+def _hover(point: Mapping[str, Any]) -> str:
+    """A point's own facts (the line's model and mode are in its hover template)."""
+    versions = (
+        f"novabench {plotly_text(point['novabench_version'] or '?')} · "
+        f"Ollama {plotly_text(point['ollama_version'] or '?')} · "
+        f"digest {plotly_text(short_digest(point['digest']) or '?')}"
+    )
+    if point["period"] is None:
+        return f"run {plotly_text(point['run_id'])} · {point['requests']} requests<br>{versions}"
+    return (
+        f"{period_text(point)} · {point['requests']} requests<br>"
+        f"last run {plotly_text(point['run_ids'][-1])}<br>{versions}"
     )
 
 

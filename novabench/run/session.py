@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from novabench.analysis.baselines import check_baseline
 from novabench.analysis.compare import Comparison, Finding, baseline_comparison
+from novabench.analysis.history import bring_up_to_date
 from novabench.config.reading import load_suite
 from novabench.config.suite import Suite
 from novabench.errors import EXIT_INTERRUPTED, EXIT_REGRESSION, BaselineError, OutputError
@@ -194,13 +195,20 @@ class RunSession:
         return report.outcome(outcome, code, comparison, None)
 
     def _report(self, run_id: str) -> _Report:
-        """Write the run's pages (when there is a folder for them), never losing the results."""
-        if self.report_dir is None or self.write_pages is None:
-            return _Report()
+        """Make what the history keeps of the run, then write its pages (when there is a folder
+        for them), never losing the results."""
         kept = (
             f"the results are kept (run {run_id} in {self.store.path}): "
             f"'novabench report {run_id} --db {self.store.path} --out DIR' writes the report"
         )
+        try:
+            # the run's summaries, changes and load levels, from its own rows (and any other
+            # run's that lacks them); the history page reads only those
+            bring_up_to_date(self.store)
+        except KeyboardInterrupt:
+            return _Report(interrupted=f"interrupted while summarizing the run: {kept}")
+        if self.report_dir is None or self.write_pages is None:
+            return _Report()
         try:
             path = Path(self.write_pages(self.store, run_id, self.report_dir)[0])
         except OutputError as exc:

@@ -45,6 +45,22 @@ class Database:
         self.lock_waits_s: list[float] = []  # how long each open waited for another process
         self._migrated = False
         self._migrate_lock = threading.Lock()
+        self._held: duckdb.DuckDBPyConnection | None = None  # see holding()
+        self._held_by: int | None = None  # the thread that holds it
+
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Keep one connection open for the operations inside (on this thread): a batch of
+        reads and writes then opens the file once instead of once each (~60 ms an open)."""
+        if self._held is not None:
+            yield
+            return
+        with self.connect() as con:
+            self._held, self._held_by = con, threading.get_ident()
+            try:
+                yield
+            finally:
+                self._held, self._held_by = None, None
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -53,6 +69,19 @@ class Database:
         While another process holds the file, retry with backoff for up to `lock_timeout_s`.
         Only the open is retried, never a statement, so a write cannot happen twice.
         """
+        if self._held is not None and self._held_by == threading.get_ident():
+            held = self._held
+            try:
+                yield held
+            except BaseException as exc:
+                # a transaction left open would swallow the next operations: closing the
+                # connection would have rolled it back
+                with contextlib.suppress(duckdb.Error):
+                    held.execute("ROLLBACK")
+                if isinstance(exc, duckdb.Error):
+                    raise StoreError(describe_database_error(self.path, exc)) from exc
+                raise
+            return
         con = self._open()
         try:
             if not self._migrated:

@@ -22,16 +22,15 @@ from novabench.records import (
     StoredResult,
     from_mapping,
 )
-from novabench.storage.database import Database
+from novabench.storage.summaries import MEASURED_SQL, run_filter
+from novabench.storage.summary_reads import HOST_VERSION_SQL, SummaryReads
 
 RUN_JSON = ("host_versions", "options", "system", "manifest", "facts")
 MODEL_JSON = ("options", "show_info")
 RESULT_JSON = ("checks",)
-# A warm, counted request in SQL: analysis.figures.is_measured's twin (a test holds them equal).
-MEASURED_SQL = "NOT {x}.is_warmup AND NOT {x}.is_cold"
 
 
-class Reads(Database):
+class Reads(SummaryReads):
     """The reads of one history file; each opens the file, reads, and closes it."""
 
     def list_runs(self, suite: str | None = None) -> list[RunListing]:
@@ -122,14 +121,13 @@ class Reads(Database):
             conditions.append("r.suite_name = ?")
             params.append(suite)
         if run_ids is not None:
-            conditions.append("list_contains(?::VARCHAR[], x.run_id)")
-            params.append(list(run_ids))
+            where, listed = run_filter(run_ids, "x.run_id")
+            conditions.append(where)
+            params += listed
         sql = f"""
             SELECT r.run_id, r.started_at AS run_started_at, r.suite_name, r.status,
                    r.novabench_version, r.ollama_version,
-                   coalesce(json_extract_string(
-                       r.host_versions, '/' || replace(replace(x.host, '~', '~0'), '/', '~1')
-                   ), r.ollama_version) AS host_version,
+                   {HOST_VERSION_SQL.format(host="x.host")} AS host_version,
                    x.mode, x.model, x.host, x.prompt_id,
                    m.digest, x.ttft_s, x.e2e_s, x.token_offsets_s, x.eval_count,
                    x.eval_duration_ns, x.prompt_eval_count, x.prompt_eval_duration_ns,

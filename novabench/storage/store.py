@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,9 @@ from typing import Any
 import duckdb
 
 from novabench.errors import StoreError
-from novabench.records import RequestResult, utcnow
+from novabench.records import FindingRecord, LevelSummary, RequestResult, utcnow
 from novabench.storage import apply as store_writes
-from novabench.storage import journal
+from novabench.storage import journal, summaries
 from novabench.storage.journal import Record
 from novabench.storage.reads import MODEL_JSON, RESULT_JSON, RUN_JSON, Reads
 from novabench.storage.schema import RUN_STATUSES
@@ -169,6 +169,58 @@ class Store(Reads):
                 )
         return abandoned
 
+    # ---- per-run aggregates (storage/summaries.py) -------------------------------------------
+
+    def summarize(self, run_ids: Sequence[str] | None = None) -> int:
+        """(Re)make the summaries of `run_ids` (every run when None) from their results, in SQL;
+        their stored changes and load levels are dropped until analysis makes them again.
+        Returns how many runs were summarized."""
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            count = summaries.summarize_runs(con, run_ids)
+            con.execute("COMMIT")
+        return count
+
+    def write_changes(self, changes: Mapping[str, Sequence[FindingRecord]]) -> None:
+        """Store each run's significant changes (replacing any it had), in one transaction."""
+        rows = [
+            {
+                "run_id": run_id,
+                "position": position,
+                **{
+                    name: list(value) if isinstance(value, tuple) else value
+                    for name, value in finding.as_dict().items()
+                    if name != "run_id"
+                },
+            }
+            for run_id, findings in changes.items()
+            for position, finding in enumerate(findings)
+        ]
+        self._write_made("run_changes", "changes_at", list(changes), rows)
+
+    def write_level_summaries(self, levels: Mapping[str, Sequence[LevelSummary]]) -> None:
+        """Store each run's load levels (replacing any it had; none for a run without a sweep)."""
+        rows = [
+            {"run_id": run_id, **level.as_dict()}
+            for run_id, of_run in levels.items()
+            for level in of_run
+        ]
+        self._write_made("level_summaries", "levels_at", list(levels), rows)
+
+    def _write_made(
+        self, table: str, column: str, run_ids: list[str], rows: list[dict[str, Any]]
+    ) -> None:
+        if not run_ids:
+            return
+        where, params = summaries.run_filter(run_ids)
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"DELETE FROM {table} WHERE {where}", params)
+            if rows:
+                _insert_many(con, table, rows)
+            con.execute(f"UPDATE summary_state SET {column} = ? WHERE {where}", [utcnow(), *params])
+            con.execute("COMMIT")
+
     # ---- the journal ----------------------------------------------------------------------
 
     def apply_journal(self, paths: Sequence[Path], records: Sequence[Record]) -> list[str]:
@@ -206,6 +258,7 @@ class Store(Reads):
             paths = journal.segments(folder)
             if paths:
                 self.apply_journal(paths, store_writes.records_of(paths))
+                self.summarize([run_id])  # rows were added: what was made of them is stale
             _remove_journal(folder)
             recovered.append(run_id)
         return recovered
@@ -237,6 +290,7 @@ class Store(Reads):
         self.get_run(run_id)  # the run row came first: a spill never creates a run
         records = store_writes.records_of([path])
         problems = self.apply_journal([path], records)
+        self.summarize([run_id])  # rows were added: what was made of them is stale
         count = sum(1 for r in records if r.get("table") == "results")
         return run_id, count, problems
 

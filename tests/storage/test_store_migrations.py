@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -10,6 +11,8 @@ from novabench.report import render_all
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from novabench.storage.store import Store
 from tests.fixtures.make_schema1_db import RUN_ID, unpack
+
+FIGURES = re.compile(r'<script type="application/json" id="figure-[^"]+">.*?</script>', re.S)
 
 
 def schema_version(path: Path) -> int:
@@ -94,6 +97,13 @@ def test_a_database_of_schema_5_reads_and_reports_as_it_did(tmp_path: Path) -> N
     pages["index.html"] = fixture.normalise(render_index(store, out).read_text())
     assert sorted(pages) == sorted(golden)
     for name, page in pages.items():
+        if name == "history.html":
+            # changed on purpose in issue 13: its charts' time axes and hover texts (their points
+            # are held equal by test_the_schema_5_history_keeps_its_points_and_marks) and a
+            # paragraph stating the long-series rule; the rest as before
+            page = re.sub(r'\n  <p class="lede" id="series-rule">[^<]*</p>', "", page)
+            assert FIGURES.sub("", page) == FIGURES.sub("", golden[name])
+            continue
         assert page == golden[name], f"{name} differs from what novabench rendered before"
 
 

@@ -1,0 +1,234 @@
+"""The history page from per-run aggregates: the same charts as before for a short history, long
+lines thinned by the stated rule, readable time axes, and a size that follows the lines."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from novabench.analysis.compare import REGRESSION, Finding
+from novabench.analysis.history import bring_up_to_date
+from novabench.analysis.statistics import median
+from novabench.report import long_series as rule
+from novabench.report import render_history, trends
+from novabench.storage.store import Store
+from tests.fixtures import make_schema5_db
+from tests.scale.history import HistoryShape, build_history
+
+FIGURE = re.compile(r'<script type="application/json" id="figure-([^"]+)">(.*?)</script>', re.S)
+T0 = datetime(2026, 1, 1)
+
+
+def _figures(page: str) -> dict[str, dict[str, Any]]:
+    return {name: json.loads(text) for name, text in FIGURE.findall(page)}
+
+
+def _lines(figure: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in figure["data"] if t["mode"] == "lines+markers"]
+
+
+# ---- a short history draws what it drew before ---------------------------------------------
+
+
+def test_the_schema_5_history_keeps_its_points_and_marks(tmp_path: Path) -> None:
+    """What changed from the page novabench rendered before issue 13: the x axis (tick formats by
+    zoom, a range of at least two hours), each point's hover text (the line's model and mode
+    moved to its hover template; the same run, versions, digest and count) and the paragraph
+    stating the long-series rule. Every point, mark, table and filter is the same."""
+    golden = make_schema5_db.golden_pages()["history.html"]
+    db = make_schema5_db.unpack(tmp_path / "novabench.duckdb")
+    page = make_schema5_db.normalise(render_history(Store(db), tmp_path / "out").read_text())
+    old, new = _figures(golden), _figures(page)
+    assert list(old) == list(new)
+    for name in old:
+        assert len(old[name]["data"]) == len(new[name]["data"])
+        for before, after in zip(old[name]["data"], new[name]["data"], strict=True):
+            kept = set(before) - {"text", "hovertemplate"}
+            assert {k: after[k] for k in kept} == {k: before[k] for k in kept}, name
+            for was, now in zip(before.get("text", []), after.get("text", []), strict=True):
+                facts = re.findall(r"(?:run|Ollama|digest) [^\s<]+|\d+ requests", was)
+                assert all(fact in now for fact in facts), (was, now)
+        layout_before = {k: v for k, v in old[name]["layout"].items() if k != "xaxis"}
+        assert {k: v for k, v in new[name]["layout"].items() if k != "xaxis"} == layout_before
+        axis = new[name]["layout"]["xaxis"]
+        assert axis["tickformatstops"] == [dict(stop) for stop in rule.TICK_FORMATS]
+        first, last = (datetime.fromisoformat(x) for x in axis["range"])
+        assert last - first == rule.MIN_SPAN  # the runs were seconds apart
+    rule_line = f'  <p class="lede" id="series-rule">{_escaped(rule.SERIES_RULE)}</p>\n'
+    assert rule_line in page
+    assert FIGURE.sub("", page.replace(rule_line, "")) == FIGURE.sub("", golden)
+
+
+def _escaped(text: str) -> str:
+    return text.replace("'", "&#39;")
+
+
+# ---- the long-series rule ------------------------------------------------------------------
+
+
+def _points(starts: list[datetime], digest: str = "d") -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": f"R{n:05d}",
+            "run_started_at": at,
+            "digest": digest,
+            "ollama_version": "0.12.6",
+            "requests": 4,
+            "ttft_ms": 100.0 + n,
+        }
+        for n, at in enumerate(starts)
+    ]
+
+
+def test_a_short_line_keeps_one_point_per_run() -> None:
+    points = _points([T0 + timedelta(days=n) for n in range(rule.RECENT_RUNS)])
+    thinned = rule.thinned(points, ("ttft_ms",), ("digest",))
+    assert [p["run_ids"] for p in thinned] == [[p["run_id"]] for p in points]
+    assert all(p["period"] is None and p["runs"] == 1 for p in thinned)
+
+
+def test_a_long_line_pools_older_runs_by_day_week_and_month() -> None:
+    latest = datetime(2026, 12, 31, 23, 0)
+    starts = sorted(latest - timedelta(hours=7 * n) for n in range(2000))  # ~19 months
+    points = _points(starts)
+    thinned = rule.thinned(points, ("ttft_ms",), ("digest",))
+    assert thinned[-rule.RECENT_RUNS :] == [
+        {**p, "run_ids": [p["run_id"]], "runs": 1, "period": None}
+        for p in points[-rule.RECENT_RUNS :]
+    ]
+    pooled = thinned[: -rule.RECENT_RUNS]
+    assert [p["run_id"] for p in pooled] == [None] * len(pooled)
+    assert sum(p["runs"] for p in pooled) + rule.RECENT_RUNS == len(points)
+    by_id = {p["run_id"]: p for p in points}
+    for point in pooled:
+        members = [by_id[r] for r in point["run_ids"]]
+        age = latest - max(m["run_started_at"] for m in members)
+        period = "day" if age <= timedelta(days=rule.DAILY_DAYS) else None
+        if period is None:
+            period = "week" if age <= timedelta(days=rule.WEEKLY_DAYS) else "month"
+        assert point["period"] == period
+        assert point["ttft_ms"] == median(m["ttft_ms"] for m in members)
+        assert point["requests"] == 4 * len(members)
+        first, last = members[0]["run_started_at"], members[-1]["run_started_at"]
+        assert first <= point["run_started_at"] <= last
+    assert {p["period"] for p in pooled} == {"day", "week", "month"}
+    # however many runs, a line stays around RECENT_RUNS + days + weeks + months points
+    assert len(thinned) < rule.RECENT_RUNS + rule.DAILY_DAYS + rule.WEEKLY_DAYS // 7 + 20
+    assert [p["run_started_at"] for p in thinned] == sorted(p["run_started_at"] for p in thinned)
+
+
+def test_a_day_never_pools_two_digests() -> None:
+    day = [T0 + timedelta(hours=h) for h in range(12)]
+    points = _points(day[:6]) + _points(day[6:], digest="e")
+    for n, point in enumerate(points):
+        point["run_id"] = f"R{n:05d}"
+    recent = _points([T0 + timedelta(days=2, hours=n) for n in range(rule.RECENT_RUNS)])
+    thinned = rule.thinned(points + recent, ("ttft_ms",), ("digest",))
+    pooled = [p for p in thinned if p["period"] is not None]
+    assert [(p["digest"], p["runs"]) for p in pooled] == [("d", 6), ("e", 6)]
+
+
+def test_a_pooled_point_is_ringed_when_one_of_its_runs_regressed() -> None:
+    starts = [T0 + timedelta(hours=n) for n in range(rule.RECENT_RUNS + 30)]
+    series = [
+        {
+            "suite": "s",
+            "model": "m",
+            "host": "h",
+            "mode": "sequential",
+            "points": [
+                {**p, "novabench_version": "0.1.0", "changes": []}
+                for p in rule.thinned(_points(starts), ("ttft_ms",), ("digest",))
+            ],
+        }
+    ]
+    pooled = series[0]["points"][0]
+    assert pooled["period"] == "day" and pooled["runs"] > 1
+    finding = Finding(
+        "sequential", "m", "h", "p1", "ttft_ms", pooled["run_ids"][1], ("R00000",),
+        8, 8, 100.0, 200.0, 1.0, 0.0001, REGRESSION,
+    )  # fmt: skip
+    metric = next(m for m in trends.TREND_METRICS if m.name == "ttft_ms")
+    figure = trends.history_chart(series, metric, trends.change_index({finding.run_id: [finding]}))
+    assert figure is not None
+    (ring,) = [t for t in figure["data"] if t["name"] == "regression"]
+    line = _lines(figure)[0]
+    assert ring["x"] == [line["x"][0]] and ring["y"] == [line["y"][0]]
+    assert line["text"][0].startswith(f"median of {pooled['runs']} runs on 2026-01-01 (UTC)")
+    assert line["text"][-1].startswith(f"run R{len(starts) - 1:05d} · 4 requests")
+
+
+# ---- time axes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("span", "forced"),
+    [(timedelta(0), True), (timedelta(minutes=5), True), (timedelta(days=400), False)],
+)
+def test_a_time_axis_spans_at_least_two_hours(span: timedelta, forced: bool) -> None:
+    figure = rule.plain_figure(
+        [{"type": "scatter", "x": [str(T0), str(T0 + span)], "y": [1, 2]}], {"xaxis": {}}
+    )
+    rule.time_axis(figure, "run started (UTC)")
+    axis = figure["layout"]["xaxis"]
+    assert axis["type"] == "date" and axis["tickformatstops"][0]["value"] == "%H:%M:%S.%L"
+    assert ("range" in axis) is forced
+    if forced:
+        first, last = (datetime.fromisoformat(x) for x in axis["range"])
+        assert last - first == rule.MIN_SPAN and first <= T0 and T0 + span <= last
+
+
+# ---- a long history ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def long_history(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, Path]:
+    """900 runs of three suites every 6 hours (225 days), with load sweeps, summarized."""
+    folder = tmp_path_factory.mktemp("long")
+    shape = HistoryShape(
+        runs=900, requests_per_run=10, models_per_run=1, prompts=2, interval=timedelta(hours=6)
+    )
+    store = build_history(folder / "db.duckdb", shape)
+    bring_up_to_date(store)
+    return store, render_history(store, folder / "out")
+
+
+def test_a_long_history_draws_each_line_by_the_rule(long_history: tuple[Store, Path]) -> None:
+    store, path = long_history
+    page = path.read_text(encoding="utf-8")
+    assert _escaped(rule.SERIES_RULE) in page
+    medians = {(s.run_id, s.host, s.mode): s.ttft_ms_p50 for s in store.run_summaries()}
+    lines = [t for name, f in _figures(page).items() if name.endswith("-ttft") for t in _lines(f)]
+    assert len(lines) == 3 * 2 * 2  # suites x hosts x modes
+    for line in lines:
+        runs = len([k for k in medians if k[1:] == (line["meta"]["host"], "sequential")])
+        assert len(line["x"]) < runs / 3  # far fewer points than runs
+        recent = line["text"][-rule.RECENT_RUNS :]
+        assert all(text.startswith("run ") for text in recent)
+        assert not any(text.startswith("run ") for text in line["text"][: -rule.RECENT_RUNS])
+        # 60 runs of a line span ~90 days here: older runs pool by week, then by month (the
+        # days are covered by test_a_long_line_pools_older_runs_by_day_week_and_month)
+        periods = " ".join(line["text"])
+        assert "runs in the week of " in periods and re.search(r"runs in \w+ 2026 \(UTC\)", periods)
+    peak = [f for name, f in _figures(page).items() if name.endswith("load-peak")]
+    assert peak and all(len(_lines(f)[0]["x"]) <= 36 for f in peak)  # 36 sweeps: all shown
+
+
+def test_a_long_history_lists_recent_runs_and_stays_small(long_history: tuple[Store, Path]) -> None:
+    store, path = long_history
+    page = path.read_text(encoding="utf-8")
+    rows = re.findall(r'<tr data-run-id="([^"]+)" data-facets=', page)
+    assert len(rows) == 4 * 10  # three suites and the load suite, ten runs each
+    assert "The 10 most recent runs of each suite (40 of 900)" in page
+    newest = store.run_counts()[0]
+    assert rows[0] == newest.run_id
+    own = FIGURE.sub("", page)
+    figures = sum(len(text) for _, text in FIGURE.findall(page))
+    plotly_js = page.index("</script>", page.index("plotly.js v")) - page.index("plotly.js v")
+    print(f"900-run history page: {figures / 1e6:.2f} MB of figures, {len(own) / 1e6:.2f} MB else")
+    assert figures + len(own) - plotly_js < 2_000_000
