@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,9 +13,9 @@ import click
 # Only what parsing needs is imported here: each command imports its own work when it runs, so
 # `novabench --help` and `validate` do not pay for scipy, plotly, DuckDB or the engines.
 from novabench.analysis.significance import METRIC_NAMES, SIGNIFICANCE
-from novabench.config.ages import AGE_FORMAT, KEEP_LAST_HELP, KEEP_SUMMARIES_HELP, parse_age
+from novabench.config.ages import KEEP_LAST_HELP, KEEP_SUMMARIES_HELP, OLDER_THAN_HELP
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
-from novabench.console.command import fail, friendly_errors, say_error, uninterrupted
+from novabench.console.command import age_option, fail, friendly_errors, say_error, uninterrupted
 from novabench.errors import EXIT_REGRESSION as EXIT_REGRESSION  # for callers of the CLI
 from novabench.errors import NovabenchError, OutputError, SuiteError
 from novabench.storage.settings import DEFAULT_DB, FORMATS
@@ -371,17 +370,10 @@ def export(
     click.echo(terminal_safe(f"{count} rows written to {out_path}"))
 
 
-def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
-    try:
-        return None if value is None else parse_age(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx, param) from None
-
-
 @cli.command()
 @db_option
 @out_option
-@click.option("--older-than", metavar="AGE", callback=_age, help=f"Started before: {AGE_FORMAT}.")
+@click.option("--older-than", metavar="AGE", callback=age_option, help=OLDER_THAN_HELP)
 @click.option("--keep-last", metavar="N", type=click.IntRange(min=0), help=KEEP_LAST_HELP)
 @click.option("--suite", default=None, help="Only runs of this suite name.")
 @click.option("--keep-summaries", is_flag=True, help=KEEP_SUMMARIES_HELP)
@@ -389,18 +381,16 @@ def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> timed
 @friendly_errors
 def prune(db_path: Path, out_dir: Path | None, yes: bool, **rule: Any) -> None:
     """List the runs a rule removes; with --yes delete their rows and pages (never a live run)."""
-    if rule["older_than"] is None and rule["keep_last"] is None:
-        raise click.UsageError("give --older-than AGE, --keep-last N or both (nothing is pruned)")
     with uninterrupted():
+        from novabench.analysis.pruning import PruneRule, plan_prune, prune_runs
         from novabench.console.prune import print_outcome, print_plan
         from novabench.report.page_files import prune_pages
-        from novabench.storage.prune import PruneRule, apply_prune, plan_prune
 
     store = _open_store(db_path)
     plan = plan_prune(store, PruneRule(**rule))
     print_plan(plan, removing=yes)
     if yes and plan.runs:
-        outcome = apply_prune(store, plan)
+        outcome = prune_runs(store, plan)
         pages = prune_pages(store, _out(db_path, out_dir), outcome)
         print_outcome(outcome, db_path, len(pages.removed), pages.refused)
         if pages.failed:

@@ -29,6 +29,7 @@ def age_text(age: timedelta) -> str:
 
 
 # The prune command's option help, kept here with the ages so the CLI stays a list of commands.
+OLDER_THAN_HELP = f"Runs started more than AGE ago: {AGE_FORMAT}."
 KEEP_LAST_HELP = (
     "Keep the N newest runs of each suite; with --older-than, a run goes only if both say so."
 )

@@ -201,8 +201,10 @@ until a command on that machine marks it (its process cannot be seen from here).
 is not taken: taking it even for a moment would make a run starting at that instant exit 5.
 
 `--keep-summaries` deletes only the raw rows (`results`, one per request, and `samples`); the
-run's row, its models, prompts, phases, levels and per-run summaries stay, so its history lines
-and its page do, and `runs` lists it as `pruned` (`runs.pruned_at`). `report RUN_ID` on it says
-in one line that its raw rows were pruned, and `history` writes no new page for it. A later prune
-without `--keep-summaries` removes it whole.
+run's row, its models, prompts, phases, levels and what the history keeps of it (`run_summaries`,
+`run_changes`, `level_summaries`, made first from the raw rows if they are missing) stay, so its
+history lines and its page do. `runs` lists it as `pruned` (`runs.pruned_at`) with the counts its
+summaries keep; `report RUN_ID` on it says in one line that its raw rows were pruned; `history`
+writes no new page for it, and `history --rebuild-summaries` leaves its summaries as they are. A
+later prune without `--keep-summaries` removes it whole.
 """

@@ -9,10 +9,12 @@ import functools
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from novabench.config.ages import parse_age
 from novabench.errors import EXIT_INTERRUPTED
 from novabench.text import terminal_safe
 
@@ -71,3 +73,11 @@ def friendly_errors(command: F) -> F:
             fail(str(error), error.exit_code, as_json)
 
     return wrapper  # type: ignore[return-value]
+
+
+def age_option(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """An option's age (`--older-than 90d`) as a timedelta; a bad one is a usage error naming it."""
+    try:
+        return None if value is None else parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None

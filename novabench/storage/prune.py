@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from novabench.errors import PruneRuleError
 from novabench.records import utcnow
 from novabench.storage.database import Database
 
@@ -43,9 +44,12 @@ class PruneRule:
 
     def __post_init__(self) -> None:
         if self.older_than is None and self.keep_last is None:
-            raise ValueError("a prune rule needs older_than, keep_last or both")
+            raise PruneRuleError(
+                "give --older-than AGE, --keep-last N or both: prune removes nothing without a "
+                "rule (older_than, keep_last)"
+            )
         if self.keep_last is not None and self.keep_last < 0:
-            raise ValueError(f"keep_last={self.keep_last}: must be 0 or more")
+            raise PruneRuleError(f"keep_last={self.keep_last}: must be 0 or more")
 
 
 @dataclass(frozen=True)
@@ -276,3 +280,12 @@ def _file_bytes(path: Path) -> int:
         with contextlib.suppress(FileNotFoundError):
             total += os.stat(part).st_size
     return total
+
+
+def unpruned_run_ids(store: Database) -> list[str]:
+    """The runs that still have their raw rows, oldest first."""
+    with store.connect() as con:
+        rows = con.execute(
+            "SELECT run_id FROM runs WHERE pruned_at IS NULL ORDER BY started_at, run_id"
+        ).fetchall()
+    return [row[0] for row in rows]

@@ -39,9 +39,17 @@ class Reads(SummaryReads):
         sql = f"""
             SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
                    r.ollama_version, r.novabench_version, r.modes, r.pruned_at,
-                   count(x.seq) FILTER (WHERE {measured}) AS requests,
-                   count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL) AS errors
+                   count(x.seq) FILTER (WHERE {measured}) + coalesce(any_value(p.requests), 0)
+                       AS requests,
+                   count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL)
+                       + coalesce(any_value(p.errors), 0) AS errors
             FROM runs r LEFT JOIN results x USING (run_id)
+            -- a pruned run has no results left: its counts are its summaries'
+            LEFT JOIN (
+                SELECT run_id, sum(s.n + s.errors) AS requests, sum(s.errors) AS errors
+                FROM run_summaries s JOIN runs USING (run_id)
+                WHERE pruned_at IS NOT NULL AND prompt_id IS NULL GROUP BY run_id
+            ) p USING (run_id)
             WHERE ? IS NULL OR r.suite_name = ?
             GROUP BY ALL ORDER BY r.started_at DESC, r.run_id DESC
         """

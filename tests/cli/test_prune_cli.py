@@ -64,8 +64,9 @@ def test_without_a_rule_prune_refuses_in_one_line(tmp_path: Path, args: list[str
     digest = file_digest(db)
     result = _prune(["prune", *args], db)
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == (
-        "Error: give --older-than AGE, --keep-last N or both (nothing is pruned)"
+    assert result.stderr == (
+        "Error: give --older-than AGE, --keep-last N or both: prune removes nothing without a "
+        "rule (older_than, keep_last)\n"
     )
     assert file_digest(db) == digest
 
@@ -244,6 +245,7 @@ def test_keep_summaries_keeps_the_run_and_its_page_and_other_commands_say_so(
 ) -> None:
     db = _history(tmp_path)
     pages = folder_state(tmp_path / "runs")
+    history_lines = (tmp_path / "history.html").read_text().count("mini-100")
     result = _ok(_prune(["prune", "--older-than", "30d", "--keep-summaries", "--yes"], db))
     assert "total: the raw rows of 3 of 7 runs, 12 requests" in result.stdout
     assert "removed the raw rows of 3 runs (their summaries are kept): 15 rows" in result.stdout
@@ -251,6 +253,9 @@ def test_keep_summaries_keeps_the_run_and_its_page_and_other_commands_say_so(
     store = Store(db)
     assert orphans(store) == dict.fromkeys(RUN_TABLES, 0)
     assert all(store.get_run(run_id).pruned_at is not None for run_id in OLD)
+
+    _ok(_prune(["history"], db))  # the history, from the summaries, still shows the runs
+    assert (tmp_path / "history.html").read_text().count("mini-100") == history_lines > 0
 
     listed = _ok(_prune(["runs"], db)).stdout
     assert "complete, pruned" in next(line for line in listed.splitlines() if "mini-100" in line)

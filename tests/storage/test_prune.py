@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from novabench.analysis.history import rebuild
+from novabench.analysis.pruning import prune_runs
+from novabench.errors import PruneRuleError
 from novabench.storage.prune import (
     RAW_TABLES,
     PruneRule,
@@ -73,7 +76,7 @@ def test_with_both_rules_a_run_goes_only_if_both_say_so(tmp_path: Path) -> None:
 
 
 def test_a_rule_needs_an_age_or_a_count() -> None:
-    with pytest.raises(ValueError, match="needs older_than, keep_last or both"):
+    with pytest.raises(PruneRuleError, match="give --older-than AGE, --keep-last N or both"):
         PruneRule(suite="mini")
     with pytest.raises(ValueError, match="keep_last=-1"):
         PruneRule(keep_last=-1)
@@ -140,10 +143,31 @@ def test_keep_summaries_removes_only_the_raw_rows_and_marks_the_run(tmp_path: Pa
     assert store.get_run("mini-100").pruned_at is not None
     assert store.get_run("mini-001").pruned_at is None
     listed = {run.run_id: run for run in store.list_runs()}
-    assert listed["mini-100"].pruned_at is not None and listed["mini-100"].requests == 0
+    # counted from its summaries now that its results are gone
+    assert listed["mini-100"].pruned_at is not None and listed["mini-100"].requests == 4
     # already reduced: not listed again with --keep-summaries, removed whole without it
     assert _planned(store, older_than=timedelta(days=30), keep_summaries=True) == []
     assert set(_planned(store, older_than=timedelta(days=30))) == removed
+
+
+def test_keep_summaries_makes_missing_summaries_before_the_rows_go(tmp_path: Path) -> None:
+    store = _history(tmp_path)
+    with store.connect() as con:  # as for a run of an older novabench, not yet summarized
+        for table in ("run_summaries", "run_changes", "level_summaries", "summary_state"):
+            con.execute(f"DELETE FROM {table} WHERE run_id = 'mini-100'")
+    rule = PruneRule(older_than=timedelta(days=30), keep_summaries=True)
+    prune_runs(store, plan_prune(store, rule, now=NOW))
+    (summary,) = store.run_summaries(["mini-100"])
+    assert (summary.n, summary.errors) == (4, 0)
+    assert summary.ttft_ms_p50 == pytest.approx(100.0)
+    assert not store.runs_to_summarize()
+    # and a rebuild from the raw rows leaves what was made of the pruned runs' alone
+    before = row_counts(store)
+    rebuild(store)
+    after = row_counts(store)
+    assert after["run_summaries"]["mini-100"] == before["run_summaries"]["mini-100"]
+    (again,) = store.run_summaries(["mini-100"])
+    assert again == summary
 
 
 def _rows_of(store: Store, run_ids: set[str]) -> list[tuple[object, ...]]:
