@@ -13,33 +13,25 @@ import click
 # Only what parsing needs is imported here: each command imports its own work when it runs, so
 # `novabench --help` and `validate` do not pay for scipy, plotly, DuckDB or the engines.
 from novabench.analysis.significance import METRIC_NAMES, SIGNIFICANCE
+from novabench.config.ages import KEEP_LAST_HELP, KEEP_SUMMARIES_HELP, OLDER_THAN_HELP
 from novabench.config.hosts import DEFAULT_HOST, normalize_host
-from novabench.console.command import fail, friendly_errors, say_error, uninterrupted
+from novabench.console.command import (
+    age_option,
+    db_option,
+    fail,
+    friendly_errors,
+    out_option,
+    say_error,
+    uninterrupted,
+)
 from novabench.errors import EXIT_REGRESSION as EXIT_REGRESSION  # for callers of the CLI
-from novabench.errors import NovabenchError, SuiteError
+from novabench.errors import NovabenchError, OutputError, SuiteError
 from novabench.storage.settings import DEFAULT_DB, FORMATS
 from novabench.text import terminal_safe
 from novabench.version import __version__
 
 if TYPE_CHECKING:
     from novabench.storage.store import Store
-
-
-db_option = click.option(
-    "--db",
-    "db_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_DB,
-    show_default=True,
-    help="The DuckDB history file.",
-)
-out_option = click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Folder for HTML reports [default: the database's folder].",
-)
 
 
 def _out(db_path: Path, out_dir: Path | None) -> Path:
@@ -272,9 +264,9 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
     so every link in the index leads somewhere.
     """
     with uninterrupted():
+        from novabench.console.progress import Progress
         from novabench.report import render_history, render_index, render_run
-
-    from novabench.console.progress import Progress
+        from novabench.report.pages import missing_run_pages
 
     store = _open_store(db_path)
     out = _out(db_path, out_dir)
@@ -283,8 +275,7 @@ def history(db_path: Path, out_dir: Path | None, rebuild_summaries: bool) -> Non
 
         made = rebuild(store)
         click.echo(f"summaries: {made.summaries} runs made again from their results")
-    runs = [r.run_id for r in store.list_runs()]
-    missing = [run_id for run_id in runs if not (out / "runs" / f"{run_id}.html").exists()]
+    missing = missing_run_pages(store, out)
     progress = Progress("run pages", len(missing))  # on stderr: stdout lists the pages
     for run_id in missing:
         page = render_run(store, run_id, out)
@@ -377,6 +368,33 @@ def export(
     click.echo(terminal_safe(f"{count} rows written to {out_path}"))
 
 
+@cli.command()
+@db_option
+@out_option
+@click.option("--older-than", metavar="AGE", callback=age_option, help=OLDER_THAN_HELP)
+@click.option("--keep-last", metavar="N", type=click.IntRange(min=0), help=KEEP_LAST_HELP)
+@click.option("--suite", default=None, help="Only runs of this suite name.")
+@click.option("--keep-summaries", is_flag=True, help=KEEP_SUMMARIES_HELP)
+@click.option("--yes", is_flag=True, help="Remove them; without it, only list them.")
+@friendly_errors
+def prune(db_path: Path, out_dir: Path | None, yes: bool, **rule: Any) -> None:
+    """List the runs a rule removes; with --yes delete their rows and pages (never a live run)."""
+    with uninterrupted():
+        from novabench.analysis.pruning import PruneRule, plan_prune, prune_runs
+        from novabench.console.prune import print_outcome, print_plan
+        from novabench.report.page_files import prune_pages
+
+    store = _open_store(db_path)
+    plan = plan_prune(store, PruneRule(**rule))
+    print_plan(plan, removing=yes)
+    if yes and plan.runs:
+        outcome = prune_runs(store, plan)
+        pages = prune_pages(store, _out(db_path, out_dir), outcome)
+        print_outcome(outcome, db_path, len(pages.removed), pages.refused)
+        if pages.failed:
+            raise OutputError(pages.failures())
+
+
 def _open_store(db_path: Path) -> Store:
     """The existing database, with runs whose process died (kill -9, a crash) marked aborted."""
     with uninterrupted():
@@ -406,9 +424,8 @@ def _existing(db_path: Path) -> Path:
 def import_(spill_path: Path, db_path: Path | None) -> None:
     """Add the results a run could not store (its spill file) to the database.
 
-    A run whose database stopped taking writes (a full disk, a lock held too long) stops and
-    writes what the database lacks to a spill file, and names it; once the database can be
-    written again, this adds it. Importing twice adds nothing twice.
+    A run whose database stopped taking writes (a full disk, a lock held too long) writes what
+    it lacks to a spill file and names it; this adds it. Importing twice adds nothing twice.
     """
     if not spill_path.is_file():
         raise NovabenchError(f"{spill_path}: no such spill file")

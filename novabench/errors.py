@@ -79,6 +79,16 @@ class RunNotFoundError(NovabenchError):
     """A run id (or --latest) names no run in the database."""
 
 
+class PruneRuleError(NovabenchError, ValueError):
+    """A prune rule that would remove runs without saying which (no age, no count)."""
+
+    exit_code = 2
+
+
+class RunPrunedError(NovabenchError):
+    """A run's raw rows were pruned (`prune --keep-summaries`): what needs them cannot be made."""
+
+
 class BaselineError(NovabenchError):
     """A --baseline value is neither 'last', 'median:N' nor a run in the database."""
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from novabench.analysis.compare import changes_since_previous
 from novabench.analysis.sweeps import load_sweeps
 from novabench.records import LOAD_MODE, LevelSummary
+from novabench.storage.prune import unpruned_run_ids
 from novabench.storage.store import Store
 
 # Runs whose changes or levels are written in one transaction.
@@ -55,9 +56,10 @@ def _bring_up_to_date(store: Store) -> Made:
 
 
 def rebuild(store: Store) -> Made:
-    """Make every run's summaries, changes and load levels again from the raw results."""
+    """Make every run's summaries, changes and load levels again from the raw results (a run
+    whose raw rows were pruned keeps what was made of them while it had them)."""
     with store.holding():
-        summarized = store.summarize()
+        summarized = store.summarize(unpruned_run_ids(store))
         made = _bring_up_to_date(store)
     return Made(summarized, made.changes, made.levels)
 

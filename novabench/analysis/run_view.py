@@ -9,6 +9,7 @@ from typing import Any
 from novabench.analysis.figures import with_figures
 from novabench.analysis.statistics import summarize
 from novabench.analysis.sweeps import limits_of, sweeps
+from novabench.errors import RunPrunedError
 from novabench.records import (
     LOAD_MODE,
     GroupSummary,
@@ -91,6 +92,12 @@ class RunView:
 def read_run(store: Store, run_id: str) -> RunView:
     """One stored run, read once (RunNotFoundError for an unknown id)."""
     run = store.get_run(run_id)
+    if run.pruned_at is not None:
+        raise RunPrunedError(
+            f"run {run_id}: its raw rows (requests, resource samples) were pruned on "
+            f"{run.pruned_at:%Y-%m-%d %H:%M} UTC (novabench prune --keep-summaries), so its "
+            "report cannot be made again; its summaries stay in history.html"
+        )
     requests = with_figures(store.results_for_figures(run_id))
     samples = store.samples(run_id)
     levels = store.load_levels(run_id)

@@ -173,4 +173,42 @@ novabench opens it, once. Before migrating, it copies the file next to itself as
 `novabench.v<old schema version>-backup-<UTC time>.duckdb` (e.g.
 `novabench.v1-backup-20261127T104500Z.duckdb`); delete the copy once you no longer need to go
 back. A database newer than the installed novabench understands is refused: upgrade novabench.
+
+### Pruning old runs
+
+`novabench prune` deletes old runs; without `--yes` it only lists them (run id, suite, start,
+status, request rows) with a total, and changes nothing. It needs a rule, and refuses to run
+without one:
+
+- `--older-than AGE`: runs started more than AGE ago, in whole hours, days or weeks (`36h`,
+  `90d`, `2w`);
+- `--keep-last N`: all but the N newest runs of each suite (by start time);
+- both: a run goes only if both say so (older than AGE *and* not among its suite's last N);
+- `--suite NAME`: only that suite's runs.
+
+With `--yes` the runs' rows go from every table keyed by a run id, in one transaction. DuckDB
+frees a block only once every row stored in it is deleted, so the rows left in blocks at most half
+full are moved to the table's end in the same transaction (never more rows than were deleted),
+and a checkpoint frees the emptied blocks: the file shrinks when they are at its end, and the next
+runs reuse them otherwise. The last line gives the space in use and the file's size, before and
+after. Their pages
+(`reports/runs/<run_id>.html`, or `--out`) are deleted and `history.html` and `index.html`
+rewritten without them; a page that is a link loses the link, never what it points to, and a
+`runs` folder that leads outside the reports folder is left alone (a `note:` line says so).
+Comparison pages (`compare/`) are kept.
+
+A run in progress is never pruned, nor counted among the last N: a run whose status is `running`
+is kept, with a `kept: run ... is still running` line. As every command does, prune first marks
+`aborted` the runs of this machine whose process is gone (killed, crashed); those are then old
+runs like any other. A `running` run started on another machine sharing the database is kept
+until a command on that machine marks it (its process cannot be seen from here). The suite lock
+is not taken: taking it even for a moment would make a run starting at that instant exit 5.
+
+`--keep-summaries` deletes only the raw rows (`results`, one per request, and `samples`); the
+run's row, its models, prompts, phases, levels and what the history keeps of it (`run_summaries`,
+`run_changes`, `level_summaries`, made first from the raw rows if they are missing) stay, so its
+history lines and its page do. `runs` lists it as `pruned` (`runs.pruned_at`) with the counts its
+summaries keep; `report RUN_ID` on it says in one line that its raw rows were pruned; `history`
+writes no new page for it, and `history --rebuild-summaries` leaves its summaries as they are. A
+later prune without `--keep-summaries` removes it whole.
 """

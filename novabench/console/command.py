@@ -9,14 +9,35 @@ import functools
 import signal
 import sys
 from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 
+from novabench.config.ages import parse_age
 from novabench.errors import EXIT_INTERRUPTED
+from novabench.storage.settings import DEFAULT_DB
 from novabench.text import terminal_safe
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The options several commands share.
+db_option = click.option(
+    "--db",
+    "db_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_DB,
+    show_default=True,
+    help="The DuckDB history file.",
+)
+out_option = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for HTML reports [default: the database's folder].",
+)
 
 
 _INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
@@ -71,3 +92,11 @@ def friendly_errors(command: F) -> F:
             fail(str(error), error.exit_code, as_json)
 
     return wrapper  # type: ignore[return-value]
+
+
+def age_option(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    """An option's age (`--older-than 90d`) as a timedelta; a bad one is a usage error naming it."""
+    try:
+        return None if value is None else parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None

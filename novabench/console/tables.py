@@ -260,7 +260,7 @@ def print_runs(runs: Iterable[RunListing]) -> None:
             cell(run_row.run_id),
             f"{run_row.started_at:%Y-%m-%d %H:%M:%S}",
             cell(run_row.suite_name),
-            cell(run_row.status),
+            cell(run_row.status + (", pruned" if run_row.pruned_at else "")),
             cell(run_row.host),
             cell(run_row.ollama_version),
             str(run_row.requests),

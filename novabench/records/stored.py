@@ -227,6 +227,7 @@ class RunRecord(FieldAccess):
     baseline: str | None = None
     fail_on_regression_pct: float | None = None
     facts: dict[str, Any] | None = None  # Suite.facts(), stored with the run (m006)
+    pruned_at: datetime | None = None  # UTC: raw rows removed by `prune --keep-summaries` (m008)
 
     @property
     def duration_s(self) -> float | None:
@@ -251,6 +252,7 @@ class RunListing(FieldAccess):
     modes: list[str]
     requests: int
     errors: int
+    pruned_at: datetime | None = None  # UTC: raw rows removed, summaries kept
 
 
 @dataclass(frozen=True)

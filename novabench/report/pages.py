@@ -63,6 +63,16 @@ def render_index(store: Store, out_dir: Path, run_id: str | None = None) -> Path
     return _write_atomic(Path(out_dir) / "index.html", _render("index.html.j2", root="", **context))
 
 
+def missing_run_pages(store: Store, out_dir: Path) -> list[str]:
+    """The runs whose page is not in `out_dir` (made with --no-report, or deleted); a pruned
+    run's page cannot be made again, so it is never missing."""
+    return [
+        listed.run_id
+        for listed in store.list_runs()
+        if not listed.pruned_at and not (out_dir / "runs" / f"{listed.run_id}.html").exists()
+    ]
+
+
 def render_comparison(store: Store, run_a: str, run_b: str, out_dir: Path) -> Path:
     """Write out_dir/compare/<run_a>__<run_b>.html: run B against run A, every finding."""
     _check_run_id(run_a)

@@ -48,7 +48,7 @@ class Reads(SummaryReads):
         sql = f"""
             WITH chosen AS (
                 SELECT run_id, started_at, ended_at, status, suite_name, host, ollama_version,
-                       novabench_version, modes
+                       novabench_version, modes, pruned_at
                 FROM runs
                 WHERE ($suite IS NULL OR suite_name = $suite)
                   AND ($month IS NULL OR strftime(started_at, '%Y-%m') = $month)
@@ -57,9 +57,15 @@ class Reads(SummaryReads):
                 SELECT x.run_id, count(x.seq) FILTER (WHERE {measured}) AS requests,
                        count(x.seq) FILTER (WHERE {measured} AND x.error IS NOT NULL) AS errors
                 FROM results x SEMI JOIN chosen USING (run_id) GROUP BY x.run_id
+            ), pruned AS (  -- a pruned run has no results left: its counts are its summaries'
+                SELECT s.run_id, sum(s.n + s.errors) AS requests, sum(s.errors) AS errors
+                FROM run_summaries s SEMI JOIN (SELECT run_id FROM chosen WHERE pruned_at IS NOT NULL) p
+                    USING (run_id)
+                WHERE s.prompt_id IS NULL GROUP BY s.run_id
             )
-            SELECT c.*, coalesce(n.requests, 0) AS requests, coalesce(n.errors, 0) AS errors
-            FROM chosen c LEFT JOIN counted n USING (run_id)
+            SELECT c.*, coalesce(n.requests, 0) + coalesce(p.requests, 0) AS requests,
+                   coalesce(n.errors, 0) + coalesce(p.errors, 0) AS errors
+            FROM chosen c LEFT JOIN counted n USING (run_id) LEFT JOIN pruned p USING (run_id)
             ORDER BY c.started_at DESC, c.run_id DESC
         """
         params = {"suite": suite, "month": month, "newest": newest}

@@ -325,6 +325,12 @@ def _m007_summaries(con: duckdb.DuckDBPyConnection) -> None:
     summarize_runs(con)
 
 
+def _m008_pruned(con: duckdb.DuckDBPyConnection) -> None:
+    """`novabench prune --keep-summaries`: when a run's raw rows were removed, its row and
+    summaries kept (NULL: never pruned)."""
+    con.execute("ALTER TABLE runs ADD COLUMN pruned_at TIMESTAMP")  # UTC
+
+
 # Append-only: never edit a migration that has shipped; add the next number instead.
 MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] = [
     (1, "m001_initial", _m001_initial),
@@ -334,6 +340,7 @@ MIGRATIONS: list[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]]] =
     (5, "m005_load", _m005_load),
     (6, "m006_facts", _m006_facts),
     (7, "m007_summaries", _m007_summaries),
+    (8, "m008_pruned", _m008_pruned),
 ]
 
 

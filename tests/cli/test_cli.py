@@ -13,7 +13,7 @@ from tests.conftest import SUITES, free_port, write_suite
 from tests.ollama_double import OllamaDouble
 
 COMMANDS = [
-    "run", "compare", "validate", "report", "history", "runs", "models", "export", "import"
+    "run", "compare", "validate", "report", "history", "runs", "models", "export", "import", "prune"
 ]  # fmt: skip
 
 
