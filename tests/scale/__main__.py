@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{table.today()}; {table.machine()}",
         f"novabench {_commit()}; history of {shape.runs:,} runs / {shape.requests:,} requests "
         f"({cache.stat().st_size / table.MB:,.0f} MB DuckDB file)",
-        "history: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
+        "synthetic history: "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()),
         f"whole benchmark {total_s:.0f} s; each command in its own process, "
         f"killed past {args.timeout:g} s or {args.memory_cap_gb:g} GiB; peak RSS: its VmHWM",
         "`run` overhead: the process's exit minus the end of its last request as stored "
