@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 SUITE  ?= suites/demo.yaml
 ARGS   ?=
 
-.PHONY: bench test perf lint fix docs setup browser fake-ollama clean
+.PHONY: bench test perf scale lint fix docs setup browser fake-ollama clean
 
 $(BIN)/novabench: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "novabench needs Python 3.11+, found " + sys.version.split()[0])'
@@ -38,6 +38,11 @@ test: setup browser
 
 perf: setup
 	$(BIN)/python -m tests.perf $(ARGS)
+
+# novabench on a synthetic history of 10,000 runs / 1,000,000 requests (built once, cached in
+# reports/scale/cache/), beside the targets; the table also goes to reports/scale/latest.md.
+scale: setup
+	$(BIN)/python -m tests.scale $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check novabench tests
