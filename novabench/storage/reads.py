@@ -59,9 +59,8 @@ class Reads(SummaryReads):
                 FROM results x SEMI JOIN chosen USING (run_id) GROUP BY x.run_id
             ), pruned AS (  -- a pruned run has no results left: its counts are its summaries'
                 SELECT s.run_id, sum(s.n + s.errors) AS requests, sum(s.errors) AS errors
-                FROM run_summaries s SEMI JOIN (SELECT run_id FROM chosen WHERE pruned_at IS NOT NULL) p
-                    USING (run_id)
-                WHERE s.prompt_id IS NULL GROUP BY s.run_id
+                FROM run_summaries s JOIN chosen c USING (run_id)
+                WHERE c.pruned_at IS NOT NULL AND s.prompt_id IS NULL GROUP BY s.run_id
             )
             SELECT c.*, coalesce(n.requests, 0) + coalesce(p.requests, 0) AS requests,
                    coalesce(n.errors, 0) + coalesce(p.errors, 0) AS errors
