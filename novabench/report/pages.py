@@ -38,7 +38,9 @@ PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 def render_run(store: Store, run_id: str, out_dir: Path) -> Path:
     """Write out_dir/runs/<run_id>.html: one run's provenance, summary, charts and responses."""
     _check_run_id(run_id)
-    page = _render("run.html.j2", root="../", **run_context(store, run_id))
+    with store.holding():  # one open of the file for the page's reads (~20 ms each when large)
+        context = run_context(store, run_id)
+    page = _render("run.html.j2", root="../", **context)
     return _write_atomic(Path(out_dir) / "runs" / f"{run_id}.html", page)
 
 
@@ -52,13 +54,17 @@ def render_index(store: Store, out_dir: Path, run_id: str | None = None) -> Path
     """Write out_dir/index.html: the newest runs, and beyond index_page.RECENT_RUNS of them a
     page per month (out_dir/index/YYYY-MM.html): every month's, or after the run `run_id` only
     its month's and any that is missing."""
-    context = index_context(store)
-    months = [m["month"] for m in context["months"]]
-    if run_id is not None and months:
-        started = store.get_run(run_id).started_at.strftime("%Y-%m")
-        months = [m for m in months if m == started or not (Path(out_dir) / month_href(m)).exists()]
-    for month in months:
-        page = _render("index_month.html.j2", root="../", **month_context(store, month))
+    with store.holding():  # the reads of every page at one open of the file
+        context = index_context(store)
+        months = [m["month"] for m in context["months"]]
+        if run_id is not None and months:
+            started = store.get_run(run_id).started_at.strftime("%Y-%m")
+            months = [
+                m for m in months if m == started or not (Path(out_dir) / month_href(m)).exists()
+            ]
+        monthly = [month_context(store, month) for month in months]
+    for month, month_page in zip(months, monthly, strict=True):
+        page = _render("index_month.html.j2", root="../", **month_page)
         _write_atomic(Path(out_dir) / month_href(month), page)
     return _write_atomic(Path(out_dir) / "index.html", _render("index.html.j2", root="", **context))
 
