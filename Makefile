@@ -33,8 +33,9 @@ browser:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; \
 	fi
 
+# Both cores (pytest-xdist), a test file per worker: the robustness counts are summed across them.
 test: setup browser
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
 
 perf: setup
 	$(BIN)/python -m tests.perf $(ARGS)
