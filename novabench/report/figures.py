@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import Any
 
 import plotly.io as pio
 from markupsafe import Markup
+
+# The trace fields a page may keep once when several traces repeat them (see SharedArrays).
+SHARED_FIELDS = ("text", "x")
 
 
 def script_json(value: str) -> Markup:
@@ -35,3 +40,49 @@ def figure(
         "note": note,
         "json": None if text is None else script_json(text),
     }
+
+
+class SharedArrays:
+    """Arrays that several traces of a page repeat, kept once in the page.
+
+    The history draws each line in every metric's chart with the same times and hover texts;
+    most of its weight was those repeats. A repeated array is replaced in each trace by
+    {"$shared": key}, and the page's loader (base.html.j2) puts it back before Plotly draws.
+    """
+
+    def __init__(self) -> None:
+        self.arrays: dict[str, list[Any]] = {}
+        self._keys: dict[str, str] = {}
+
+    def share(self, figures: list[dict[str, Any] | None]) -> None:
+        """Replace, in place, each SHARED_FIELDS array that appears in more than one trace."""
+        seen: Counter[str] = Counter()
+        for _trace, _field, value in _arrays(figures):
+            seen[_key(value)] += 1
+        for trace, field, value in _arrays(figures):
+            key = _key(value)
+            if seen[key] > 1:
+                ref = self._keys.setdefault(key, str(len(self._keys)))
+                self.arrays[ref] = value
+                trace[field] = {"$shared": ref}
+
+    def json(self) -> Markup | None:
+        """The arrays as script-safe JSON for the page; None when nothing was shared."""
+        if not self.arrays:
+            return None
+        return script_json(pio.json.to_json_plotly(self.arrays))
+
+
+def _arrays(figures: list[dict[str, Any] | None]) -> list[tuple[dict[str, Any], str, list[Any]]]:
+    return [
+        (trace, field, trace[field])
+        for fig in figures
+        if fig is not None
+        for trace in fig.get("data", [])
+        for field in SHARED_FIELDS
+        if isinstance(trace.get(field), list) and len(trace[field]) > 1
+    ]
+
+
+def _key(value: list[Any]) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"))

@@ -16,7 +16,7 @@ from novabench.analysis.history import bring_up_to_date
 from novabench.analysis.significance import REGRESSION
 from novabench.records import RunCounts
 from novabench.report import sweep_trends, trends
-from novabench.report.figures import figure
+from novabench.report.figures import SharedArrays, figure
 from novabench.report.long_series import SERIES_RULE
 from novabench.storage.store import Store
 
@@ -36,7 +36,8 @@ def history_context(store: Store) -> dict[str, Any]:
         runs = store.run_counts()
     by_run = {run.run_id: run for run in runs}
     swept = sweep_trends.sweep_series(levels, by_run)
-    suites = _suites(series, swept, changes)
+    shared = SharedArrays()
+    suites = _suites(series, swept, changes, shared)
     facets = {
         run.run_id: {
             "suite": run.suite_name,
@@ -53,6 +54,7 @@ def history_context(store: Store) -> dict[str, Any]:
         "charted": any(s["figures"] for s in suites),
         "suites": suites,
         "series_rule": SERIES_RULE,
+        "shared_arrays": shared.json(),
         "filters": {
             "suite": sorted({run.suite_name for run in runs}),
             "model": sorted({m for run in runs for m in run.models}),
@@ -73,22 +75,21 @@ def _suites(
     series: list[dict[str, Any]],
     swept: list[dict[str, Any]],
     changes: dict[str, list[Finding]],
+    shared: SharedArrays,
 ) -> list[dict[str, Any]]:
-    """Per suite, by name: its charts, its number of runs charted and its models."""
+    """Per suite, by name: its charts (their repeated arrays in `shared`), its number of runs
+    charted and its models."""
     marks = trends.change_index(changes)
     suites = []
     names = sorted({s["suite"] for s in series} | {s["suite"] for s in swept})
     for number, suite in enumerate(names, start=1):
         of_suite = [s for s in series if s["suite"] == suite]
         swept_of_suite = [s for s in swept if s["suite"] == suite]
+        charts = [trends.history_chart(of_suite, metric, marks) for metric in trends.TREND_METRICS]
+        shared.share(charts)
         figures = [
-            figure(
-                f"history-{number}-{metric.slug}",
-                metric.title,
-                metric.caption,
-                trends.history_chart(of_suite, metric, marks),
-            )
-            for metric in trends.TREND_METRICS
+            figure(f"history-{number}-{metric.slug}", metric.title, metric.caption, chart)
+            for metric, chart in zip(trends.TREND_METRICS, charts, strict=True)
         ]
         figures.append(
             figure(

@@ -87,12 +87,35 @@ def response_html(page: str, marker: str) -> str:
     return page[start : page.index("</details>", at)]
 
 
+# A page's chart JSON, and the arrays its charts share (kept once in the page since issue 13):
+# what `.sub("", page)` removes to compare the rest of two pages.
+CHART_JSON = re.compile(
+    r'<script type="application/json" id="figure-[^"]+">.*?</script>'
+    r'|<script type="application/json" id="shared-arrays">.*?</script><script>.*?</script>\n',
+    re.S,
+)
+
+
 def page_figures(page: str) -> dict[str, dict[str, Any]]:
-    """The Plotly figures embedded in a page, by figure id."""
+    """The Plotly figures embedded in a page, by figure id, with the arrays the page keeps once
+    (`{"$shared": key}`) put back as its loader does."""
     blocks = re.findall(
         r'<script type="application/json" id="figure-([^"]+)">(.*?)</script>', page, re.S
     )
-    return {figure_id: json.loads(text) for figure_id, text in blocks}
+    return {figure_id: with_shared(page, json.loads(text)) for figure_id, text in blocks}
+
+
+def with_shared(page: str, figure: dict[str, Any]) -> dict[str, Any]:
+    """`figure` with its shared arrays (report/figures.py SharedArrays) in place."""
+    found = re.search(
+        r'<script type="application/json" id="shared-arrays">(.*?)</script>', page, re.S
+    )
+    shared = json.loads(found.group(1)) if found else {}
+    for trace in figure.get("data", []):
+        for field, value in trace.items():
+            if isinstance(value, dict) and "$shared" in value:
+                trace[field] = shared[value["$shared"]]
+    return figure
 
 
 def without_plotly_js(page: str) -> str:

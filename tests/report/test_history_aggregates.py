@@ -18,6 +18,7 @@ from novabench.report import long_series as rule
 from novabench.report import render_history, trends
 from novabench.storage.store import Store
 from tests.fixtures import make_schema5_db
+from tests.report.pages import CHART_JSON, with_shared
 from tests.scale.history import HistoryShape, build_history
 
 FIGURE = re.compile(r'<script type="application/json" id="figure-([^"]+)">(.*?)</script>', re.S)
@@ -25,7 +26,7 @@ T0 = datetime(2026, 1, 1)
 
 
 def _figures(page: str) -> dict[str, dict[str, Any]]:
-    return {name: json.loads(text) for name, text in FIGURE.findall(page)}
+    return {name: with_shared(page, json.loads(text)) for name, text in FIGURE.findall(page)}
 
 
 def _lines(figure: dict[str, Any]) -> list[dict[str, Any]]:
@@ -61,7 +62,7 @@ def test_the_schema_5_history_keeps_its_points_and_marks(tmp_path: Path) -> None
         assert last - first == rule.MIN_SPAN  # the runs were seconds apart
     rule_line = f'  <p class="lede" id="series-rule">{_escaped(rule.SERIES_RULE)}</p>\n'
     assert rule_line in page
-    assert FIGURE.sub("", page.replace(rule_line, "")) == FIGURE.sub("", golden)
+    assert CHART_JSON.sub("", page.replace(rule_line, "")) == CHART_JSON.sub("", golden)
 
 
 def _escaped(text: str) -> str:

@@ -26,6 +26,7 @@ from novabench.report import render_comparison, render_history, render_run, tren
 from novabench.report.sweep_charts import doubles
 from tests.conftest import write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
+from tests.report.pages import with_shared
 
 # Plotly reads <b> in labels and browsers read all of it: it must stay text everywhere.
 HOSTILE = "ev<b>il</b><img src=x onerror=alert(1)>"
@@ -129,7 +130,7 @@ def _figure(page: str, figure_id: str) -> dict[str, Any] | None:
     match = re.search(
         rf'<script type="application/json" id="figure-{figure_id}">(.*?)</script>', page, re.S
     )
-    return None if match is None else json.loads(match.group(1))
+    return None if match is None else with_shared(page, json.loads(match.group(1)))
 
 
 def _num(value: float | None, digits: int = 1) -> str:
