@@ -56,11 +56,9 @@ class SharedArrays:
 
     def share(self, figures: list[dict[str, Any] | None]) -> None:
         """Replace, in place, each SHARED_FIELDS array that appears in more than one trace."""
-        seen: Counter[str] = Counter()
-        for _trace, _field, value in _arrays(figures):
-            seen[_key(value)] += 1
-        for trace, field, value in _arrays(figures):
-            key = _key(value)
+        found = [(trace, field, value, _key(value)) for trace, field, value in _arrays(figures)]
+        seen = Counter(key for *_, key in found)
+        for trace, field, value, key in found:
             if seen[key] > 1:
                 ref = self._keys.setdefault(key, str(len(self._keys)))
                 self.arrays[ref] = value
