@@ -258,10 +258,13 @@ def changes_since_previous(
     return changes
 
 
-def stored_changes(store: Store) -> dict[str, list[Finding]]:
-    """Every run's stored significant changes (`run_changes`), runs without any left out."""
+def stored_changes(
+    store: Store, run_ids: Sequence[str] | None = None, suites: Sequence[str] | None = None
+) -> dict[str, list[Finding]]:
+    """The stored significant changes (`run_changes`) of `run_ids` or of the runs of `suites`
+    (every run when both are None), runs without any left out."""
     changes: dict[str, list[Finding]] = {}
-    for record in store.run_changes():
+    for record in store.run_changes(run_ids, suites):
         changes.setdefault(record.run_id, []).append(Finding(**record.as_dict()))
     return changes
 

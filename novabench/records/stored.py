@@ -416,3 +416,16 @@ class RunCounts(FieldAccess):
     errors: int
     models: list[str]  # that answered at least once
     hosts: list[str]
+
+
+@dataclass(frozen=True)
+class HistoryOverview(FieldAccess):
+    """What the history page says of every stored run, counted in DuckDB: how many there are,
+    the suites, models (that answered) and hosts they name, and the runs with significant
+    changes, newest first."""
+
+    runs: int
+    suites: tuple[str, ...]
+    models: tuple[str, ...]
+    hosts: tuple[str, ...]
+    changed_run_ids: tuple[str, ...]

@@ -26,13 +26,20 @@ def script_json(value: str) -> Markup:
 
 
 def figure(
-    figure_id: str, title: str, caption: str, fig: Any | None, note: str | None = None
+    figure_id: str,
+    title: str,
+    caption: str,
+    fig: Any | None,
+    note: str | None = None,
+    text: str | None = None,
 ) -> dict[str, Any]:
     """What templates' figure_card needs; `json` is None when there was nothing to draw.
 
     `note`: what the chart leaves out, said beside it (a big run's thinned dots and bars).
+    `text`: the figure's JSON text (`figure_json`) when it was made before, instead of `fig`.
     """
-    text = None if fig is None else pio.to_json(fig, validate=False, pretty=False)
+    if text is None and fig is not None:
+        text = figure_json(fig)
     return {
         "id": figure_id,
         "title": title,
@@ -40,6 +47,12 @@ def figure(
         "note": note,
         "json": None if text is None else script_json(text),
     }
+
+
+def figure_json(fig: Any) -> str:
+    """A figure (a Plotly figure or the plain dict of one) as the JSON text Plotly.js reads."""
+    text: str = pio.to_json(fig, validate=False, pretty=False)
+    return text
 
 
 class SharedArrays:
@@ -50,9 +63,12 @@ class SharedArrays:
     {"$shared": key}, and the page's loader (base.html.j2) puts it back before Plotly draws.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
+        """`prefix`: put before every key, so that arrays of several parts of a page (the
+        history's suites, drawn at different times) can be joined."""
         self.arrays: dict[str, list[Any]] = {}
         self._keys: dict[str, str] = {}
+        self._prefix = prefix
 
     def share(self, figures: list[dict[str, Any] | None]) -> None:
         """Replace, in place, each SHARED_FIELDS array that appears in more than one trace."""
@@ -60,15 +76,14 @@ class SharedArrays:
         seen = Counter(key for *_, key in found)
         for trace, field, value, key in found:
             if seen[key] > 1:
-                ref = self._keys.setdefault(key, str(len(self._keys)))
+                ref = self._keys.setdefault(key, f"{self._prefix}{len(self._keys)}")
                 self.arrays[ref] = value
                 trace[field] = {"$shared": ref}
 
-    def json(self) -> Markup | None:
-        """The arrays as script-safe JSON for the page; None when nothing was shared."""
-        if not self.arrays:
-            return None
-        return script_json(pio.json.to_json_plotly(self.arrays))
+    def inside(self) -> str:
+        """The arrays as the inside of a JSON object ('"0": [...], ...'; '' when none), to be
+        joined with other parts' into the page's."""
+        return pio.json.to_json_plotly(self.arrays)[1:-1] if self.arrays else ""
 
 
 def _arrays(figures: list[dict[str, Any] | None]) -> list[tuple[dict[str, Any], str, list[Any]]]:

@@ -1,25 +1,18 @@
-"""History lines that stay readable at any length: recent runs one point each, older ones as
-daily and weekly medians; and time axes that read well for one run or ten thousand."""
+"""History lines that stay readable at any length: the rule (storage/long_series.py thins the
+lines in DuckDB by it) as the page states it, and time axes that read well for one run or ten
+thousand."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 import plotly.io as pio
 
-from novabench.analysis.statistics import median
+from novabench.storage.long_series import DAILY_DAYS, RECENT_RUNS, WEEKLY_DAYS
 
-# Per line: its most recent runs are drawn one point each...
-RECENT_RUNS = 60
-# ...older runs as one point per day within this many days of the line's latest run, one per
-# week (from Monday) within this many, and one per calendar month before that. A line then has
-# at most about RECENT_RUNS + DAILY_DAYS + WEEKLY_DAYS / 7 + its months points, however many
-# runs it has: the page's size follows the number of lines, not of runs.
-DAILY_DAYS = 30
-WEEKLY_DAYS = 182
 SERIES_RULE = (
     f"Each line draws its {RECENT_RUNS} most recent runs one point per run. Older runs are "
     "drawn as one point per day (the median of that day's run medians) for the "
@@ -40,63 +33,6 @@ TICK_FORMATS = (
     {"dtickrange": ["M1", "M12"], "value": "%b %Y"},
     {"dtickrange": ["M12", None], "value": "%Y"},
 )
-
-
-def thinned(
-    points: Sequence[dict[str, Any]], values: Sequence[str], same: Sequence[str]
-) -> list[dict[str, Any]]:
-    """A line's points (oldest first, one per run: run_id, run_started_at, `values`, `same`)
-    by SERIES_RULE.
-
-    Every point gets `run_ids` (the runs it stands for), `runs` and `period` (None for one run,
-    else 'day' or 'week', with `period_start`). A day's or week's point is placed at the middle
-    of its runs, holds the median of each of `values` over them (and the sum of `requests`),
-    and pools only runs alike in every field of `same` (digest, Ollama version).
-    """
-    single = [{**p, "run_ids": [p["run_id"]], "runs": 1, "period": None} for p in points]
-    if len(points) <= RECENT_RUNS:
-        return single
-    older, recent = points[:-RECENT_RUNS], single[-RECENT_RUNS:]
-    latest = points[-1]["run_started_at"]
-    buckets: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for point in older:
-        period, start = _period(point["run_started_at"], latest)
-        key = (period, start, *(point[name] for name in same))
-        buckets.setdefault(key, []).append(point)
-    pooled = [
-        _pooled(members, period, start, values) for (period, start, *_), members in buckets.items()
-    ]
-    pooled.sort(key=lambda p: p["run_started_at"])
-    return pooled + recent
-
-
-def _period(at: datetime, latest: datetime) -> tuple[str, datetime]:
-    day = datetime(at.year, at.month, at.day)
-    if latest - at <= timedelta(days=DAILY_DAYS):
-        return "day", day
-    if latest - at <= timedelta(days=WEEKLY_DAYS):
-        return "week", day - timedelta(days=day.weekday())
-    return "month", datetime(at.year, at.month, 1)
-
-
-def _pooled(
-    members: Sequence[dict[str, Any]], period: str, start: datetime, values: Sequence[str]
-) -> dict[str, Any]:
-    first, last = members[0]["run_started_at"], members[-1]["run_started_at"]
-    pooled = {
-        **members[-1],
-        "run_id": None,
-        "run_ids": [m["run_id"] for m in members],
-        "runs": len(members),
-        "period": period,
-        "period_start": start,
-        "run_started_at": (first + (last - first) / 2).replace(microsecond=0),
-    }
-    for name in values:
-        pooled[name] = median(m[name] for m in members)
-    if "requests" in pooled:
-        pooled["requests"] = sum(m["requests"] for m in members)
-    return pooled
 
 
 def period_text(point: Mapping[str, Any]) -> str:

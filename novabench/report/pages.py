@@ -73,9 +73,9 @@ def missing_run_pages(store: Store, out_dir: Path) -> list[str]:
     """The runs whose page is not in `out_dir` (made with --no-report, or deleted); a pruned
     run's page cannot be made again, so it is never missing."""
     return [
-        listed.run_id
-        for listed in store.list_runs()
-        if not listed.pruned_at and not (out_dir / "runs" / f"{listed.run_id}.html").exists()
+        run_id
+        for run_id in store.unpruned_run_ids()
+        if not (out_dir / "runs" / f"{run_id}.html").exists()
     ]
 
 

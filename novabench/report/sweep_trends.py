@@ -1,18 +1,18 @@
 """The history page's load chart: each run's peak throughput per (model, host), with its knee.
 
-Built from the runs' stored load levels only (`level_summaries`), in the style of
+Built from the runs' stored load levels only (`level_summaries`, thinned in DuckDB), in the style of
 `trends.history_chart`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from novabench.analysis.sweeps import knee_level, level_name, peak_throughput
-from novabench.records import LevelSummary, RunCounts
+from novabench.records import LevelSummary
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text
-from novabench.report.long_series import period_text, plain_figure, thinned, time_axis
+from novabench.report.long_series import period_text, plain_figure, time_axis
 from novabench.report.trends import host_label
 
 PEAK_TITLE = "Peak load throughput"
@@ -23,42 +23,29 @@ PEAK_CAPTION = (
 
 
 def sweep_series(
-    levels: Mapping[str, Sequence[LevelSummary]], runs: Mapping[str, RunCounts]
+    points: Iterable[Mapping[str, Any]], levels: Mapping[str, Sequence[LevelSummary]]
 ) -> list[dict[str, Any]]:
-    """Every (suite, model, host) that was swept, oldest point first, thinned by
-    long_series.SERIES_RULE: from the runs' stored load levels (`Store.level_summaries()`) and
-    the runs themselves (suite, start, status, host versions)."""
+    """Every (suite, model, host) that was swept, oldest point first: its points of peak
+    throughput thinned in DuckDB by long_series.SERIES_RULE (`Store.peak_points()`), and of
+    each run's own point the level of its peak and its knee, from that run's stored load levels
+    (`levels`: `Store.level_summaries()` of those runs)."""
     series: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
-    ordered = sorted((runs[r] for r in levels if r in runs), key=lambda r: (r.started_at, r.run_id))
-    for run in ordered:
-        sweeps: dict[tuple[str, str], list[LevelSummary]] = {}
-        for level in levels[run.run_id]:
-            sweeps.setdefault((level.model, level.host), []).append(level)
-        for (model, host), of_sweep in sweeps.items():
-            peak = peak_throughput(of_sweep)
-            if peak is None:
-                continue  # no level finished
-            at = next(lv for lv in of_sweep if lv.output_tokens_per_s == peak)
+    for stored in points:
+        point = dict(stored)
+        if point["run_id"] is not None:
+            of_sweep = [
+                lv
+                for lv in levels.get(point["run_id"], ())
+                if (lv.model, lv.host) == (point["model"], point["host"])
+            ]
+            at = next(lv for lv in of_sweep if lv.output_tokens_per_s == peak_throughput(of_sweep))
             knee = knee_level(of_sweep)
-            series.setdefault((run.suite_name, model, host), []).append(
-                {
-                    "run_id": run.run_id,
-                    "run_started_at": run.started_at,
-                    "status": run.status,
-                    "ollama_version": (run.host_versions or {}).get(host),
-                    "peak_tokens_per_s": peak,
-                    "peak_level": level_name(at.kind, at.level),
-                    "knee": None if knee is None else level_name(knee.kind, knee.level),
-                }
-            )
+            point["peak_level"] = level_name(at.kind, at.level)
+            point["knee"] = None if knee is None else level_name(knee.kind, knee.level)
+        series.setdefault((point["suite"], point["model"], point["host"]), []).append(point)
     return [
-        {
-            "suite": suite,
-            "model": model,
-            "host": host,
-            "points": thinned(points, ("peak_tokens_per_s",), ("ollama_version",)),
-        }
-        for (suite, model, host), points in sorted(series.items())
+        {"suite": suite, "model": model, "host": host, "points": of_line}
+        for (suite, model, host), of_line in sorted(series.items())
     ]
 
 

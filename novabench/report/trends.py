@@ -1,8 +1,8 @@
 """The history page's figures: per-run medians of each model over time, with what moved them.
 
-Built from the runs' stored summaries and significant changes only (`Store.run_summaries()`,
+Built from the runs' stored summaries and significant changes only (`Store.history_points()`,
 `compare.stored_changes()`). A point is one run of one (suite, model, host, mode), or the median
-of a day's or week's runs for a long line (long_series.SERIES_RULE); it is marked where the
+of a day's, week's or month's runs for a long line (long_series.SERIES_RULE); it is marked where the
 model's digest or the host's Ollama version differs from the series' previous point, and where
 a significant change was found.
 """
@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from novabench.analysis.compare import LOAD_MODE, REGRESSION, Finding
-from novabench.records import RunSummary
+from novabench.analysis.compare import REGRESSION, Finding
 from novabench.report.charts import SERIES_COLORS, base_layout, plotly_text, short_digest
 from novabench.report.long_series import (
     period_text,
     plain_figure,
     template_text,
-    thinned,
     time_axis,
     vline,
 )
@@ -76,46 +74,34 @@ CHANGE_COLOR = "#111827"
 # Labels of runs where something changed closer than this share of the time axis are staggered.
 LABEL_CROWDING = 0.18
 LABEL_LEVELS = 3
+# A ring's hover lists at most this many findings (a month's point may hold hundreds).
+HOVER_FINDINGS = 6
 REGRESSION_COLOR = "#dc2626"
 IMPROVEMENT_COLOR = "#059669"
 
 ChangeKey = tuple[str, str, str, str, str]  # run id, model, host, mode, metric
 
 
-def history_series(summaries: Iterable[RunSummary]) -> list[dict[str, Any]]:
-    """The lines of every (suite, model, host, mode), oldest point first, from the runs'
-    summaries over every prompt (`Store.run_summaries()`), thinned by long_series.SERIES_RULE.
+def history_series(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The lines of every (suite, model, host, mode) from their points, thinned in DuckDB by
+    long_series.SERIES_RULE (`Store.history_points(TREND_NAMES)`), oldest point first.
 
     Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
     a line whenever a suite changed its modes. Each series has its suite, model, host, mode and
-    points: run id (None for a day's or week's point) and `run_ids`, run start, novabench and
-    Ollama (of the series' host) versions, digest, request count, the median of every
-    TREND_METRICS figure, and `changes`: what differs from the previous point ("digest a → b",
-    "Ollama x → y").
+    points: run id (None for a pooled point) and `run_ids`, run start, novabench and Ollama (of
+    the series' host) versions, digest, request count, the median of every TREND_METRICS figure,
+    and `changes`: what differs from the previous point ("digest a → b", "Ollama x → y").
     """
-    runs: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
-    for summary in summaries:
-        if summary.mode == LOAD_MODE or not summary.n:
-            continue  # levels of a sweep are no per-run median of one load: see the run pages
-        point: dict[str, Any] = {
-            "run_id": summary.run_id,
-            "run_started_at": summary.run_started_at,
-            "novabench_version": summary.novabench_version,
-            "ollama_version": summary.host_version,
-            "digest": summary.digest,
-            "requests": summary.n,
-        }
-        for name in TREND_NAMES:
-            point[name] = summary.median(name)
-        runs[(summary.suite_name, summary.model, summary.host, summary.mode)].append(point)
+    lines: dict[tuple[str, str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for point in points:
+        lines[(point["suite"], point["model"], point["host"], point["mode"])].append(dict(point))
     series = []
-    for (suite, model, host, mode), of_line in sorted(runs.items()):
-        of_line.sort(key=lambda p: (p["run_started_at"], p["run_id"]))
-        points = thinned(of_line, TREND_NAMES, ("digest", "ollama_version"))
-        for before, point in zip([None, *points], points, strict=False):
+    for (suite, model, host, mode), of_line in sorted(lines.items()):
+        for before, point in zip([None, *of_line], of_line, strict=False):
             point["changes"] = _changes(before, point)
+            point["hover"] = _hover(point)  # the same in every metric's chart: made once
         series.append(
-            {"suite": suite, "model": model, "host": host, "mode": mode, "points": points}
+            {"suite": suite, "model": model, "host": host, "mode": mode, "points": of_line}
         )
     return series
 
@@ -180,6 +166,10 @@ def history_chart(
     unit = plotly_text(metric.y_title)
     data: list[dict[str, Any]] = []
     moved: dict[str, list[str]] = defaultdict(list)  # run start -> what changed there
+    changed_runs: dict[tuple[str, str, str], set[str]] = defaultdict(set)  # of this metric
+    for run_id, model, host, mode, name in changes:
+        if name == metric.name:
+            changed_runs[(model, host, mode)].add(run_id)
     for index, one in enumerate(series):
         points = [p for p in one["points"] if p[metric.name] is not None]
         if not points:
@@ -204,7 +194,7 @@ def history_chart(
                 "mode": "lines+markers",
                 "x": x,
                 "y": y,
-                "text": [_hover(p) for p in points],
+                "text": [p.get("hover") or _hover(p) for p in points],
                 "hovertemplate": f"%{{y:.1f}} {unit}<br>{line_text}<br>%{{text}}<extra></extra>",
                 "line": {"color": color, "width": 2, "dash": dash},
                 "marker": {"color": color, "size": 8},
@@ -213,7 +203,7 @@ def history_chart(
         where = _Where(index, facets, plotly_text(name), x, y)
         _change_marks(data, where, one, points, moved)
         for regression in (True, False):
-            _verdict_marks(data, where, one, points, metric, changes, regression)
+            _verdict_marks(data, where, one, points, metric, changes, changed_runs, regression)
     if not data:
         return None
     fig = plain_figure(data, base_layout(metric.y_title, hovermode="closest"))
@@ -275,12 +265,16 @@ def _verdict_marks(
     points: Sequence[Mapping[str, Any]],
     metric: TrendMetric,
     changes: Mapping[ChangeKey, Sequence[Finding]],
+    changed_runs: Mapping[tuple[str, str, str], set[str]],
     regression: bool,
 ) -> None:
     """Red rings on significant regressions of this metric (or green on improvements); a day's
     or week's point is ringed when any of its runs is."""
     marked = []
+    flagged = changed_runs.get((one["model"], one["host"], one["mode"]), set())
     for i, p in enumerate(points):
+        if flagged.isdisjoint(p["run_ids"]):  # most points: no change found in any of its runs
+            continue
         found = [
             f
             for run_id in p["run_ids"]
@@ -373,8 +367,13 @@ def _marks(
 
 
 def _findings_hover(findings: Sequence[Finding]) -> str:
-    lines = []
-    for f in findings:
+    """The findings of a point (oldest first); of a pooled point's many, the most recent ones."""
+    lines = (
+        []
+        if len(findings) <= HOVER_FINDINGS
+        else [f"… and {len(findings) - HOVER_FINDINGS} earlier in this period"]
+    )
+    for f in findings[-HOVER_FINDINGS:]:
         change = "—" if f.change_pct is None else f"{f.change_pct:+.1f}%"
         p_value = "—" if f.p_value is None else f"{f.p_value:.2g}"
         lines.append(

@@ -71,6 +71,14 @@ class Reads(SummaryReads):
         with self.connect() as con:
             return [from_mapping(RunListing, row) for row in _dicts(con.execute(sql, params))]
 
+    def unpruned_run_ids(self) -> list[str]:
+        """The ids of the runs whose raw rows are stored (never pruned), newest first: a read of
+        the runs table only."""
+        sql = """SELECT run_id FROM runs WHERE pruned_at IS NULL
+                 ORDER BY started_at DESC, run_id DESC"""
+        with self.connect() as con:
+            return [row[0] for row in con.execute(sql).fetchall()]
+
     def run_months(self) -> list[tuple[str, str, int]]:
         """(month 'YYYY-MM', suite name, runs) of every month and suite with runs, newest month
         first: the runs table alone, never the results."""

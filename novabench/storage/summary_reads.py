@@ -12,12 +12,14 @@ import duckdb
 from novabench.records import (
     LOAD_MODE,
     FindingRecord,
+    HistoryOverview,
     LevelSummary,
     RunCounts,
     RunSummary,
     from_mapping,
 )
 from novabench.storage.database import Database
+from novabench.storage.long_series import thinned_sql
 from novabench.storage.summaries import run_filter
 
 GroupKey = tuple[str, str, str, str]  # mode, model, host, prompt id
@@ -49,34 +51,142 @@ class SummaryReads(Database):
         with self.connect() as con:
             return [from_mapping(RunSummary, row) for row in _dicts(con.execute(sql, params))]
 
-    def run_counts(self) -> list[RunCounts]:
-        """Every run, newest first, with its counts of measured requests and the models and
-        hosts that answered, from the summaries."""
+    def history_states(self) -> dict[str, str]:
+        """Per suite, a text that changes whenever anything the history draws of it may have:
+        its runs (added, removed, status, pruned) and when their summaries, changes and levels
+        were made."""
         sql = """
-            WITH counts AS (
+            SELECT r.suite_name, count(*) || '-' || bit_xor(hash(
+                r.run_id, r.status, r.started_at, r.pruned_at, s.run_status, s.summarized_at,
+                s.changes_at, s.levels_at
+            ))
+            FROM runs r LEFT JOIN summary_state s USING (run_id) GROUP BY r.suite_name
+        """
+        with self.connect() as con:
+            return {suite: str(state) for suite, state in con.execute(sql).fetchall()}
+
+    def history_points(
+        self, figures: Sequence[str], suites: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The points of every (suite, model, host, mode) history line, thinned in DuckDB by
+        long_series' rule (see `thinned_sql`): of each point its runs' median of each of
+        `figures` (their per-run medians, 'ttft_ms' from ttft_ms_p50), request count, digest,
+        Ollama version of the line's host and novabench version. Load sweeps are left out (their
+        levels are no per-run median of one load), as are groups without a measured request.
+        Of `suites` only, when given."""
+        of_suites, params = _suite_filter(suites)
+        medians = "".join(f", s.{_column(f)}_p50 AS {_column(f)}" for f in figures)
+        source = f"""
+            SELECT r.suite_name AS suite, s.model, s.host, s.mode, s.run_id,
+                   r.started_at AS run_started_at, s.n AS requests, r.novabench_version,
+                   {HOST_VERSION_SQL.format(host="s.host")} AS ollama_version, m.digest{medians}
+            FROM run_summaries s JOIN runs r USING (run_id)
+            LEFT JOIN models m ON m.run_id = s.run_id AND m.model = s.model AND m.host = s.host
+            WHERE s.prompt_id IS NULL AND s.mode <> '{LOAD_MODE}' AND s.n > 0 AND {of_suites}
+        """
+        sql = thinned_sql(
+            source,
+            ("suite", "model", "host", "mode"),
+            [_column(f) for f in figures],
+            ("digest", "ollama_version"),
+            ("novabench_version",),
+        )
+        with self.connect() as con:
+            return _dicts(con.execute(sql, params))
+
+    def peak_points(self, suites: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """The points of every (suite, model, host) line of load sweep peaks (of `suites` when
+        given): each sweep's most output tokens/s at any level (`peak_tokens_per_s`), thinned
+        like `history_points`."""
+        of_suites, params = _suite_filter(suites)
+        source = f"""
+            SELECT r.suite_name AS suite, l.model, l.host, l.run_id,
+                   r.started_at AS run_started_at, 0 AS requests,
+                   {HOST_VERSION_SQL.format(host="l.host")} AS ollama_version,
+                   max(l.output_tokens_per_s) FILTER (WHERE l.output_tokens_per_s > 0)
+                       AS peak_tokens_per_s
+            FROM level_summaries l JOIN runs r USING (run_id) WHERE {of_suites}
+            GROUP BY ALL HAVING peak_tokens_per_s IS NOT NULL
+        """
+        sql = thinned_sql(
+            source, ("suite", "model", "host"), ("peak_tokens_per_s",), ("ollama_version",)
+        )
+        with self.connect() as con:
+            return _dicts(con.execute(sql, params))
+
+    def run_counts(
+        self, run_ids: Sequence[str] | None = None, newest_per_suite: int | None = None
+    ) -> list[RunCounts]:
+        """Runs, newest first, with their counts of measured requests and the models and hosts
+        that answered, from the summaries: `run_ids` (every run when None), or of each suite
+        its `newest_per_suite` most recent runs."""
+        where, params = run_filter(run_ids, "r.run_id")
+        if newest_per_suite is not None:
+            where += f""" AND r.run_id IN (SELECT run_id FROM runs QUALIFY row_number() OVER (
+                PARTITION BY suite_name ORDER BY started_at DESC, run_id DESC
+            ) <= {int(newest_per_suite)})"""
+        sql = f"""
+            WITH chosen AS (SELECT * FROM runs r WHERE {where}),
+            counts AS (
                 SELECT run_id, sum(n + errors) AS requests, sum(errors) AS errors,
                        list_sort(list(DISTINCT model) FILTER (WHERE n > 0)) AS models,
                        list_sort(list(DISTINCT host) FILTER (WHERE n > 0)) AS hosts
-                FROM run_summaries WHERE prompt_id IS NULL GROUP BY run_id
+                FROM run_summaries
+                WHERE prompt_id IS NULL AND run_id IN (SELECT run_id FROM chosen)
+                GROUP BY run_id
             )
             SELECT r.run_id, r.started_at, r.ended_at, r.status, r.suite_name, r.host,
                    r.ollama_version, r.novabench_version, r.modes, r.host_versions,
                    coalesce(c.requests, 0) AS requests, coalesce(c.errors, 0) AS errors,
                    coalesce(c.models, []) AS models, coalesce(c.hosts, []) AS hosts
-            FROM runs r LEFT JOIN counts c USING (run_id)
+            FROM chosen r LEFT JOIN counts c USING (run_id)
             ORDER BY r.started_at DESC, r.run_id DESC
         """
         with self.connect() as con:
-            rows = _dicts(con.execute(sql))
+            rows = _dicts(con.execute(sql, params))
         for row in rows:
             versions = row["host_versions"]
             row["host_versions"] = json.loads(versions) if isinstance(versions, str) else versions
         return [from_mapping(RunCounts, row) for row in rows]
 
-    def run_changes(self, run_ids: Sequence[str] | None = None) -> list[FindingRecord]:
-        """The stored significant changes of `run_ids` (all runs when None), in each run's order."""
+    def history_overview(self) -> HistoryOverview:
+        """How many runs are stored, the suites, answering models and hosts they name (a run's
+        own host when none answered), and the runs with significant changes, newest first."""
+        sql = """
+            WITH answered AS (
+                SELECT s.run_id, s.model, s.host FROM run_summaries s SEMI JOIN runs USING (run_id)
+                WHERE s.prompt_id IS NULL AND s.n > 0
+            )
+            SELECT
+                (SELECT count(*) FROM runs),
+                (SELECT list_sort(list(DISTINCT suite_name)) FROM runs),
+                (SELECT list_sort(list(DISTINCT model)) FROM answered),
+                (SELECT list_sort(list(DISTINCT host)) FROM (
+                    SELECT host FROM answered
+                    UNION SELECT host FROM runs ANTI JOIN answered USING (run_id)
+                )),
+                (SELECT list(run_id ORDER BY started_at DESC, run_id DESC) FROM runs
+                 WHERE run_id IN (SELECT run_id FROM run_changes))
+        """
+        with self.connect() as con:
+            found = con.execute(sql).fetchone()
+        assert found is not None  # one row of scalar subqueries
+        runs, *lists = found
+        return HistoryOverview(runs, *(tuple(values or ()) for values in lists))
+
+    def run_changes(
+        self, run_ids: Sequence[str] | None = None, suites: Sequence[str] | None = None
+    ) -> list[FindingRecord]:
+        """The stored significant changes of `run_ids` and of the runs of `suites` (when None,
+        not narrowed by it), in each run's order."""
         where, params = run_filter(run_ids)
-        sql = f"SELECT * FROM run_changes WHERE {where} ORDER BY run_id, position"
+        of_suites, suite_params = _suite_filter(suites)
+        sql = f"""
+            SELECT * FROM run_changes WHERE {where}
+              AND run_id IN (SELECT run_id FROM runs r WHERE {of_suites})
+            ORDER BY run_id, position
+        """
+        params += suite_params
         with self.connect() as con:
             rows = _dicts(con.execute(sql, params))
         return [
@@ -165,6 +275,22 @@ class SummaryReads(Database):
         """
         with self.connect() as con:
             return [(row[0], list(row[1] or ())) for row in con.execute(sql).fetchall()]
+
+
+def _suite_filter(suites: Sequence[str] | None) -> tuple[str, list[Any]]:
+    """A WHERE condition on `r.suite_name` keeping `suites` (all when None), and its parameters."""
+    if suites is None:
+        return "true", []
+    if not suites:
+        return "false", []
+    return f"r.suite_name IN ({', '.join('?' for _ in suites)})", list(suites)
+
+
+def _column(figure: str) -> str:
+    """A figure's name as it is put in SQL: a plain identifier, never text from elsewhere."""
+    if not figure.isidentifier():
+        raise ValueError(f"not a figure name: {figure!r}")
+    return figure
 
 
 def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

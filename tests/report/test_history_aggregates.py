@@ -3,12 +3,14 @@ lines thinned by the stated rule, readable time axes, and a size that follows th
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from novabench.analysis.compare import REGRESSION, Finding
@@ -16,6 +18,7 @@ from novabench.analysis.history import bring_up_to_date
 from novabench.analysis.statistics import median
 from novabench.report import long_series as rule
 from novabench.report import render_history, trends
+from novabench.storage.long_series import thinned_sql
 from novabench.storage.store import Store
 from tests.fixtures import make_schema5_db
 from tests.report.pages import CHART_JSON, with_shared
@@ -69,7 +72,35 @@ def _escaped(text: str) -> str:
     return text.replace("'", "&#39;")
 
 
-# ---- the long-series rule ------------------------------------------------------------------
+# ---- the long-series rule, as DuckDB applies it (storage/long_series.py) ---------------------
+
+
+def _thinned(
+    points: list[dict[str, Any]], values: tuple[str, ...], same: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The points of one line of `points` (a row per run, as _points makes) by thinned_sql."""
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE line_runs (line VARCHAR, run_id VARCHAR, run_started_at TIMESTAMP, "
+            "digest VARCHAR, ollama_version VARCHAR, requests BIGINT, ttft_ms DOUBLE)"
+        )
+        con.executemany(
+            "INSERT INTO line_runs VALUES ('one', ?, ?, ?, ?, ?, ?)",
+            [
+                [p["run_id"], p["run_started_at"], p["digest"], p["ollama_version"]]
+                + [p["requests"], p["ttft_ms"]]
+                for p in points
+            ],
+        )
+        last = tuple(c for c in ("digest", "ollama_version") if c not in same)
+        cursor = con.execute(thinned_sql("SELECT * FROM line_runs", ("line",), values, same, last))
+        names = [d[0] for d in cursor.description or []]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _own(point: dict[str, Any]) -> tuple[Any, ...]:
+    """What a run's own point holds of it."""
+    return (point["run_id"], point["run_started_at"], point["requests"], point["ttft_ms"])
 
 
 def _points(starts: list[datetime], digest: str = "d") -> list[dict[str, Any]]:
@@ -88,8 +119,9 @@ def _points(starts: list[datetime], digest: str = "d") -> list[dict[str, Any]]:
 
 def test_a_short_line_keeps_one_point_per_run() -> None:
     points = _points([T0 + timedelta(days=n) for n in range(rule.RECENT_RUNS)])
-    thinned = rule.thinned(points, ("ttft_ms",), ("digest",))
+    thinned = _thinned(points, ("ttft_ms",), ("digest",))
     assert [p["run_ids"] for p in thinned] == [[p["run_id"]] for p in points]
+    assert [_own(p) for p in thinned] == [_own(p) for p in points]
     assert all(p["period"] is None and p["runs"] == 1 for p in thinned)
 
 
@@ -97,11 +129,10 @@ def test_a_long_line_pools_older_runs_by_day_week_and_month() -> None:
     latest = datetime(2026, 12, 31, 23, 0)
     starts = sorted(latest - timedelta(hours=7 * n) for n in range(2000))  # ~19 months
     points = _points(starts)
-    thinned = rule.thinned(points, ("ttft_ms",), ("digest",))
-    assert thinned[-rule.RECENT_RUNS :] == [
-        {**p, "run_ids": [p["run_id"]], "runs": 1, "period": None}
-        for p in points[-rule.RECENT_RUNS :]
-    ]
+    thinned = _thinned(points, ("ttft_ms",), ("digest",))
+    recent = thinned[-rule.RECENT_RUNS :]
+    assert [_own(p) for p in recent] == [_own(p) for p in points[-rule.RECENT_RUNS :]]
+    assert all(p["run_ids"] == [p["run_id"]] and p["period"] is None for p in recent)
     pooled = thinned[: -rule.RECENT_RUNS]
     assert [p["run_id"] for p in pooled] == [None] * len(pooled)
     assert sum(p["runs"] for p in pooled) + rule.RECENT_RUNS == len(points)
@@ -113,10 +144,15 @@ def test_a_long_line_pools_older_runs_by_day_week_and_month() -> None:
         if period is None:
             period = "week" if age <= timedelta(days=rule.WEEKLY_DAYS) else "month"
         assert point["period"] == period
-        assert point["ttft_ms"] == median(m["ttft_ms"] for m in members)
+        assert point["ttft_ms"] == pytest.approx(median(m["ttft_ms"] for m in members))
         assert point["requests"] == 4 * len(members)
         first, last = members[0]["run_started_at"], members[-1]["run_started_at"]
-        assert first <= point["run_started_at"] <= last
+        assert point["run_started_at"] == (first + (last - first) / 2).replace(microsecond=0)
+        start = datetime(first.year, first.month, 1 if period == "month" else first.day)
+        if period == "week":
+            start -= timedelta(days=start.weekday())
+        assert point["period_start"] == start
+        assert all(m["run_started_at"] - start < timedelta(days=31) for m in members)
     assert {p["period"] for p in pooled} == {"day", "week", "month"}
     # however many runs, a line stays around RECENT_RUNS + days + weeks + months points
     assert len(thinned) < rule.RECENT_RUNS + rule.DAILY_DAYS + rule.WEEKLY_DAYS // 7 + 20
@@ -129,7 +165,7 @@ def test_a_day_never_pools_two_digests() -> None:
     for n, point in enumerate(points):
         point["run_id"] = f"R{n:05d}"
     recent = _points([T0 + timedelta(days=2, hours=n) for n in range(rule.RECENT_RUNS)])
-    thinned = rule.thinned(points + recent, ("ttft_ms",), ("digest",))
+    thinned = _thinned(points + recent, ("ttft_ms",), ("digest",))
     pooled = [p for p in thinned if p["period"] is not None]
     assert [(p["digest"], p["runs"]) for p in pooled] == [("d", 6), ("e", 6)]
 
@@ -144,7 +180,7 @@ def test_a_pooled_point_is_ringed_when_one_of_its_runs_regressed() -> None:
             "mode": "sequential",
             "points": [
                 {**p, "novabench_version": "0.1.0", "changes": []}
-                for p in rule.thinned(_points(starts), ("ttft_ms",), ("digest",))
+                for p in _thinned(_points(starts), ("ttft_ms",), ("digest",))
             ],
         }
     ]
@@ -162,6 +198,18 @@ def test_a_pooled_point_is_ringed_when_one_of_its_runs_regressed() -> None:
     assert ring["x"] == [line["x"][0]] and ring["y"] == [line["y"][0]]
     assert line["text"][0].startswith(f"median of {pooled['runs']} runs on 2026-01-01 (UTC)")
     assert line["text"][-1].startswith(f"run R{len(starts) - 1:05d} · 4 requests")
+    # a pooled point's hover lists its most recent findings, not hundreds
+    many = {
+        run_id: [dataclasses.replace(finding, run_id=run_id, prompt_id=f"p-{run_id}")]
+        for run_id in pooled["run_ids"]
+    }
+    figure = trends.history_chart(series, metric, trends.change_index(many))
+    assert figure is not None
+    (ring,) = [t for t in figure["data"] if t["name"] == "regression"]
+    hover = ring["text"][0]
+    assert hover.count("prompt p-") == trends.HOVER_FINDINGS < pooled["runs"]
+    assert f"… and {pooled['runs'] - trends.HOVER_FINDINGS} earlier in this period" in hover
+    assert f"prompt p-{pooled['run_ids'][-1]}" in hover
 
 
 # ---- time axes -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from novabench.report import render_history
@@ -21,7 +22,10 @@ def test_a_repeated_array_is_kept_once_and_the_rest_left_alone() -> None:
     assert shared.arrays == {"0": times}
     assert first["data"][0]["text"] == texts  # not repeated: stays in its trace
     assert second["data"][0]["y"] == [3, 4]  # only text and x are ever shared
-    assert SharedArrays().json() is None
+    assert SharedArrays().inside() == ""
+    prefixed = SharedArrays(prefix="s1.")
+    prefixed.share([{"data": [{"x": [1, 2]}, {"x": [1, 2]}]}])
+    assert json.loads("{" + prefixed.inside() + "}") == {"s1.0": [1, 2]}
 
 
 def test_the_history_keeps_each_hover_text_once(tmp_path: Path) -> None:

@@ -297,7 +297,7 @@ def test_compare_and_history_keep_load_rows_out_of_ordinary_groups(
     assert only_load.load
     assert all(f.mode != LOAD_MODE for fs in history_changes(store).values() for f in fs)
     history = render_history(store, tmp_path).read_text(encoding="utf-8")  # summarizes the runs
-    series = trends.history_series(store.run_summaries())
+    series = trends.history_series(store.history_points(trends.TREND_NAMES))
     assert series and all(s["mode"] != LOAD_MODE for s in series)
     assert "mixed" in history and rate in history
     page = render_comparison(store, mixed, rate, tmp_path).read_text(encoding="utf-8")

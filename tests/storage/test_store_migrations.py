@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from novabench.report import render_all
+from novabench.report import history_cache, render_all
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from novabench.storage.store import Store
 from tests.fixtures.make_schema1_db import RUN_ID, unpack
@@ -66,7 +66,10 @@ def test_a_schema_1_database_is_backed_up_then_migrated_once(tmp_path: Path) -> 
     again = Store(db)
     assert again.schema_version() == SCHEMA_VERSION
     assert again.last_backup is None
-    assert sorted(p.name for p in db.parent.iterdir()) == sorted([db.name, backup.name])
+    kept_charts = history_cache.folder_of(db).name  # the history's, beside the database
+    assert sorted(p.name for p in db.parent.iterdir()) == sorted(
+        [db.name, backup.name, kept_charts]
+    )
 
 
 def test_a_new_database_is_not_backed_up(tmp_path: Path) -> None:
