@@ -58,15 +58,10 @@ def digest_label(digest: str | None) -> str:
 
 
 def earlier_complete_runs(store: Store, run: RunRecord, mode: str | None = None) -> list[str]:
-    """The ids of the suite's complete runs before `run`, newest first: the runs `last` and
-    `median:N` choose from (only those that ran `mode`, when given)."""
-    return [
-        listed.run_id
-        for listed in store.list_runs(run.suite_name)
-        if listed.status == "complete"
-        and (mode is None or mode in (listed.modes or ()))
-        and (listed.started_at, listed.run_id) < (run.started_at, run.run_id)
-    ]
+    """The ids of the suite's complete runs before `run` whose raw rows are stored (a run pruned
+    with --keep-summaries has none to compare with), newest first: the runs `last` chooses from
+    (only those that ran `mode`, when given)."""
+    return store.complete_runs_before(run.suite_name, run.started_at, run.run_id, mode)
 
 
 def change_notes(

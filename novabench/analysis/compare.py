@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from novabench.analysis import compare_sweeps
+from novabench.analysis import aggregates, compare_sweeps
 from novabench.analysis.baselines import (
     BaselineSpec,
     change_notes,
@@ -181,7 +181,12 @@ def baseline_comparison(
                 f"baseline run {spec.run_id} measured no (mode, model, host, prompt) of this run"
             )
         return comparison
-    earlier = earlier_complete_runs(store, run)[: 1 if spec.kind == "last" else None]
+    if spec.kind == "last":
+        earlier = earlier_complete_runs(store, run)[:1]
+    else:  # per group, its N newest comparable runs (found in the summaries), not every run
+        aggregates.make_missing(store)
+        groups = [(*key, sample.digest) for key, sample in current.items()]
+        earlier = store.comparable_earlier(run_id, groups, spec.runs)
     by_run = _samples(store.history(suite=run.suite_name, run_ids=earlier)) if earlier else {}
     for key, sample in current.items():
         measured = [by_run[r][key] for r in earlier if key in by_run.get(r, {})]

@@ -11,11 +11,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from novabench.analysis import aggregates
 from novabench.analysis.baselines import (
     BaselineSpec,
     change_notes,
     digest_label,
-    earlier_complete_runs,
 )
 from novabench.analysis.figures import derive, is_measured
 from novabench.analysis.significance import IMPROVEMENT, REGRESSION, judge
@@ -210,7 +210,13 @@ def baseline_sweeps(
             return compare_sweeps(swept(store, spec.run_id), current)
         except RunNotFoundError:
             return [], []  # compare.baseline_comparison says so
-    earlier = earlier_complete_runs(store, run, LOAD_MODE)
+    aggregates.make_missing(store)  # the load levels of every earlier run are there
+    earlier = store.comparable_earlier(  # the few runs a pool can use: not every earlier one
+        run.run_id,
+        [(*key, current.digests.get(key)) for key in current.sweeps],
+        1 if spec.kind == "last" else spec.runs,
+        sweeps=True,
+    )
     cache: dict[str, _Run] = {}
     changes, notes = [], []
     for key, levels_b in current.sweeps.items():

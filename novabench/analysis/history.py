@@ -9,17 +9,12 @@ history is written; `rebuild` makes all of them again from the raw results.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+from novabench.analysis import aggregates
 from novabench.analysis.compare import changes_since_previous
-from novabench.analysis.sweeps import load_sweeps
-from novabench.records import LOAD_MODE, LevelSummary
 from novabench.storage.prune import unpruned_run_ids
 from novabench.storage.store import Store
-
-# Runs whose changes or levels are written in one transaction.
-_RUNS_WRITTEN_AT_ONCE = 256
 
 
 @dataclass(frozen=True)
@@ -42,17 +37,12 @@ def bring_up_to_date(store: Store) -> Made:
 
 
 def _bring_up_to_date(store: Store) -> Made:
-    stale = store.runs_to_summarize()
-    if stale:
-        store.summarize(stale)
+    summarized, levels = aggregates.make_missing(store)
     changes = [run_id for run_id, _ in store.runs_without("changes")]
-    for start in range(0, len(changes), _RUNS_WRITTEN_AT_ONCE):
-        chunk = changes[start : start + _RUNS_WRITTEN_AT_ONCE]
+    for start in range(0, len(changes), aggregates.RUNS_WRITTEN_AT_ONCE):
+        chunk = changes[start : start + aggregates.RUNS_WRITTEN_AT_ONCE]
         store.write_changes(changes_since_previous(store, chunk))
-    levels = store.runs_without("levels")
-    for start in range(0, len(levels), _RUNS_WRITTEN_AT_ONCE):
-        store.write_level_summaries(_levels(store, levels[start : start + _RUNS_WRITTEN_AT_ONCE]))
-    return Made(len(stale), len(changes), len(levels))
+    return Made(summarized, len(changes), levels)
 
 
 def rebuild(store: Store) -> Made:
@@ -62,13 +52,3 @@ def rebuild(store: Store) -> Made:
         summarized = store.summarize(unpruned_run_ids(store))
         made = _bring_up_to_date(store)
     return Made(summarized, made.changes, made.levels)
-
-
-def _levels(store: Store, runs: Sequence[tuple[str, list[str]]]) -> dict[str, list[LevelSummary]]:
-    """The level summaries of each run's sweeps (none for a run that did not sweep)."""
-    return {
-        run_id: [level for levels in load_sweeps(store, run_id).values() for level in levels]
-        if LOAD_MODE in modes
-        else []
-        for run_id, modes in runs
-    }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def save(folder: Path, key: str, charts: SuiteCharts) -> None:
     path = _path(folder, charts.name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(f".{os.getpid()}.partial")  # two commands may write at once
         partial.write_text(json.dumps({"key": key, "charts": asdict(charts)}), encoding="utf-8")
         partial.replace(path)
     except OSError:

@@ -183,6 +183,9 @@ class RunSession:
         if self.baseline is not None:
             self.store.set_baseline(outcome.run_id, self.baseline, self.fail_on_regression_pct)
         self.told.run_ended(self.store, outcome)
+        interrupted = self._summarize(outcome.run_id)  # the baseline is chosen from them too
+        if interrupted is not None:
+            return interrupted.outcome(outcome, outcome.exit_code, None, None)
         comparison = baseline_comparison(self.store, outcome.run_id)
         if comparison is not None:
             self.told.baseline_compared(comparison)
@@ -194,19 +197,31 @@ class RunSession:
             code = report.error.exit_code
         return report.outcome(outcome, code, comparison, None)
 
-    def _report(self, run_id: str) -> _Report:
-        """Make what the history keeps of the run, then write its pages (when there is a folder
-        for them), never losing the results."""
-        kept = (
+    def _summarize(self, run_id: str) -> _Report | None:
+        """Make what the history keeps of the run: its summaries, changes and load levels, from
+        its own rows (and any other run's that lacks them; idempotent). The history page and
+        the choice of a baseline read only those. None, or how it was interrupted."""
+        try:
+            bring_up_to_date(self.store)
+        except KeyboardInterrupt:
+            return _Report(
+                interrupted=f"interrupted while summarizing the run: {self._kept(run_id)}"
+            )
+        return None
+
+    def _kept(self, run_id: str) -> str:
+        return (
             f"the results are kept (run {run_id} in {self.store.path}): "
             f"'novabench report {run_id} --db {self.store.path} --out DIR' writes the report"
         )
-        try:
-            # the run's summaries, changes and load levels, from its own rows (and any other
-            # run's that lacks them); the history page reads only those
-            bring_up_to_date(self.store)
-        except KeyboardInterrupt:
-            return _Report(interrupted=f"interrupted while summarizing the run: {kept}")
+
+    def _report(self, run_id: str) -> _Report:
+        """Make what the history keeps of the run, then write its pages (when there is a folder
+        for them), never losing the results."""
+        interrupted = self._summarize(run_id)
+        if interrupted is not None:
+            return interrupted
+        kept = self._kept(run_id)
         if self.report_dir is None or self.write_pages is None:
             return _Report()
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -70,6 +71,23 @@ class Reads(SummaryReads):
         params = {"suite": suite, "month": month, "newest": newest}
         with self.connect() as con:
             return [from_mapping(RunListing, row) for row in _dicts(con.execute(sql, params))]
+
+    def complete_runs_before(
+        self, suite: str, started_at: datetime, run_id: str, mode: str | None = None
+    ) -> list[str]:
+        """The ids of `suite`'s complete runs before (`started_at`, `run_id`) whose raw rows are
+        stored (never pruned), newest first; only those that ran `mode`, when given. A read of
+        the runs table only."""
+        sql = """
+            SELECT run_id FROM runs
+            WHERE suite_name = $suite AND status = 'complete' AND pruned_at IS NULL
+              AND (started_at < $at OR (started_at = $at AND run_id < $run))
+              AND ($mode IS NULL OR list_contains(modes, $mode))
+            ORDER BY started_at DESC, run_id DESC
+        """
+        params = {"suite": suite, "at": started_at, "run": run_id, "mode": mode}
+        with self.connect() as con:
+            return [row[0] for row in con.execute(sql, params).fetchall()]
 
     def unpruned_run_ids(self) -> list[str]:
         """The ids of the runs whose raw rows are stored (never pruned), newest first: a read of

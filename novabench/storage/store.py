@@ -287,7 +287,13 @@ class Store(Reads):
                 f"{path}: not a novabench spill file (its first line is not a spill header)"
             )
         run_id = str(header.get("run_id"))
-        self.get_run(run_id)  # the run row came first: a spill never creates a run
+        run = self.get_run(run_id)  # the run row came first: a spill never creates a run
+        if run.pruned_at is not None:
+            raise StoreError(
+                f"{path}: run {run_id} was pruned at {run.pruned_at:%Y-%m-%d %H:%M} UTC (its raw "
+                "rows removed, its summaries kept): importing would bring part of them back; "
+                "nothing imported"
+            )
         records = store_writes.records_of([path])
         problems = self.apply_journal([path], records)
         self.summarize([run_id])  # rows were added: what was made of them is stale

@@ -254,6 +254,64 @@ class SummaryReads(Database):
                 found.setdefault(run_id, {})[(mode, model, host, prompt_id)] = baseline
         return found
 
+    def comparable_earlier(
+        self,
+        run_id: str,
+        groups: Sequence[tuple[Any, ...]],
+        per_group: int,
+        sweeps: bool = False,
+    ) -> list[str]:
+        """The run ids, newest first, that comparing run `run_id`'s `groups` with its suite's
+        earlier complete runs (never pruned: their raw rows are there) may use: per group, the
+        newest earlier run that measured it, and the `per_group` newest that measured it with
+        the same model digest.
+
+        A group is (mode, model, host, prompt id, digest) as the summaries have it (groups with
+        a successful measured request), or with `sweeps` (model, host, digest) of a load sweep
+        (`level_summaries`). Read from the aggregates, so that a baseline of `median:N` reads
+        the raw rows of at most N runs per group, not of the whole history.
+        """
+        if not groups:
+            return []
+        columns = ("model", "host") if sweeps else ("mode", "model", "host", "prompt_id")
+        if sweeps:
+            measured = "SELECT DISTINCT run_id, model, host FROM level_summaries"
+        else:
+            measured = f"""SELECT run_id, {", ".join(columns)} FROM run_summaries
+                           WHERE prompt_id IS NOT NULL AND mode <> '{LOAD_MODE}' AND n > 0"""
+        row = "(" + ", ".join("?" for _ in range(len(columns) + 1)) + ")"
+        wanted = ", ".join([row] * len(groups))
+        keys = ", ".join(columns)
+        sql = f"""
+            WITH me AS (SELECT suite_name, started_at, run_id FROM runs WHERE run_id = ?),
+            wanted({keys}, digest) AS (VALUES {wanted}),
+            earlier AS (
+                SELECT g.run_id, r.started_at, m.digest, g.{", g.".join(columns)}
+                FROM ({measured}) g JOIN runs r USING (run_id) JOIN me USING (suite_name)
+                LEFT JOIN models m ON m.run_id = g.run_id AND m.model = g.model
+                                  AND m.host = g.host
+                WHERE r.status = 'complete' AND r.pruned_at IS NULL
+                  AND (r.started_at < me.started_at
+                       OR (r.started_at = me.started_at AND r.run_id < me.run_id))
+            ),
+            ranked AS (
+                SELECT e.run_id, e.started_at,
+                       e.digest IS NOT DISTINCT FROM w.digest AS same,
+                       row_number() OVER (PARTITION BY {keys}
+                                          ORDER BY e.started_at DESC, e.run_id DESC) AS newest,
+                       row_number() OVER (
+                           PARTITION BY {keys}, e.digest IS NOT DISTINCT FROM w.digest
+                           ORDER BY e.started_at DESC, e.run_id DESC
+                       ) AS newest_alike
+                FROM earlier e JOIN wanted w USING ({keys})
+            )
+            SELECT run_id FROM ranked WHERE newest = 1 OR (same AND newest_alike <= ?)
+            GROUP BY run_id, started_at ORDER BY started_at DESC, run_id DESC
+        """
+        params: list[Any] = [run_id, *(value for group in groups for value in group), per_group]
+        with self.connect() as con:
+            return [found[0] for found in con.execute(sql, params).fetchall()]
+
     def runs_to_summarize(self) -> list[str]:
         """Runs whose summaries are missing or were made for another status (a run in progress
         is never up to date), oldest first."""

@@ -22,9 +22,11 @@ from novabench.analysis.compare import (
     judge,
     parse_baseline,
 )
+from novabench.analysis.pruning import prune_runs
 from novabench.analysis.significance import WITHIN_NOISE, smallest_p
 from novabench.cli import cli
 from novabench.errors import BaselineError, RunNotFoundError
+from novabench.storage.prune import PruneRule, plan_prune
 from novabench.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from novabench.storage.store import Store
 from tests.conftest import write_suite
@@ -206,6 +208,51 @@ def test_baseline_median_pools_the_last_n_comparable_runs(tmp_path: Path) -> Non
     assert ttft.n_a == 16
     assert ttft.median_a == pytest.approx((107 + 116) / 2)
     assert ttft.verdict == REGRESSION
+
+
+def test_baseline_median_reads_only_the_runs_it_pools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """median:N reads the raw rows of the runs its pools can use (found in the summaries), not
+    of every earlier run, and pools what a scan of every earlier run would."""
+    store = Store(tmp_path / "db.duckdb")
+    for n in range(30):
+        digest = "e" * 64 if n in (25, 26) else "d" * 64  # two runs of another model digest
+        model = "m" if n % 3 else "other"  # one run in three measured another model only
+        status = "aborted" if n == 27 else "complete"
+        add_run(store, f"R{n:02d}", n, [v + n for v in FAST], digest=digest, model=model,
+                status=status)  # fmt: skip
+    add_run(store, "NEW", 40, SLOW)
+    store.set_baseline("NEW", "median:3")
+    read: list[list[str]] = []
+    history = store.history
+
+    def counted(*args: object, **kwargs: object) -> object:
+        read.append(list(kwargs.get("run_ids") or []))
+        return history(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "history", counted)
+    comparison = baseline_comparison(store, "NEW")
+    # newest first: R29, R28 measured model m with digest d; R27 was aborted, R26 and R25 had
+    # another digest, R24 measured another model; then R23
+    assert comparison is not None and comparison.baseline_run_ids == ["R29", "R28", "R23"]
+    assert sorted(r for ids in read for r in ids if r != "NEW") == ["R23", "R28", "R29"]
+
+
+def test_a_run_pruned_with_its_summaries_kept_is_never_a_baseline(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db.duckdb")
+    add_run(store, "R1", 0, FAST)
+    add_run(store, "R2", 1, FAST)
+    add_run(store, "R3", 2, SLOW)
+    prune_runs(store, plan_prune(store, PruneRule(keep_last=2, keep_summaries=True)))
+    assert store.get_run("R1").pruned_at is not None
+    with store.connect() as con:
+        con.execute("UPDATE runs SET pruned_at = now() WHERE run_id = 'R2'")  # as if pruned too
+    for baseline in ("last", "median:2"):
+        store.set_baseline("R3", baseline)
+        comparison = baseline_comparison(store, "R3")
+        assert comparison is not None and comparison.baseline_run_ids == [], baseline
+        assert "no comparable earlier run" in " ".join(comparison.notes)
 
 
 def test_parse_and_check_baseline(tmp_path: Path) -> None:

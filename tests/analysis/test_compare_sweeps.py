@@ -150,6 +150,29 @@ def test_median_baseline_uses_the_newest_sweep_with_the_same_levels(nightly: Nig
     assert not any("same levels" in n for n in notes)
 
 
+def test_a_baseline_sweep_reads_only_the_runs_it_can_use(
+    nightly: Nightly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweeps a baseline may use are found in the stored load levels: with 'last', the raw
+    rows of one earlier run are read, not of every earlier load run of the suite."""
+    from novabench.analysis import compare_sweeps
+    from novabench.analysis.compare import parse_baseline
+
+    first, fast, slow = nightly.runs
+    read: list[str] = []
+    swept = compare_sweeps.swept
+
+    def counted(store: Store, run_id: str) -> object:
+        read.append(run_id)
+        return swept(store, run_id)
+
+    monkeypatch.setattr(compare_sweeps, "swept", counted)
+    run = nightly.store.get_run(slow)
+    changes, _ = baseline_sweeps(nightly.store, run, parse_baseline("last"))
+    assert [c.baseline_run_id for c in changes] == [fast]
+    assert read == [slow, fast]  # not `first`
+
+
 def test_compare_cli_prints_the_load_table(nightly: Nightly) -> None:
     _, fast, slow = nightly.runs
     result = CliRunner().invoke(

@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cache, scratch, table")
     parser.add_argument("--rebuild", action="store_true", help="rebuild the cached history")
-    parser.add_argument("--repeats", type=int, default=5, help="start-up: median of this many")
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="start-up: median of this many (and of up to 3 runs)"
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per command")
     parser.add_argument(
         "--once-timeout",

@@ -137,15 +137,15 @@ def run_overheads(
     name: str = TINY_SUITE,
     fresh: bool = False,
 ) -> tuple[Row, float]:
-    """`run_overhead` RUN_REPEATS times: the row of the median one, with every figure in its
-    notes; the median overhead (NaN when one failed).
+    """`run_overhead` RUN_REPEATS times (fewer when the bench repeats less): the row of the
+    median one, with every figure in its notes; the median overhead (NaN when one failed).
 
     With `fresh`, each is the second run of the suite on a new database: its first run, not
     measured, makes the measured one do what every later run of a suite does (compare itself
     with the previous run), as the runs measured on the full database do.
     """
     measured = []
-    for _ in range(RUN_REPEATS):
+    for _ in range(min(RUN_REPEATS, bench.repeats)):
         if fresh:
             shutil.rmtree(db.parent, ignore_errors=True)
             run_overhead(bench, "first run", db, out, suite, name)

@@ -24,6 +24,7 @@ ROWS = (
     "`novabench validate suites/one_sentence.yaml`",
     "`run` overhead, empty DB",
     "`run` overhead, full DB",
+    "`run` overhead, full DB, a suite with",
     "`history`, DB of one run",
     "`history`, full DB, first call",
     "`history`, full DB ",
