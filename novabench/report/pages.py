@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import plotly.offline
-from jinja2 import Environment, PackageLoader, Undefined
+from jinja2 import Environment, FileSystemBytecodeCache, PackageLoader, Undefined
+from jinja2.bccache import Bucket
 from markupsafe import Markup
 
 from novabench.errors import OutputError
@@ -112,10 +113,33 @@ def _plotly_js() -> Markup:
 # ---- Jinja and files ----------------------------------------------------------------------
 
 
+class _CompiledTemplates(FileSystemBytecodeCache):
+    """Templates compiled by an earlier command, kept in jinja2's per-user folder of the temp
+    directory (made 0700 and checked to be the user's by jinja2; a template's source checksum
+    and the Python version are checked on load): compiling them cost every command writing
+    pages about 0.3 s. A folder that cannot be read or written only costs that again."""
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError, ValueError, EOFError):
+            super().load_bytecode(bucket)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        with contextlib.suppress(OSError):
+            super().dump_bytecode(bucket)
+
+
+def _compiled_templates() -> _CompiledTemplates | None:
+    try:
+        return _CompiledTemplates()
+    except (OSError, RuntimeError):  # no safe folder of the user's in the temp directory
+        return None
+
+
 @functools.cache
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("novabench", "report/templates"),
+        bytecode_cache=_compiled_templates(),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -202,8 +202,16 @@ def history_chart(
         )
         where = _Where(index, facets, plotly_text(name), x, y)
         _change_marks(data, where, one, points, moved)
+        flagged = changed_runs.get((one["model"], one["host"], one["mode"]), set())
+        at_point = {
+            run_id: (i, k)
+            for i, p in enumerate(points)
+            if not flagged.isdisjoint(p["run_ids"])  # most points: no change in any of its runs
+            for k, run_id in enumerate(p["run_ids"])
+            if run_id in flagged
+        }
         for regression in (True, False):
-            _verdict_marks(data, where, one, points, metric, changes, changed_runs, regression)
+            _verdict_marks(data, where, one, metric, changes, at_point, regression)
     if not data:
         return None
     fig = plain_figure(data, base_layout(metric.y_title, hovermode="closest"))
@@ -262,27 +270,23 @@ def _verdict_marks(
     data: list[dict[str, Any]],
     where: _Where,
     one: Mapping[str, Any],
-    points: Sequence[Mapping[str, Any]],
     metric: TrendMetric,
     changes: Mapping[ChangeKey, Sequence[Finding]],
-    changed_runs: Mapping[tuple[str, str, str], set[str]],
+    at_point: Mapping[str, tuple[int, int]],
     regression: bool,
 ) -> None:
-    """Red rings on significant regressions of this metric (or green on improvements); a day's
-    or week's point is ringed when any of its runs is."""
-    marked = []
-    flagged = changed_runs.get((one["model"], one["host"], one["mode"]), set())
-    for i, p in enumerate(points):
-        if flagged.isdisjoint(p["run_ids"]):  # most points: no change found in any of its runs
-            continue
-        found = [
-            f
-            for run_id in p["run_ids"]
-            for f in changes.get((run_id, one["model"], one["host"], one["mode"], metric.name), [])
-            if (f.verdict == REGRESSION) == regression
-        ]
-        if found:
-            marked.append((i, found))
+    """Red rings on significant regressions of this metric (or green on improvements); a pooled
+    point is ringed when any of its runs is, its findings in the order of its runs.
+    `at_point`: each run with a change of this metric -> (its point, its place in the point)."""
+    by_point: dict[int, list[tuple[int, Finding]]] = defaultdict(list)
+    for run_id, (i, k) in at_point.items():
+        for f in changes.get((run_id, one["model"], one["host"], one["mode"], metric.name), ()):
+            if (f.verdict == REGRESSION) == regression:
+                by_point[i].append((k, f))
+    marked = [
+        (i, [f for _, f in sorted(found, key=lambda placed: placed[0])])
+        for i, found in sorted(by_point.items())
+    ]
     if not marked:
         return
     color = REGRESSION_COLOR if regression else IMPROVEMENT_COLOR

@@ -235,6 +235,9 @@ class SummaryReads(Database):
                     ON m.run_id = s.run_id AND m.model = s.model AND m.host = s.host
                 WHERE s.prompt_id IS NOT NULL AND s.mode <> '{LOAD_MODE}' AND s.n > 0
                   AND r.suite_name IN (SELECT suite_name FROM runs WHERE {where})
+                  AND (s.mode, s.model, s.host, s.prompt_id) IN (  -- the groups these runs have
+                      SELECT (mode, model, host, prompt_id) FROM run_summaries WHERE {where}
+                  )
             ),
             ordered AS (
                 SELECT *, last_value(CASE WHEN status = 'complete' THEN run_id END IGNORE NULLS)
@@ -249,7 +252,7 @@ class SummaryReads(Database):
         found: dict[str, dict[GroupKey, str]] = {}
         with self.connect() as con:
             for run_id, mode, model, host, prompt_id, baseline in con.execute(
-                sql, params + params
+                sql, params * 3
             ).fetchall():
                 found.setdefault(run_id, {})[(mode, model, host, prompt_id)] = baseline
         return found

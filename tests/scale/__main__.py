@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         f"whole benchmark {total_s:.0f} s; each command in its own process, "
         f"killed past {args.timeout:g} s or {args.memory_cap_gb:g} GiB; peak RSS: its VmHWM",
         "`run` overhead: the process's exit minus the end of its last request as stored "
-        "(started_at + e2e_s); a tiny suite (3 requests) against the Ollama double",
+        "(started_at + e2e_s); a tiny suite (3 requests, `--baseline median:5`) against the "
+        "Ollama double",
     ]
     print()
     print("\n".join(facts))
@@ -135,45 +136,49 @@ def measure(bench: steps.Bench, cache: Path, shape: Shape, progress: Progress) -
     progress("start-up: --help and validate")
     rows = steps.startup(bench)
     empty, full = bench.work / "empty", bench.work / "full"
+    progress("history of the full database (twice)")
+    history_first, history_full = steps.full_history(bench, cache, full / "pages")
+    progress(f"the page of the {shape.page_requests:,}-request load run")
+    page = steps.run_page(bench, cache, full / "pages", page_run_id(cache), shape.page_requests)
+    copy = full / "history.duckdb"
+    shutil.copyfile(cache, copy)
+    shutil.rmtree(steps.kept_charts(copy), ignore_errors=True)
+    if steps.kept_charts(cache).is_dir():  # else `history` failed: its row says so
+        shutil.copytree(steps.kept_charts(cache), steps.kept_charts(copy))
+    long_runs = runs_of(cache, LONG_SUITE)
     with DoubleProcess(tokens=8, ttft_ms=5, interval_ms=1, num_parallel=2) as double:
         suite = steps.tiny_suite(bench.work / "tiny.yaml", double.url, MODEL)
-        progress("run on an empty database")
-        run_empty, empty_s = steps.run_overheads(
-            bench, "`run` overhead, empty DB (its suite's 2nd run)", empty / "history.duckdb",
-            empty / "pages", suite,
-            fresh=True,
-        )  # fmt: skip
-        progress("history of that one run")
-        history_empty = steps.history(
-            bench, "`history`, DB of one run", empty / "history.duckdb", empty / "pages", False
-        )
-        progress("history of the full database (twice)")
-        history_first, history_full = steps.full_history(bench, cache, full / "pages")
-        progress(f"the page of the {shape.page_requests:,}-request load run")
-        page = steps.run_page(bench, cache, full / "pages", page_run_id(cache), shape.page_requests)
-        progress("run on a copy of the full database (and of the charts `history` kept)")
-        copy = full / "history.duckdb"
-        shutil.copyfile(cache, copy)
-        shutil.rmtree(steps.kept_charts(copy), ignore_errors=True)
-        shutil.copytree(steps.kept_charts(cache), steps.kept_charts(copy))
+        long = steps.tiny_suite(bench.work / "long.yaml", double.url, MODEL, LONG_SUITE)
         # The bulk build never checkpointed a small write: the first run would make DuckDB load
         # and rewrite each table's whole primary-key index once (+0.6 s, +200 MB at 1,000,000
         # requests), which a file written by hourly runs is long past. One unmeasured run first,
         # as an hourly run follows the previous one.
         steps.run_overhead(bench, "warm-up", copy, full / "pages", suite)
-        run_full, full_s = steps.run_overheads(
-            bench, f"`run` overhead, full DB ({shape.requests:,} requests)", copy, full / "pages",
-            suite,
-        )  # fmt: skip
-        steps.same_as_empty(run_full, full_s, empty_s)
-        progress(f"run of a suite with {runs_of(cache, LONG_SUITE):,} runs in the full database")
-        long = steps.tiny_suite(bench.work / "long.yaml", double.url, MODEL, LONG_SUITE)
-        run_long, long_s = steps.run_overheads(
-            bench,
-            f"`run` overhead, full DB, a suite with {runs_of(cache, LONG_SUITE):,} runs",
-            copy, full / "pages", long, LONG_SUITE,
-        )  # fmt: skip
-        steps.same_as_empty(run_long, long_s, empty_s)
+        cases = [
+            steps.RunCase(
+                "`run` overhead, empty DB (its suite's 2nd run)",
+                empty / "history.duckdb", empty / "pages", suite, fresh=True,
+            ),
+            steps.RunCase(
+                f"`run` overhead, full DB ({shape.requests:,} requests)",
+                copy, full / "pages", suite,
+            ),
+            steps.RunCase(
+                f"`run` overhead, full DB, a suite with {long_runs:,} runs",
+                copy, full / "pages", long, LONG_SUITE,
+            ),
+        ]  # fmt: skip
+        progress("runs: on an empty database, on the full one, of its long suite, in turns")
+        steps.run_rounds(bench, cases)
+        progress("history of a database of one run")
+        shutil.rmtree(empty, ignore_errors=True)
+        steps.run_overhead(bench, "one run", empty / "history.duckdb", empty / "pages", suite)
+    (run_empty, empty_s), (run_full, full_s), (run_long, long_s) = (c.row() for c in cases)
+    steps.same_as_empty(run_full, full_s, empty_s)
+    steps.same_as_empty(run_long, long_s, empty_s)
+    history_empty = steps.history(
+        bench, "`history`, DB of one run", empty / "history.duckdb", empty / "pages", False
+    )
     progress("prune half of that copy")
     prune = steps.prune_half(bench, full / "history.duckdb", full / "pages")
     return [

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import shutil
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,11 +26,13 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_TARGET_S = 0.3
 RUN_TARGET_S = 2.0
 RUN_SAME_SHARE = 0.2  # full-database overhead within 20% of the empty one
-RUN_REPEATS = 3  # runs per `run` overhead figure: the median is compared (the machine is noisy)
+RUN_REPEATS = 5  # rounds of `run` overhead figures: medians are compared (the machine is noisy)
 HISTORY_TARGET_S, HISTORY_EXTRA_BYTES = 5.0, 2 * MB
 PAGE_TARGET_S, PAGE_EXTRA_BYTES = 10.0, 3 * MB
 PRUNE_TARGET_S = 10.0
 TINY_SUITE = "scale-tiny"
+# As a careful cron user runs: against the median of the last five comparable runs.
+RUN_ARGS = ("--baseline", "median:5")
 STUB_PAGE = "<!doctype html><title>placeholder written by tests/scale</title>\n"
 
 
@@ -98,7 +100,7 @@ def run_overhead(
 ) -> tuple[Row, float]:
     """One `novabench run` of a tiny suite (named `name`); the row and its overhead (NaN when it
     failed)."""
-    outcome = bench.run("run", str(suite), "--db", str(db), "--out", str(out), "--quiet")
+    outcome = bench.run("run", str(suite), "--db", str(db), "--out", str(out), "--quiet", *RUN_ARGS)
     row = Row(label, "", f"< {RUN_TARGET_S:g} s", broken(outcome), outcome.peak_rss_bytes)
     if outcome.killed is not None or not db.exists():
         row.figure = outcome.failure()
@@ -128,36 +130,48 @@ def run_overhead(
     return row, overhead_s
 
 
-def run_overheads(
-    bench: Bench,
-    label: str,
-    db: Path,
-    out: Path,
-    suite: Path,
-    name: str = TINY_SUITE,
-    fresh: bool = False,
-) -> tuple[Row, float]:
-    """`run_overhead` RUN_REPEATS times (fewer when the bench repeats less): the row of the
-    median one, with every figure in its notes; the median overhead (NaN when one failed).
+@dataclass
+class RunCase:
+    """One way `run` is measured: a suite (named `name`) on a database, each round."""
 
-    With `fresh`, each is the second run of the suite on a new database: its first run, not
-    measured, makes the measured one do what every later run of a suite does (compare itself
-    with the previous run), as the runs measured on the full database do.
-    """
-    measured = []
+    label: str
+    db: Path
+    out: Path
+    suite: Path
+    name: str = TINY_SUITE
+    fresh: bool = False  # each round on a new database, after an unmeasured first run
+    measured: list[tuple[Row, float]] = field(default_factory=list)
+
+    def measure(self, bench: Bench) -> None:
+        """One round. With `fresh`, the measured run is the suite's second on a new database:
+        its first, not measured, makes it do what every later run of a suite does (compare
+        itself with the previous run), as the runs measured on the full database do."""
+        if self.fresh:
+            shutil.rmtree(self.db.parent, ignore_errors=True)
+            run_overhead(bench, "first run", self.db, self.out, self.suite, self.name)
+        self.measured.append(
+            run_overhead(bench, self.label, self.db, self.out, self.suite, self.name)
+        )
+
+    def row(self) -> tuple[Row, float]:
+        """The row of the median round, every figure in its notes; the median overhead (NaN
+        when a round failed)."""
+        figures = [overhead_s for _, overhead_s in self.measured]
+        if any(math.isnan(f) for f in figures):
+            return next(m for m in self.measured if math.isnan(m[1]))
+        row, median_s = sorted(self.measured, key=lambda m: m[1])[len(self.measured) // 2]
+        row.figure = f"{median_s:.2f} s (median of {len(figures)})"
+        row.notes.insert(0, "rounds: " + ", ".join(f"{f:.2f} s" for f in figures))
+        row.peak_rss_bytes = max(m[0].peak_rss_bytes or 0 for m in self.measured) or None
+        return row, median_s
+
+
+def run_rounds(bench: Bench, cases: list[RunCase]) -> None:
+    """Measure every case once per round, RUN_REPEATS rounds (fewer when the bench repeats
+    less): the cases take turns, so that the machine's slower spells hit them alike."""
     for _ in range(min(RUN_REPEATS, bench.repeats)):
-        if fresh:
-            shutil.rmtree(db.parent, ignore_errors=True)
-            run_overhead(bench, "first run", db, out, suite, name)
-        measured.append(run_overhead(bench, label, db, out, suite, name))
-    figures = [overhead_s for _, overhead_s in measured]
-    if any(math.isnan(f) for f in figures):
-        return next(m for m in measured if math.isnan(m[1]))
-    row, median_s = sorted(measured, key=lambda m: m[1])[len(measured) // 2]
-    row.figure = f"{median_s:.2f} s (median of {len(figures)})"
-    row.notes.insert(0, "each: " + ", ".join(f"{f:.2f} s" for f in figures))
-    row.peak_rss_bytes = max(m[0].peak_rss_bytes or 0 for m in measured) or None
-    return row, median_s
+        for case in cases:
+            case.measure(bench)
 
 
 def broken(outcome: child.Outcome) -> str:
@@ -214,7 +228,7 @@ def full_history(bench: Bench, db: Path, out: Path) -> tuple[Row, Row]:
     made = stub_pages(db, out)
     shutil.rmtree(kept_charts(db), ignore_errors=True)
     label = "`history`, full DB, first call (every suite drawn; any one-time back-fill)"
-    first = history(bench, label, db, out, True, bench.once_timeout_s)
+    first = history(bench, label, db, out, False, bench.once_timeout_s)
     label = "`history`, full DB"
     if "killed" in first.figure:
         second = Row(label, "not run: the first call was killed", _history_target(), MISSED)
