@@ -375,7 +375,9 @@ For cron and CI, `novabench run SUITE --baseline last --fail-on-regression 10` c
 run with the most recent complete run of the same suite (same host and model digest; `RUN_ID` or
 `median:N`, the pooled repetitions of the last N runs, also work), prints the significant changes,
 lists them at the top of the run's report, and exits 4 when a significant regression is larger
-than 10%.
+than 10%. The runs a baseline pools are found in the per-run summaries, and only their requests
+are read: a baseline costs the same after ten runs or ten thousand. Runs pruned with
+`--keep-summaries` have no requests left and are never a baseline.
 
 ### Comparing sweeps
 

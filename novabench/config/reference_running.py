@@ -167,6 +167,12 @@ honours only `timeout_s`).
   runs by suite (after a run only its own month's page is rewritten). A run page of thousands of
   requests draws a fixed sample of them in each chart (each model's first, last, lowest and
   highest kept) and says so beside the chart; its tables and figures count every request.
+- `reports/novabench.duckdb.history-cache/` (beside the database): each suite's history charts
+  as last drawn, with the state of its runs they were drawn from. A run changes its own suite
+  only, so the history page written after it draws that suite again (its lines thinned in
+  DuckDB to the page's stated rule: a line's points, never its runs, reach Python) and takes the
+  others from here. Safe to delete: every suite is drawn again. Compiled page templates are kept
+  in jinja2's per-user folder of the temporary directory (`_jinja2-cache-<uid>`, mode 0700).
 
 A database written by an earlier novabench is migrated forward in place the first time a newer
 novabench opens it, once. Before migrating, it copies the file next to itself as
@@ -210,5 +216,7 @@ run's row, its models, prompts, phases, levels and what the history keeps of it 
 history lines and its page do. `runs` lists it as `pruned` (`runs.pruned_at`) with the counts its
 summaries keep; `report RUN_ID` on it says in one line that its raw rows were pruned; `history`
 writes no new page for it, and `history --rebuild-summaries` leaves its summaries as they are. A
-later prune without `--keep-summaries` removes it whole.
+later prune without `--keep-summaries` removes it whole. Such a run is never a baseline (it has
+no requests to compare with), and `novabench import` refuses a spill file of it (importing would
+bring back part of the rows that were removed).
 """
