@@ -94,13 +94,15 @@ class _Drawing:
         series: list[dict[str, Any]],
         swept: list[dict[str, Any]],
         changes: dict[str, list[Finding]],
+        runs: dict[str, int],
     ) -> None:
         self.suites, self.series, self.swept, self.changes = suites, series, swept, changes
+        self.runs = runs  # per suite, how many runs its charts draw
 
     @classmethod
     def read(cls, store: Store, suites: Sequence[str]) -> _Drawing:
         if not suites:
-            return cls(suites, [], [], {})
+            return cls(suites, [], [], {}, {})
         peaks = store.peak_points(suites)
         levels: dict[str, list[LevelSummary]] = store.level_summaries(
             [p["run_id"] for p in peaks if p["run_id"] is not None]
@@ -110,6 +112,7 @@ class _Drawing:
             trends.history_series(store.history_points(trends.TREND_NAMES, suites)),
             sweep_trends.sweep_series(peaks, levels),
             stored_changes(store, suites=suites),
+            store.charted_runs(suites),
         )
 
     def draw(self) -> list[SuiteCharts]:
@@ -145,7 +148,7 @@ class _Drawing:
                         for slug, title, caption, chart in made
                         if chart is not None and (text := figure_json(chart))
                     ],
-                    runs=len({r for s in both for p in s["points"] for r in p["run_ids"]}),
+                    runs=self.runs.get(suite, 0),
                     models=sorted({s["model"] for s in both}),
                     shared=shared.inside(),
                 )

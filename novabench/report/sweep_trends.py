@@ -87,7 +87,7 @@ def _hover(one: Mapping[str, Any], point: Mapping[str, Any]) -> str:
         return "<br>".join(
             [
                 f"<b>{plotly_text(one['model'])}</b> · {period_text(point)}",
-                f"last run {plotly_text(point['run_ids'][-1])}",
+                f"last run {plotly_text(point['last_run_id'])}",
                 f"Ollama {plotly_text(point['ollama_version'] or '?')}",
             ]
         )

@@ -88,7 +88,8 @@ def history_series(points: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
     Modes stay apart: parallel requests compete, so pooling them with sequential ones would move
     a line whenever a suite changed its modes. Each series has its suite, model, host, mode and
-    points: run id (None for a pooled point) and `run_ids`, run start, novabench and Ollama (of
+    points: run id (None for a pooled point), `last_run_id`, `runs` and `run_ids` (those with
+    significant changes), run start, novabench and Ollama (of
     the series' host) versions, digest, request count, the median of every TREND_METRICS figure,
     and `changes`: what differs from the previous point ("digest a → b", "Ollama x → y").
     """
@@ -399,7 +400,7 @@ def _hover(point: Mapping[str, Any]) -> str:
         return f"run {plotly_text(point['run_id'])} · {point['requests']} requests<br>{versions}"
     return (
         f"{period_text(point)} · {point['requests']} requests<br>"
-        f"last run {plotly_text(point['run_ids'][-1])}<br>{versions}"
+        f"last run {plotly_text(point['last_run_id'])}<br>{versions}"
     )
 
 

@@ -15,6 +15,8 @@ RECENT_RUNS = 60
 # runs it has.
 DAILY_DAYS = 30
 WEEKLY_DAYS = 182
+# A point's last run: the latest start, the greatest id among runs started at once.
+_ORDER = "struct_pack(started := run_started_at, id := run_id)"
 
 
 def thinned_sql(
@@ -23,21 +25,26 @@ def thinned_sql(
     values: Sequence[str],
     same: Sequence[str],
     last: Sequence[str] = (),
+    listed: str = "true",
 ) -> str:
     """A query of the points of every line of `source` (a query with a row per run and line:
     run_id, run_started_at, requests, and the columns named here), by the rule above.
 
-    A point has the `line` columns, `run_id` (None for a pooled point), `run_ids` (its runs, oldest
-    first), `runs`, `period` (None, 'day', 'week' or 'month') and `period_start`, and
-    `run_started_at`: the run's start, or the middle of a pooled point's runs (to the second).
-    Of `values` it holds the median over its runs, of `requests` the sum, of `same` and `last`
-    its last run's: a pooled point pools only runs alike in every column of `same` (digest,
-    Ollama version). Points come in line order, oldest first.
+    A point has the `line` columns, `run_id` (None for a pooled point), `last_run_id`, `runs`
+    (how many), `run_ids` (those of its runs for which the SQL condition `listed` holds, oldest
+    first: a long line's pooled points hold thousands of runs, and Python needs few of them),
+    `period` (None, 'day', 'week' or 'month') and `period_start`, and `run_started_at`: the
+    run's start, or the middle of a pooled point's runs (to the second). Of `values` it holds
+    the median over its runs, of `requests` the sum, of `same` and `last` its last run's: a
+    pooled point pools only runs alike in every column of `same` (digest, Ollama version).
+    Points come in line order, oldest first.
     """
     by_line = ", ".join(line)
     kept = ", ".join([*line, *same])
     medians = "".join(f", quantile_cont({v}, 0.5) AS {v}" for v in values)
-    lasts = "".join(f", list({c} ORDER BY run_started_at, run_id)[-1] AS {c}" for c in last)
+    lasts = f", arg_max_null(run_id, {_ORDER}) AS last_run_id" + "".join(
+        f", arg_max_null({c}, {_ORDER}) AS {c}" for c in last
+    )
     return f"""
         WITH source AS ({source}),
         ranked AS (
@@ -63,7 +70,9 @@ def thinned_sql(
             FROM placed
         )
         SELECT {kept}, own_run AS run_id, period, period_start,
-               list(run_id ORDER BY run_started_at, run_id) AS run_ids, count(*) AS runs,
+               coalesce(list(run_id ORDER BY run_started_at, run_id) FILTER (WHERE {listed}),
+                        []) AS run_ids,
+               count(*) AS runs,
                CASE WHEN period IS NULL THEN min(run_started_at)
                     ELSE date_trunc('second', min(run_started_at) + to_microseconds(
                         (epoch_us(max(run_started_at)) - epoch_us(min(run_started_at))) // 2

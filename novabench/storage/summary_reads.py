@@ -79,7 +79,8 @@ class SummaryReads(Database):
         source = f"""
             SELECT r.suite_name AS suite, s.model, s.host, s.mode, s.run_id,
                    r.started_at AS run_started_at, s.n AS requests, r.novabench_version,
-                   {HOST_VERSION_SQL.format(host="s.host")} AS ollama_version, m.digest{medians}
+                   {HOST_VERSION_SQL.format(host="s.host")} AS ollama_version, m.digest{medians},
+                   s.run_id IN (SELECT run_id FROM run_changes) AS changed
             FROM run_summaries s JOIN runs r USING (run_id)
             LEFT JOIN models m ON m.run_id = s.run_id AND m.model = s.model AND m.host = s.host
             WHERE s.prompt_id IS NULL AND s.mode <> '{LOAD_MODE}' AND s.n > 0 AND {of_suites}
@@ -90,6 +91,7 @@ class SummaryReads(Database):
             [_column(f) for f in figures],
             ("digest", "ollama_version"),
             ("novabench_version",),
+            listed="changed",  # the runs with significant changes: a point's rings
         )
         with self.connect() as con:
             return _dicts(con.execute(sql, params))
@@ -109,10 +111,32 @@ class SummaryReads(Database):
             GROUP BY ALL HAVING peak_tokens_per_s IS NOT NULL
         """
         sql = thinned_sql(
-            source, ("suite", "model", "host"), ("peak_tokens_per_s",), ("ollama_version",)
+            source,
+            ("suite", "model", "host"),
+            ("peak_tokens_per_s",),
+            ("ollama_version",),
+            listed="false",
         )
         with self.connect() as con:
             return _dicts(con.execute(sql, params))
+
+    def charted_runs(self, suites: Sequence[str]) -> dict[str, int]:
+        """Per suite of `suites`, how many runs its history charts draw: those with a measured
+        request outside load sweeps (`history_points`) or a sweep with a peak (`peak_points`)."""
+        of_suites, params = _suite_filter(suites)
+        sql = f"""
+            SELECT suite, count(DISTINCT run_id) FROM (
+                SELECT r.suite_name AS suite, s.run_id
+                FROM run_summaries s JOIN runs r USING (run_id)
+                WHERE s.prompt_id IS NULL AND s.mode <> '{LOAD_MODE}' AND s.n > 0 AND {of_suites}
+                UNION ALL
+                SELECT r.suite_name AS suite, l.run_id
+                FROM level_summaries l JOIN runs r USING (run_id)
+                WHERE l.output_tokens_per_s > 0 AND {of_suites}
+            ) GROUP BY suite
+        """
+        with self.connect() as con:
+            return dict(con.execute(sql, params + params).fetchall())
 
     def run_counts(
         self, run_ids: Sequence[str] | None = None, newest_per_suite: int | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -266,6 +267,42 @@ def test_a_long_history_draws_each_line_by_the_rule(long_history: tuple[Store, P
         assert "runs in the week of " in periods and re.search(r"runs in \w+ 2026 \(UTC\)", periods)
     peak = [f for name, f in _figures(page).items() if name.endswith("load-peak")]
     assert peak and all(len(_lines(f)[0]["x"]) <= 36 for f in peak)  # 36 sweeps: all shown
+
+
+def test_a_long_lines_points_name_only_their_runs_with_changes(
+    long_history: tuple[Store, Path], tmp_path: Path
+) -> None:
+    """A pooled point of a long line stands for many runs; Python gets how many, the last one,
+    and only those with significant changes (for its rings), never the whole list."""
+    store = Store(Path(shutil.copy(long_history[0].path, tmp_path / "db.duckdb")))
+    with store.connect() as con:  # a regression in every 37th run's first group
+        con.execute(
+            """
+            INSERT INTO run_changes
+            SELECT run_id, 0, mode, model, host, prompt_id, 'ttft_ms', [], 8, 8, 100, 150, 0.5,
+                   0.001, 'regression', []
+            FROM (SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY model) AS nth,
+                         dense_rank() OVER (ORDER BY run_id) AS run_number
+                  FROM run_summaries WHERE prompt_id IS NOT NULL AND mode <> 'load' AND n > 0)
+            WHERE nth = 1 AND run_number % 37 = 0
+            """
+        )
+    points = store.history_points(trends.TREND_NAMES)
+    changed = {f.run_id for f in store.run_changes()}
+    summaries = [s for s in store.run_summaries() if s.mode != "load" and s.n]
+    per_line: dict[tuple[str, ...], list[Any]] = {}
+    for summary in summaries:
+        key = (summary.suite_name, summary.model, summary.host, summary.mode)
+        per_line.setdefault(key, []).append(summary)
+    assert changed and any(p["run_ids"] for p in points if p["period"])
+    for key, of_line in per_line.items():
+        line = [p for p in points if (p["suite"], p["model"], p["host"], p["mode"]) == key]
+        assert sum(p["runs"] for p in line) == len(of_line)
+        assert line[-1]["last_run_id"] == line[-1]["run_id"] == of_line[-1].run_id
+        for point in line:
+            assert set(point["run_ids"]) <= changed
+    listed = {r for p in points for r in p["run_ids"]}
+    assert listed == changed & {s.run_id for s in summaries}
 
 
 def test_a_long_history_lists_recent_runs_and_stays_small(long_history: tuple[Store, Path]) -> None:
