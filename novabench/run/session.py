@@ -179,7 +179,13 @@ class RunSession:
         return report.outcome(outcome, EXIT_INTERRUPTED, None, line)
 
     def _finished(self, outcome: RunOutcome) -> SessionOutcome:
-        """The run ended: record its baseline, compare, write the reports, gate regressions."""
+        """The run ended: record its baseline, compare, write the reports, gate regressions; at
+        one open of the database (opening a large file costs milliseconds, and this does dozens
+        of reads and writes)."""
+        with self.store.holding():
+            return self._finish(outcome)
+
+    def _finish(self, outcome: RunOutcome) -> SessionOutcome:
         if self.baseline is not None:
             self.store.set_baseline(outcome.run_id, self.baseline, self.fail_on_regression_pct)
         self.told.run_ended(self.store, outcome)
