@@ -1,4 +1,4 @@
-"""The history page's charts of each suite, kept beside the page between writes.
+"""The history page's charts of each suite, kept between writes of the page.
 
 A run changes its own suite only: when the history is written again, the charts of every other
 suite are taken from here, so that updating the page after a run costs the drawing of one
@@ -102,7 +102,7 @@ def forget_others(folder: Path, suites: list[str]) -> None:
 
 def suite_token(suite: str) -> str:
     """A short name of the suite for what must be unique to it in the page (its shared arrays'
-    keys); never the suite's text itself, which is untrusted in a file name."""
+    keys), whatever characters the suite's name holds."""
     return hashlib.sha256(suite.encode()).hexdigest()[:8]
 
 

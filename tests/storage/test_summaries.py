@@ -131,15 +131,21 @@ def test_a_run_is_summarized_again_when_its_status_changes_and_while_it_runs(
     assert_summaries_match_analysis(store, "R1")
 
 
-def test_a_spill_imported_into_a_run_makes_its_summaries_again(tmp_path: Path) -> None:
+def _summarized_run_and_its_spill(folder: Path) -> tuple[Store, Path]:
+    """An aborted run R1 of one request, summarized, and a spill file of a second one."""
     from novabench.storage import journal
 
-    store = Store(tmp_path / "db.duckdb")
+    store = Store(folder / "db.duckdb")
     make_run(store, "R1", 0, status="aborted")
     store.add_results("R1", [(0, streamed(0.1, 0.02, 10))])
     bring_up_to_date(store)
     late = {"table": "results", "run_id": "R1", "seq": 1, **asdict(streamed(0.2, 0.02, 10))}
     spill, _ = journal.write_spill(store.path, "R1", [late])
+    return store, spill
+
+
+def test_a_spill_imported_into_a_run_makes_its_summaries_again(tmp_path: Path) -> None:
+    store, spill = _summarized_run_and_its_spill(tmp_path)
     store.import_spill(spill)
     assert [s.n for s in store.run_summaries(["R1"])] == [2]
     assert_summaries_match_analysis(store, "R1")
@@ -148,15 +154,9 @@ def test_a_spill_imported_into_a_run_makes_its_summaries_again(tmp_path: Path) -
 def test_a_spill_is_never_imported_into_a_pruned_run(tmp_path: Path) -> None:
     """A run pruned with --keep-summaries has no raw rows: a spill would bring back part of
     them under summaries made from all of them."""
-    from novabench.storage import journal
     from novabench.storage.store import StoreError
 
-    store = Store(tmp_path / "db.duckdb")
-    make_run(store, "R1", 0, status="aborted")
-    store.add_results("R1", [(0, streamed(0.1, 0.02, 10))])
-    bring_up_to_date(store)
-    late = {"table": "results", "run_id": "R1", "seq": 1, **asdict(streamed(0.2, 0.02, 10))}
-    spill, _ = journal.write_spill(store.path, "R1", [late])
+    store, spill = _summarized_run_and_its_spill(tmp_path)
     with store.connect() as con:  # as `prune --keep-summaries` leaves it
         con.execute("DELETE FROM results WHERE run_id = 'R1'")
         con.execute("UPDATE runs SET pruned_at = TIMESTAMP '2026-12-01 10:00' WHERE run_id = 'R1'")
