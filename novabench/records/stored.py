@@ -391,11 +391,6 @@ class RunSummary(FieldAccess):
     client_tokens_per_s_p50: float | None
     output_tokens_p50: float | None
 
-    def median(self, figure: str) -> float | None:
-        """median('ttft_ms'): the group's median of one figure."""
-        value = getattr(self, f"{figure}_p50")
-        return None if value is None else float(value)
-
 
 @dataclass(frozen=True)
 class RunCounts(FieldAccess):
