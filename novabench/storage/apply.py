@@ -10,7 +10,7 @@ stored as an error row saying why, so one bad row never takes the others with it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,17 @@ def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 
 
 def apply_files(
-    con: duckdb.DuckDBPyConnection, paths: Sequence[Path], ops: Iterable[Record]
+    con: duckdb.DuckDBPyConnection,
+    paths: Sequence[Path],
+    ops: Iterable[Record],
+    runs: Mapping[str, Collection[Any]] | None = None,
 ) -> None:
     """Results and samples of journal files through read_json, then the ops, in one transaction.
+
+    `runs`: per table, the run ids its records in the files belong to (None: not known). A table
+    with none is not read, and the rows a table already holds are looked for among those runs'
+    only: the check would otherwise scan every stored sample, each time a journal segment is
+    applied (34 ms at 10,000 runs, every 20 ms of a run).
 
     Raises a DATA_ERRORS exception (rolled back) when a record does not fit: apply it again with
     `apply_records`.
@@ -62,6 +70,9 @@ def apply_files(
     con.execute("BEGIN TRANSACTION")
     try:
         for table in ("results", "samples"):
+            of_table = None if runs is None else runs.get(table, ())
+            if of_table is not None and not of_table:
+                continue  # no record of this table in the files
             types = column_types(con, table)
             columns = {"table": "VARCHAR", **types}
             spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
@@ -69,11 +80,11 @@ def apply_files(
                 f"read_json(?, format='newline_delimited', columns={spec}, "
                 "maximum_object_size=268435456)"
             )
-            keep = _keep_new(table, "s")
+            keep, among = _keep_new(table, "s", of_table)
             con.execute(
                 f'{_insert(table)} BY NAME SELECT s.* EXCLUDE ("table") '
                 f"FROM {source} s WHERE s.\"table\" = '{table}'{keep}",
-                [files],
+                [files, *among],
             )
         for op in ops:
             apply_op(con, op)
@@ -158,13 +169,22 @@ def _exists(
     return found.fetchone() is not None
 
 
-def _keep_new(table: str, alias: str) -> str:
-    """The condition that skips records a table without a primary key already holds."""
+def _keep_new(
+    table: str, alias: str, run_ids: Collection[Any] | None = None
+) -> tuple[str, list[str]]:
+    """The condition that skips records a table without a primary key already holds, and its
+    parameters; with `run_ids` (the records' runs), stored rows are looked for among theirs only
+    (constants: DuckDB then skips the other runs' row groups)."""
     keys = _NATURAL_KEYS.get(table)
     if keys is None:
-        return ""
+        return "", []
     same = " AND ".join(f'x."{k}" = {alias}."{k}"' for k in keys)
-    return f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE {same})"
+    if not run_ids or any(not isinstance(r, str) for r in run_ids):
+        return f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE {same})", []
+    among = ", ".join("?" for _ in run_ids)
+    return f" AND NOT EXISTS (SELECT 1 FROM {table} x WHERE x.run_id IN ({among}) AND {same})", [
+        *run_ids
+    ]
 
 
 # ---- ops ---------------------------------------------------------------------------------------

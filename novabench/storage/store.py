@@ -231,9 +231,13 @@ class Store(Reads):
         (a full disk, a lock held too long, an I/O error) raises StoreError.
         """
         ops = [r for r in records if r.get("table") == "op"]
+        runs = {
+            table: {r.get("run_id") for r in records if r.get("table") == table}
+            for table in ("results", "samples")
+        }
         with self.connect() as con:
             try:
-                store_writes.apply_files(con, paths, ops)
+                store_writes.apply_files(con, paths, ops, runs)
             except store_writes.DATA_ERRORS:
                 return store_writes.apply_records(con, records)
         return []
