@@ -309,13 +309,16 @@ class Store(Reads):
 
         The small tables are read whole; of the large ones (results, samples) the rows written
         last, where new rows go. Damage elsewhere in a large table is found when it is read.
+        Every value read is hashed inside DuckDB (a damaged block fails as it is read) rather
+        than handed to Python: at 10,000 runs that was 0.3 s before every run.
         """
+        read_all = "SELECT count(*), bit_xor(hash(COLUMNS(*))) FROM {table}"
         with self.connect() as con:
             for table in ("runs", "models", "prompts", "phases", "load_levels", "repetition_stops"):
-                con.execute(f"SELECT * FROM {table}").fetchall()
+                con.execute(read_all.format(table=table)).fetchall()
             for table in ("results", "samples"):
                 con.execute(
-                    f"SELECT * FROM {table} WHERE rowid > "
+                    read_all.format(table=table) + " WHERE rowid > "
                     f"(SELECT coalesce(max(rowid), 0) FROM {table}) - 2048"
                 ).fetchall()
 
