@@ -33,6 +33,9 @@ _DRAWN_BY = (
     "storage/long_series.py",
     "storage/summary_reads.py",
     "analysis/sweeps.py",
+    "analysis/compare.py",
+    "analysis/significance.py",
+    "records/stored.py",
 )
 
 
@@ -113,7 +116,9 @@ def _path(folder: Path, suite: str) -> Path:
 @functools.cache
 def _code_hash() -> str:
     root = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(__version__.encode())
+    import plotly
+
+    digest = hashlib.sha256(f"{__version__} plotly {plotly.__version__}".encode())
     for name in _DRAWN_BY:
         try:
             digest.update((root / name).read_bytes())

@@ -7,6 +7,7 @@ import errno
 import functools
 import json
 import os
+import pickle
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -119,8 +120,14 @@ class _CompiledTemplates(FileSystemBytecodeCache):
     and the Python version are checked on load): compiling them cost every command writing
     pages about 0.3 s. A folder that cannot be read or written only costs that again."""
 
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        # bytecode depends on the environment's options and novabench's filters, not only on
+        # the template's text: compiled by another novabench, it is compiled again
+        return super().get_cache_key(f"{name}\0{__version__}\0{_TEMPLATE_OPTIONS}", filename)
+
     def load_bytecode(self, bucket: Bucket) -> None:
-        with contextlib.suppress(OSError, ValueError, EOFError):
+        # a damaged file: jinja2 reads a pickled checksum and marshalled code from it
+        with contextlib.suppress(OSError, ValueError, EOFError, pickle.UnpicklingError):
             super().load_bytecode(bucket)
 
     def dump_bytecode(self, bucket: Bucket) -> None:
@@ -135,15 +142,23 @@ def _compiled_templates() -> _CompiledTemplates | None:
         return None
 
 
+_TEMPLATE_OPTIONS = {
+    "autoescape": True,
+    "trim_blocks": True,
+    "lstrip_blocks": True,
+    "keep_trailing_newline": True,
+}
+
+
 @functools.cache
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("novabench", "report/templates"),
         bytecode_cache=_compiled_templates(),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
+        autoescape=_TEMPLATE_OPTIONS["autoescape"],
+        trim_blocks=_TEMPLATE_OPTIONS["trim_blocks"],
+        lstrip_blocks=_TEMPLATE_OPTIONS["lstrip_blocks"],
+        keep_trailing_newline=_TEMPLATE_OPTIONS["keep_trailing_newline"],
     )
     env.filters.update(
         num=_num,

@@ -80,5 +80,6 @@ def thinned_sql(
                CAST(sum(requests) AS BIGINT) AS requests{medians}{lasts}
         FROM keyed
         GROUP BY {kept}, own_run, period, period_start
-        ORDER BY {by_line}, run_started_at, max(keyed.run_started_at), run_id NULLS FIRST
+        ORDER BY {by_line}, run_started_at, max(keyed.run_started_at), run_id NULLS FIRST,
+                 last_run_id
     """

@@ -295,14 +295,17 @@ class SummaryReads(Database):
 
         A group is (mode, model, host, prompt id, digest) as the summaries have it (groups with
         a successful measured request), or with `sweeps` (model, host, digest) of a load sweep
-        (`level_summaries`). Read from the aggregates, so that a baseline of `median:N` reads
-        the raw rows of at most N runs per group, not of the whole history.
+        (`level_summaries`, of runs with a successful measured load request, as
+        compare_sweeps.swept reads them). Read from the aggregates, so that a baseline of
+        `median:N` reads the raw rows of at most N runs per group, not of the whole history.
         """
         if not groups:
             return []
         columns = ("model", "host") if sweeps else ("mode", "model", "host", "prompt_id")
-        if sweeps:
-            measured = "SELECT DISTINCT run_id, model, host FROM level_summaries"
+        if sweeps:  # a run's sweeps count when one of its load requests was measured
+            measured = f"""SELECT DISTINCT run_id, model, host FROM level_summaries
+                           WHERE run_id IN (SELECT run_id FROM run_summaries
+                                            WHERE mode = '{LOAD_MODE}' AND n > 0)"""
         else:
             measured = f"""SELECT run_id, {", ".join(columns)} FROM run_summaries
                            WHERE prompt_id IS NOT NULL AND mode <> '{LOAD_MODE}' AND n > 0"""

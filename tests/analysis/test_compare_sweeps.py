@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,6 +172,24 @@ def test_a_baseline_sweep_reads_only_the_runs_it_can_use(
     changes, _ = baseline_sweeps(nightly.store, run, parse_baseline("last"))
     assert [c.baseline_run_id for c in changes] == [fast]
     assert read == [slow, fast]  # not `first`
+
+
+def test_a_sweep_whose_every_request_failed_is_no_baseline(
+    nightly: Nightly, tmp_path: Path
+) -> None:
+    """The fast run's load requests all failed (as if out of memory at every level): 'last'
+    compares the slow run with the older sweep that was measured, not with nothing."""
+    from novabench.analysis.compare import parse_baseline
+
+    first, fast, slow = nightly.runs
+    store = Store(Path(shutil.copy(nightly.store.path, tmp_path / "db.duckdb")))
+    with store.connect() as con:
+        con.execute(
+            "UPDATE results SET error = 'out of memory' WHERE run_id = ? AND mode = 'load'", [fast]
+        )
+    store.summarize([fast])
+    changes, notes = baseline_sweeps(store, store.get_run(slow), parse_baseline("last"))
+    assert [c.baseline_run_id for c in changes] == [first], notes
 
 
 def test_compare_cli_prints_the_load_table(nightly: Nightly) -> None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jinja2 import bccache
+
 REPO = Path(__file__).resolve().parents[2]
 # Renders the history template in a fresh interpreter; prints how many templates were compiled.
 RENDER = """
@@ -52,6 +54,9 @@ def test_a_second_command_compiles_no_template_and_a_damaged_cache_is_compiled_a
         path.write_bytes(b"j2 not bytecode at all")
     assert _render(tmp_path) == (compiled, size)  # compiled again, not trusted
     assert _render(tmp_path) == (0, size)
+    for path in kept:  # jinja2's header intact, the pickled checksum after it damaged
+        path.write_bytes(bccache.bc_magic + b"\x80\x04damaged")
+    assert _render(tmp_path) == (compiled, size)
 
 
 def test_cache_files_that_cannot_be_read_or_written_only_cost_the_compiling(
