@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +85,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if line is not None:
         terminalreporter.section("robustness")
         terminalreporter.write_line(line)
+
+
+def wait_until_running(process: subprocess.Popen[str], lock: Path) -> dict[str, Any]:
+    """The suite lock file's contents once `process` (a `novabench run`) holds the lock and its
+    run has started."""
+    deadline = time.monotonic() + 60
+    while True:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        try:
+            holder = json.loads(lock.read_text())
+        except (OSError, ValueError):
+            holder = {}
+        if holder.get("pid") == process.pid and holder.get("run_id"):
+            return dict(holder)
+        time.sleep(0.05)

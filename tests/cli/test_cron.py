@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from novabench.cli import cli
 from novabench.console.log import JsonLogObserver
 from novabench.records import RequestResult
 from novabench.run.lock import SuiteLock, lock_file_name
-from tests.conftest import free_port, write_suite
+from tests.conftest import free_port, wait_until_running, write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 
 SLOW_REPLY = " ".join(["word"] * 10)  # about half a second per request
@@ -225,28 +224,13 @@ def _start(tmp_path: Path, suite: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_until_running(process: subprocess.Popen[str], lock: Path) -> dict[str, Any]:
-    """The lock file's contents once `process` holds the lock and its run has started."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, ValueError):
-            holder = {}
-        if holder.get("pid") == process.pid and holder.get("run_id"):
-            return holder
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(120)
 def test_second_run_of_a_running_suite_exits_5_and_the_first_completes(tmp_path: Path) -> None:
     lock = tmp_path / "locks" / "mini.lock"
     with _slow_double() as double:
         suite = _suite(tmp_path, double.url)
         first = _start(tmp_path, suite)
-        holder = _wait_until_running(first, lock)
+        holder = wait_until_running(first, lock)
         assert set(holder) == {"pid", "host", "started_at", "run_id"}
 
         second = CliRunner().invoke(cli, ["run", str(suite), "--db", "db.duckdb"])
@@ -278,7 +262,7 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path: Path) -> None:
     with _slow_double() as double:
         suite = _suite(tmp_path, double.url, repetitions=40)
         first = _start(tmp_path, suite)
-        holder = _wait_until_running(first, tmp_path / "locks" / "mini.lock")
+        holder = wait_until_running(first, tmp_path / "locks" / "mini.lock")
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=30)
         assert first.returncode == -signal.SIGKILL
@@ -295,7 +279,7 @@ def test_a_killed_run_leaves_no_stale_lock(tmp_path: Path) -> None:
 def test_different_suites_run_at_once(tmp_path: Path) -> None:
     with _slow_double() as double:
         first = _start(tmp_path, _suite(tmp_path, double.url))
-        _wait_until_running(first, tmp_path / "locks" / "mini.lock")
+        wait_until_running(first, tmp_path / "locks" / "mini.lock")
         other = _suite(tmp_path, double.url, name="other", repetitions=1)
         result = CliRunner().invoke(cli, ["run", str(other), "--db", "db.duckdb", "-q"])
         assert result.exit_code == 0, result.output

@@ -3,11 +3,9 @@ progress is never pruned, and bad usage is one line."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ from novabench.errors import SuiteRunningError
 from novabench.records import utcnow
 from novabench.run.lock import SuiteLock
 from novabench.storage.store import Store
-from tests.conftest import write_suite
+from tests.conftest import wait_until_running, write_suite
 from tests.ollama_double import FakeModel, OllamaDouble
 from tests.pruning import RUN_TABLES, file_digest, folder_state, full_run, orphans, row_counts
 
@@ -162,21 +160,6 @@ def test_a_runs_folder_leading_outside_is_left_alone(tmp_path: Path) -> None:
 # ---- runs in progress ---------------------------------------------------------------------------
 
 
-def _wait_until_running(process: subprocess.Popen[str], lock: Path) -> str:
-    """The run id in the lock file once `process` holds the suite lock and its run has started."""
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline
-        try:
-            holder = json.loads(lock.read_text())
-        except (OSError, ValueError):
-            holder = {}
-        if holder.get("pid") == process.pid and holder.get("run_id"):
-            return str(holder["run_id"])
-        time.sleep(0.05)
-
-
 @pytest.mark.timeout(180)
 def test_a_run_in_progress_is_never_pruned_and_completes(tmp_path: Path) -> None:
     db = _history(tmp_path)
@@ -199,7 +182,7 @@ def test_a_run_in_progress_is_never_pruned_and_completes(tmp_path: Path) -> None
             stderr=subprocess.PIPE,
             text=True,
         )
-        run_id = _wait_until_running(running, tmp_path / "locks" / "mini.lock")
+        run_id = str(wait_until_running(running, tmp_path / "locks" / "mini.lock")["run_id"])
         assert Store(db).get_run(run_id).status == "running"
         result = _ok(_prune(["prune", "--keep-last", "0", "--suite", "mini", "--yes"], db))
         assert result.stdout.splitlines()[0] == (
